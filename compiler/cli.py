@@ -1,0 +1,273 @@
+"""The ``meshc`` command line: parse options, call the library, print. Nothing else lives here.
+
+Exit codes: 0 success; 1 invalid input (a diagnostic was printed); 2 a malformed command line;
+3 "changes found" for commands run with ``--exit-code``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .diagnostics import CompileError, format_all
+from .emit import EmitError, write_output
+from .files import ProjectFiles
+from .graph import format_graph
+from .pipeline import (Compiler, SetFlag, committed_changes, compile_environment,
+                       find_environment, load_project, output_files, release_output,
+                       values_yaml, with_sets)
+from .plan import format_json, format_sh, format_text
+from .strvals import SetError
+
+EXIT_INVALID = 1
+EXIT_CHANGES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Global options, frozen once parsed."""
+
+    meshfile: Path
+
+
+class Failed(click.ClickException):
+    """Diagnostics were printed already; exit 1 without a second message."""
+
+    exit_code = EXIT_INVALID
+
+    def show(self, file: Any = None) -> None:
+        pass
+
+
+def _report(exc: CompileError, sources: dict[str, str]) -> NoReturn:
+    click.echo(format_all(exc.diagnostics, sources), err=True, nl=False)
+    raise Failed("")
+
+
+@contextmanager
+def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterator[None]:
+    try:
+        yield
+    except CompileError as exc:
+        sources = compiler_holder[0].sources if compiler_holder else files.texts
+        _report(exc, sources)
+    except EmitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise Failed("") from None
+
+
+def _set_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Helm's value flags, with Helm's help texts."""
+    specs = [
+        ("--set", "set values on the command line (a.b=1,c=x)"),
+        ("--set-string", "set STRING values on the command line"),
+        ("--set-json", "set JSON values on the command line (a.b=[1,2])"),
+        ("--set-file", "set values from files (key=path: the file's contents become the value)"),
+        ("--set-literal", "set a literal STRING value (the rest of the flag, verbatim)"),
+    ]
+    for flag, help_text in reversed(specs):
+        func = click.option(flag, flag.lstrip("-").replace("-", "_"), multiple=True,
+                            metavar="KEY=VALUE", help=help_text)(func)
+    return func
+
+
+def _flags(kwargs: dict[str, Any]) -> list[SetFlag]:
+    flags = []
+    for kind in ("set", "set-string", "set-json", "set-file", "set-literal"):
+        flags += [SetFlag(kind, text) for text in kwargs.pop(kind.replace("-", "_"), ())]
+    return flags
+
+
+def _read_set_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise SetError(f"cannot read file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SetError(f"file {path} is not UTF-8 text") from None
+
+
+class _Session:
+    """Loads the project once per command and turns failures into diagnostics."""
+
+    def __init__(self, options: Options) -> None:
+        self.files = ProjectFiles(options.meshfile.parent)
+        self.name = options.meshfile.name
+        self.holder: list[Compiler] = []
+
+    def compiler(self, flags: list[SetFlag] | None = None) -> Compiler:
+        with _diagnostics(self.holder, self.files):
+            compiler = load_project(self.files, self.name)
+            self.holder.append(compiler)
+            if flags:
+                compiler = with_sets(compiler, flags, _read_set_file)
+                self.holder[0] = compiler
+            return compiler
+
+    def run(self, func: Callable[[], Any]) -> Any:
+        with _diagnostics(self.holder, self.files):
+            return func()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-f", "--file", "meshfile", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("meshfile.yaml"), show_default=True, help="The meshfile to compile.")
+@click.version_option(__version__, prog_name="meshc")
+@click.pass_context
+def main(ctx: click.Context, meshfile: Path) -> None:
+    """meshc compiles a meshfile into rendered Helm values, manifests and ordered helm plans."""
+    ctx.obj = Options(meshfile)
+
+
+@main.command()
+@click.argument("environment")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "sh"]), default="text",
+              show_default=True, help="text for people, json for CI, sh for a shell script.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 3 when the plan differs from the committed rendered output.")
+@_set_options
+@click.pass_obj
+def plan(options: Options, environment: str, fmt: str, exit_code: bool, **kwargs: Any) -> None:
+    """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
+
+    \b
+    Example: meshc plan production
+             meshc plan prod -o json --set agents.weather.canary.enabled=true
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+
+    def work() -> int:
+        env = find_environment(compiler.project, environment)
+        result = compile_environment(compiler, env)
+        if fmt == "json":
+            click.echo(format_json(result.plan), nl=False)
+            return 0
+        if fmt == "sh":
+            click.echo(format_sh(result.plan, session.name), nl=False)
+            return 0
+        out_dir = compiler.files.root / compiler.project.output
+        statuses, summary = committed_changes(result, output_files(result), out_dir)
+        click.echo(format_text(result.plan, statuses, summary), nl=False)
+        changed = any(status != "unchanged" for status in statuses.values()) or "0 removed" not in summary
+        return EXIT_CHANGES if exit_code and changed else 0
+
+    code = session.run(work)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("environments", nargs=-1)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write here instead of the meshfile's output directory.")
+@_set_options
+@click.pass_obj
+def render(options: Options, environments: tuple[str, ...], out: Path | None, **kwargs: Any) -> None:
+    """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
+
+    All deployable environments by default. The tree is built aside and swapped in atomically.
+
+    \b
+    Example: meshc render
+             meshc render staging --out /tmp/rendered
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+
+    def work() -> None:
+        project = compiler.project
+        envs = ([find_environment(project, name) for name in environments] if environments
+                else list(project.deployable))
+        files: dict[str, str] = {}
+        for env in envs:
+            files.update(output_files(compile_environment(compiler, env)))
+        target = out if out is not None else compiler.files.root / project.output
+        write_output(target, files, [e.name for e in envs], whole=not environments)
+        click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
+                   f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)
+
+    session.run(work)
+
+
+@main.command()
+@click.argument("environment")
+@click.argument("release")
+@click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@_set_options
+@click.pass_obj
+def values(options: Options, environment: str, release: str, fmt: str, **kwargs: Any) -> None:
+    """Print the computed values RELEASE's chart receives in ENVIRONMENT.
+
+    The same content as rendered/ENVIRONMENT/RELEASE/values.yaml.
+
+    \b
+    Example: meshc values production weather-agent
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+
+    def work() -> None:
+        from .diagnostics import CompileError, Diagnostic, did_you_mean
+
+        env = find_environment(compiler.project, environment)
+        if compiler.project.release(release) is None:
+            names = [r.name for r in compiler.project.releases]
+            raise CompileError([Diagnostic("error", f"unknown release '{release}'", None,
+                                           did_you_mean(release, names) or
+                                           f"releases: {', '.join(names)}")])
+        result = compile_environment(compiler, env)
+        found = release_output(result, release)
+        if found is None:
+            why = dict(result.plan.disabled).get(release, "disabled")
+            raise CompileError([Diagnostic("error", f"release '{release}' is not deployed in "
+                                           f"'{env.name}' ({why})", None)])
+        if fmt == "json":
+            click.echo(json.dumps(found.values.values, indent=2, sort_keys=True,
+                                  ensure_ascii=False))
+        else:
+            click.echo(values_yaml(found.values), nl=False)
+
+    session.run(work)
+
+
+@main.command()
+@click.argument("environment", required=False)
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]),
+              default="text", show_default=True)
+@click.pass_obj
+def graph(options: Options, environment: str | None, fmt: str) -> None:
+    """Print releases and their needs (of ENVIRONMENT, or all releases with the environments'
+    inheritance and promotion order).
+
+    \b
+    Example: meshc graph
+             meshc graph production -o mermaid
+    """
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> None:
+        enabled = None
+        name = None
+        if environment is not None:
+            env = find_environment(compiler.project, environment)
+            result = compile_environment(compiler, env)
+            enabled = {o.release.name for o in result.releases}
+            name = env.name
+        click.echo(format_graph(compiler.project, enabled, name, fmt), nl=False)
+
+    session.run(work)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,112 @@
+"""Diagnostics: structured errors and warnings, printed like rustc with a caret excerpt.
+
+Every user-facing problem is a :class:`Diagnostic`; stages collect them in a
+:class:`Diagnostics` and raise one :class:`CompileError` holding all of them, so a run reports
+every error it found, not only the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .source import Span, source_line
+
+Severity = Literal["error", "warning", "note"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding: what is wrong, where, and how to fix it."""
+
+    severity: Severity
+    message: str
+    span: Span | None = None
+    help: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+class CompileError(Exception):
+    """Raised by a stage when input is invalid; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        first = self.diagnostics[0].message if self.diagnostics else "compile error"
+        super().__init__(first)
+
+
+class Diagnostics:
+    """A collector a stage fills while it works (local to one call, never shared)."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(self, message: str, span: Span | None = None, help: str | None = None,
+              notes: tuple[str, ...] = ()) -> None:
+        self.items.append(Diagnostic("error", message, span, help, notes))
+
+    def warning(self, message: str, span: Span | None = None, help: str | None = None) -> None:
+        self.items.append(Diagnostic("warning", message, span, help))
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise CompileError(self.items)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" hint for the closest candidate, or None."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str]) -> str:
+    """Render a diagnostic as text: ``file:line:col: error: message``, excerpt, caret, help."""
+    head = f"{diag.severity}: {diag.message}"
+    if diag.span is None:
+        lines = [head]
+    else:
+        lines = [f"{diag.span}: {head}"]
+        lines.extend(_excerpt(diag.span, sources.get(diag.span.file)))
+    lines.extend(f"  = note: {note}" for note in diag.notes)
+    if diag.help:
+        lines.append(f"  = help: {diag.help}")
+    return "\n".join(lines)
+
+
+def _excerpt(span: Span, text: str | None) -> list[str]:
+    if text is None:
+        return []
+    line = source_line(text, span.line)
+    if line is None:
+        return []
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    col = min(max(span.col, 1), len(line) + 1)
+    width = max(1, min(span.width, len(line) - col + 1))
+    caret_prefix = "".join("\t" if ch == "\t" else " " for ch in line[: col - 1])
+    return [f"  {gutter} | {line}", f"  {pad} | {caret_prefix}{'^' * width}"]
+
+
+def _position(diag: Diagnostic) -> tuple[int, str, int, int]:
+    if diag.span is None:
+        return (1, "", 0, 0)
+    return (0, diag.span.file, diag.span.line, diag.span.col)
+
+
+def format_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str]) -> str:
+    """All diagnostics, errors counted at the end, as the CLI prints them on stderr."""
+    diags = sorted(diagnostics, key=_position)
+    parts = [format_diagnostic(d, sources) for d in diags]
+    errors = sum(1 for d in diags if d.severity == "error")
+    if errors:
+        parts.append(f"meshc: {errors} error{'s' if errors != 1 else ''} found")
+    return "\n".join(parts) + "\n" if parts else ""

@@ -1,0 +1,313 @@
+"""Load stage: ``meshfile.yaml`` text → :class:`~compiler.model.Spec`.
+
+Builds the model from composed YAML nodes, so every object keeps its span. Checks shape only:
+known keys (with "did you mean"), types, names. Cross-references (unknown environments,
+releases, files) are the resolve stage's job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .diagnostics import CompileError, Diagnostics, did_you_mean
+from .model import (Defaults, EnvironmentSpec, HelmOptions, InlineValues, Patch, Ref,
+                    ReleaseSpec, Spec, Text)
+from .source import Span, span_from_marks
+from .yamlsrc import BOOL, MERGE, NULL, STR, ValuesDoc, build_value, compose_documents
+
+API_VERSION = "meshc/v1"
+TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases")
+DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
+HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
+ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
+            "kubeContext", "labels", "promotesFrom", "protected", "description")
+RELEASE_KEYS = ("chart", "repo", "version", "valuesKey", "condition", "needs", "labels", "values",
+                "namespace", "helm", "patches", "description")
+PATCH_KEYS = ("target", "ops")
+TARGET_KEYS = ("kind", "name", "namespace", "apiVersion", "group", "version")
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+RELEASE_NAME_MAX = 53
+DNS_LABEL_MAX = 63
+_TYPE_NAMES = {STR: "a string", BOOL: "a boolean", NULL: "null"}
+
+Entries = dict[str, tuple[ScalarNode, Node]]
+
+
+def load_meshfile(text: str, file: str) -> Spec:
+    """Parse and type-check a meshfile. Raises :class:`CompileError` with every problem found."""
+    docs = compose_documents(text, file)
+    diags = Diagnostics()
+    if len(docs) != 1 or not isinstance(docs[0], MappingNode):
+        span = span_from_marks(file, docs[1].start_mark) if len(docs) > 1 else Span(file, 1, 1)
+        diags.error("a meshfile holds exactly one YAML document, a map", span)
+        diags.raise_if_errors()
+    reader = _Reader(file, diags)
+    spec = reader.spec(docs[0])
+    diags.raise_if_errors()
+    assert spec is not None
+    return spec
+
+
+class _Reader:
+    """Typed accessors over YAML nodes that report problems instead of raising."""
+
+    def __init__(self, file: str, diags: Diagnostics) -> None:
+        self.file = file
+        self.diags = diags
+
+    def span(self, node: Node) -> Span:
+        return span_from_marks(self.file, node.start_mark, node.end_mark)
+
+    # --- shapes ---------------------------------------------------------------------------
+
+    def entries(self, node: Node, what: str, allowed: tuple[str, ...] | None) -> Entries:
+        """A map's entries by key; reports non-maps, duplicate and (if ``allowed``) unknown keys."""
+        if not isinstance(node, MappingNode):
+            if not _is_null(node):
+                self.diags.error(f"{what} must be a map, found {_kind(node)}", self.span(node))
+            return {}
+        result: Entries = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == MERGE:
+                self.diags.error(f"unsupported key in {what}", self.span(key_node))
+                continue
+            key = key_node.value
+            if key in result:
+                first = result[key][0].start_mark
+                self.diags.error(f"duplicate key '{key}'", self.span(key_node),
+                                 notes=(f"first defined at {self.file}:{first.line + 1}:"
+                                        f"{first.column + 1}",))
+                continue
+            if allowed is not None and key not in allowed:
+                hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
+                self.diags.error(f"unknown key '{key}' in {what}", self.span(key_node), hint)
+                continue
+            result[key] = (key_node, value_node)
+        return result
+
+    def text(self, node: Node, what: str) -> Text | None:
+        if isinstance(node, ScalarNode) and node.tag == STR:
+            return Text(node.value, self.span(node))
+        if isinstance(node, ScalarNode) and node.tag not in (BOOL, NULL) and node.value:
+            help = f"quote it: \"{node.value}\"" if node.tag != STR else None
+            self.diags.error(f"{what} must be a string, found {_kind(node)}", self.span(node), help)
+            return None
+        self.diags.error(f"{what} must be a string, found {_kind(node)}", self.span(node))
+        return None
+
+    def boolean(self, node: Node, what: str) -> bool | None:
+        if isinstance(node, ScalarNode) and node.tag == BOOL:
+            value = build_value(node, self.file, self.diags)
+            return bool(value)
+        self.diags.error(f"{what} must be true or false, found {_kind(node)}", self.span(node))
+        return None
+
+    def texts(self, node: Node, what: str) -> tuple[Text, ...]:
+        if not isinstance(node, SequenceNode):
+            help = f"write a list: [{node.value}]" if isinstance(node, ScalarNode) else None
+            self.diags.error(f"{what} must be a list, found {_kind(node)}", self.span(node), help)
+            return ()
+        items = (self.text(item, f"each item of {what}") for item in node.value)
+        return tuple(item for item in items if item is not None)
+
+    def name(self, node: Node, what: str) -> Ref | None:
+        text = self.text(node, what)
+        return Ref(text.value, text.span) if text else None
+
+    def names(self, node: Node, what: str) -> tuple[Ref, ...]:
+        return tuple(Ref(t.value, t.span) for t in self.texts(node, what))
+
+    def labels(self, node: Node, what: str) -> tuple[tuple[str, str], ...]:
+        labels = []
+        for key, (_, value_node) in sorted(self.entries(node, what, None).items()):
+            if isinstance(value_node, ScalarNode) and value_node.tag != NULL:
+                labels.append((key, value_node.value))
+            else:
+                self.diags.error(f"label '{key}' must be a string", self.span(value_node))
+        return tuple(labels)
+
+    def helm(self, node: Node, what: str) -> HelmOptions:
+        entries = self.entries(node, what, HELM_KEYS)
+        timeout = self.text(entries["timeout"][1], "helm timeout") if "timeout" in entries else None
+        flags = {key: self.boolean(entries[key][1], f"helm {key}") if key in entries else None
+                 for key in HELM_KEYS[1:]}
+        if timeout and not re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", timeout.value):
+            self.diags.error(f"helm timeout '{timeout.value}' is not a duration", timeout.span,
+                             "write it as Go durations are written: 300s, 5m, 1h30m")
+        return HelmOptions(timeout.value if timeout else None, flags["wait"],
+                           flags["rollbackOnFailure"], flags["createNamespace"],
+                           flags["forceReplace"])
+
+    def check_name(self, name: str, span: Span, what: str, limit: int) -> None:
+        if not DNS_LABEL.fullmatch(name) or len(name) > limit:
+            self.diags.error(
+                f"{what} name '{name}' is not a DNS-1123 label", span,
+                f"use at most {limit} lowercase letters, digits and '-', starting and ending "
+                "with a letter or digit")
+
+    # --- the meshfile ---------------------------------------------------------------------
+
+    def spec(self, root: MappingNode) -> Spec | None:
+        top = self.entries(root, "the meshfile", TOP_KEYS)
+        self.api_version(top, root)
+        project = self.optional_text(top, "project", "project") or Text("", self.span(root))
+        output = self.optional_text(top, "output", "output") or Text("rendered", self.span(root))
+        defaults = self.defaults(top["defaults"][1]) if "defaults" in top else Defaults()
+        environments = self.environments(top.get("environments"), root)
+        releases = self.releases(top.get("releases"), root)
+        features = self.optional_text(top, "features", "features")
+        return Spec(self.file, project.value, output, defaults, environments, releases, features)
+
+    def api_version(self, top: Entries, root: Node) -> None:
+        if "apiVersion" not in top:
+            self.diags.error("the meshfile needs 'apiVersion: meshc/v1'", self.span(root))
+            return
+        text = self.text(top["apiVersion"][1], "apiVersion")
+        if text and text.value != API_VERSION:
+            self.diags.error(f"unsupported apiVersion '{text.value}'", text.span,
+                             f"this meshc reads '{API_VERSION}'")
+
+    def optional_text(self, entries: Entries, key: str, what: str) -> Text | None:
+        return self.text(entries[key][1], what) if key in entries else None
+
+    def defaults(self, node: Node) -> Defaults:
+        entries = self.entries(node, "defaults", DEFAULTS_KEYS)
+        return Defaults(
+            namespace=self.optional_text(entries, "namespace", "defaults.namespace"),
+            helm=self.helm(entries["helm"][1], "defaults.helm") if "helm" in entries else HelmOptions(),
+            kube_context=self.optional_text(entries, "kubeContext", "defaults.kubeContext"),
+            labels=self.labels(entries["labels"][1], "defaults.labels") if "labels" in entries else (),
+        )
+
+    def named_sections(self, node: Node | None, what: str) -> Iterator[tuple[str, Span, Node]]:
+        if node is None:
+            return
+        for name, (key_node, value_node) in self.entries(node, what, None).items():
+            yield name, self.span(key_node), value_node
+
+    def environments(self, entry: tuple[ScalarNode, Node] | None, root: Node) -> tuple[EnvironmentSpec, ...]:
+        if entry is None:
+            self.diags.error("the meshfile declares no environments", self.span(root),
+                             "add an 'environments:' map, e.g. development: {values: [...]}")
+            return ()
+        result = []
+        for name, span, node in self.named_sections(entry[1], "environments"):
+            self.check_name(name, span, "environment", DNS_LABEL_MAX)
+            result.append(self.environment(name, span, node))
+        return tuple(result)
+
+    def environment(self, name: str, span: Span, node: Node) -> EnvironmentSpec:
+        what = f"environment '{name}'"
+        e = self.entries(node, what, ENV_KEYS)
+
+        def get(key: str, read: Any, default: Any = None) -> Any:
+            return read(e[key][1], f"{what}: {key}") if key in e else default
+
+        aliases = get("aliases", self.names, ())
+        for alias in aliases:
+            self.check_name(alias.name, alias.span, "alias", DNS_LABEL_MAX)
+        return EnvironmentSpec(
+            name=name, span=span, abstract=bool(get("abstract", self.boolean, False)),
+            inherits=get("inherits", self.name), aliases=aliases,
+            values=get("values", self.texts, ()), secrets=get("secrets", self.texts, ()),
+            helm=get("helm", self.helm, HelmOptions()), namespace=get("namespace", self.text),
+            kube_context=get("kubeContext", self.text), labels=get("labels", self.labels, ()),
+            promotes_from=get("promotesFrom", self.name), protected=get("protected", self.boolean),
+            description=_value(get("description", self.text)),
+        )
+
+    def releases(self, entry: tuple[ScalarNode, Node] | None, root: Node) -> tuple[ReleaseSpec, ...]:
+        if entry is None:
+            self.diags.error("the meshfile declares no releases", self.span(root))
+            return ()
+        result = []
+        for name, span, node in self.named_sections(entry[1], "releases"):
+            self.check_name(name, span, "release", RELEASE_NAME_MAX)
+            release = self.release(name, span, node)
+            if release is not None:
+                result.append(release)
+        return tuple(result)
+
+    def release(self, name: str, span: Span, node: Node) -> ReleaseSpec | None:
+        what = f"release '{name}'"
+        e = self.entries(node, what, RELEASE_KEYS)
+
+        def get(key: str, read: Any, default: Any = None) -> Any:
+            return read(e[key][1], f"{what}: {key}") if key in e else default
+
+        if "chart" not in e:
+            self.diags.error(f"{what} has no chart", span,
+                             "add 'chart: templates/<folder>' (local) or a remote chart name")
+        chart = get("chart", self.text)
+        if chart is None:
+            return None
+        return ReleaseSpec(
+            name=name, span=span, chart=chart, repo=get("repo", self.text),
+            version=get("version", self.text), values_key=get("valuesKey", self.text),
+            condition=get("condition", self.text), needs=get("needs", self.names, ()),
+            labels=get("labels", self.labels, ()), values=get("values", self.release_values, ()),
+            namespace=get("namespace", self.text), helm=get("helm", self.helm, HelmOptions()),
+            patches=get("patches", self.patches, ()),
+            description=_value(get("description", self.text)),
+        )
+
+    def release_values(self, node: Node, what: str) -> tuple[Text | InlineValues, ...]:
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        result: list[Text | InlineValues] = []
+        for item in items:
+            if isinstance(item, MappingNode):
+                spans: dict[Any, Span] = {}
+                data = build_value(item, self.file, self.diags, spans)
+                result.append(InlineValues(ValuesDoc(self.file, data or {}, spans), self.span(item)))
+            elif isinstance(item, ScalarNode) and item.tag == STR:
+                result.append(Text(item.value, self.span(item)))
+            else:
+                self.diags.error(f"{what}: each item must be a values file path or a map",
+                                 self.span(item))
+        return tuple(result)
+
+    def patches(self, node: Node, what: str) -> tuple[Patch, ...]:
+        if not isinstance(node, SequenceNode):
+            self.diags.error(f"{what} must be a list, found {_kind(node)}", self.span(node))
+            return ()
+        return tuple(p for p in (self.patch(item, what) for item in node.value) if p is not None)
+
+    def patch(self, node: Node, what: str) -> Patch | None:
+        e = self.entries(node, f"{what} item", PATCH_KEYS)
+        if "target" not in e or "ops" not in e:
+            self.diags.error(f"{what}: each patch needs 'target' and 'ops'", self.span(node))
+            return None
+        target = self.entries(e["target"][1], "patch target", TARGET_KEYS)
+        fields = []
+        for key, (_, value_node) in sorted(target.items()):
+            text = self.text(value_node, f"patch target {key}")
+            if text:
+                fields.append((key, text.value))
+        ops = build_value(e["ops"][1], self.file, self.diags)
+        if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+            self.diags.error("patch ops must be a list of RFC 6902 operations",
+                             self.span(e["ops"][1]))
+            return None
+        return Patch(tuple(fields), tuple(ops), self.span(node))
+
+
+def _value(text: Text | None) -> str | None:
+    return text.value if text else None
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == NULL
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a map"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return {STR: "a string", BOOL: "a boolean", NULL: "null"}.get(
+        node.tag, "a number" if node.tag.endswith(("int", "float")) else "a scalar")

@@ -1,0 +1,212 @@
+"""The typed model of a meshfile: what the load stage produces and the resolve stage flattens.
+
+Everything is frozen; collections are tuples or read-only mappings. Every object carries the
+span of the meshfile text it came from, so any later stage can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .source import Span
+from .yamlsrc import Path, ValuesDoc
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A name written in the meshfile (an environment, a release), with where it was written."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string setting with its span (may be a Jinja expression, e.g. a namespace)."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class HelmOptions:
+    """Per-step helm settings; None means "not set here" (inherited key by key)."""
+
+    timeout: str | None = None
+    wait: bool | None = None
+    rollback_on_failure: bool | None = None
+    create_namespace: bool | None = None
+    force_replace: bool | None = None
+
+    def over(self, base: HelmOptions) -> HelmOptions:
+        """These options layered over ``base``: every key set here wins."""
+        return HelmOptions(*(mine if mine is not None else theirs
+                             for mine, theirs in zip(_fields(self), _fields(base), strict=True)))
+
+
+def _fields(options: HelmOptions) -> tuple[Any, ...]:
+    return (options.timeout, options.wait, options.rollback_on_failure, options.create_namespace,
+            options.force_replace)
+
+
+@dataclass(frozen=True, slots=True)
+class InlineValues:
+    """A release's inline ``values:`` map in the meshfile."""
+
+    doc: ValuesDoc
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """An RFC 6902 patch for rendered manifests matching ``target``."""
+
+    target: tuple[tuple[str, str], ...]  # (field, expected) pairs: kind, name, namespace, apiVersion
+    ops: tuple[dict[str, Any], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    namespace: Text | None = None
+    helm: HelmOptions = HelmOptions()
+    kube_context: Text | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSpec:
+    """An environment as written in the meshfile (before inheritance is applied)."""
+
+    name: str
+    span: Span
+    abstract: bool = False
+    inherits: Ref | None = None
+    aliases: tuple[Ref, ...] = ()
+    values: tuple[Text, ...] = ()
+    secrets: tuple[Text, ...] = ()
+    helm: HelmOptions = HelmOptions()
+    namespace: Text | None = None
+    kube_context: Text | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    promotes_from: Ref | None = None
+    protected: bool | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSpec:
+    """A release as written in the meshfile."""
+
+    name: str
+    span: Span
+    chart: Text
+    repo: Text | None = None
+    version: Text | None = None
+    values_key: Text | None = None
+    condition: Text | None = None
+    needs: tuple[Ref, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    values: tuple[Text | InlineValues, ...] = ()
+    namespace: Text | None = None
+    helm: HelmOptions = HelmOptions()
+    patches: tuple[Patch, ...] = ()
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """The whole meshfile, typed, with spans; the output of :func:`compiler.load.load_meshfile`."""
+
+    file: str
+    project: str
+    output: Text
+    defaults: Defaults
+    environments: tuple[EnvironmentSpec, ...]
+    releases: tuple[ReleaseSpec, ...]
+    features: Text | None = None
+
+
+# --- resolved -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """An environment with its inheritance applied (the output of the resolve stage)."""
+
+    name: str
+    span: Span
+    abstract: bool
+    chain: tuple[str, ...]            # root first, this environment last
+    aliases: tuple[str, ...]
+    values: tuple[ValuesDoc, ...]     # every values file of the chain, in layer order
+    secrets: tuple[Text, ...]
+    helm: HelmOptions
+    namespace: Text | None
+    kube_context: str | None
+    labels: tuple[tuple[str, str], ...]
+    promotes_from: str | None
+    protected: bool
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Where a release's chart comes from: a local folder of templates, or a remote chart."""
+
+    ref: str                          # the folder (project-relative) or the remote chart name
+    local: bool
+    repo: str | None = None
+    version: str | None = None
+    templates: tuple[str, ...] = ()   # local: the *.yaml.j2 files, sorted, project-relative
+    defaults: ValuesDoc | None = None  # local: the chart's values.yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A release, resolved: chart located, values sources loaded."""
+
+    name: str
+    span: Span
+    chart: Chart
+    values_key: Path
+    values_key_text: str
+    condition: Text | None
+    needs: tuple[Ref, ...]
+    labels: tuple[tuple[str, str], ...]
+    values: tuple[ValuesDoc, ...]
+    namespace: Text | None
+    helm: HelmOptions
+    patches: tuple[Patch, ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """The resolved meshfile: environments flattened, releases typed, all inputs loaded."""
+
+    root_file: str
+    name: str
+    output: str
+    defaults: Defaults
+    environments: tuple[Environment, ...]
+    releases: tuple[Release, ...]
+    features: Text | None
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def environment(self, name: str) -> Environment | None:
+        """The environment called ``name`` or having it as an alias."""
+        for env in self.environments:
+            if env.name == name or name in env.aliases:
+                return env
+        return None
+
+    def release(self, name: str) -> Release | None:
+        for release in self.releases:
+            if release.name == name:
+                return release
+        return None
+
+    @property
+    def deployable(self) -> tuple[Environment, ...]:
+        return tuple(env for env in self.environments if not env.abstract)

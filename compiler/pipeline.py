@@ -1,0 +1,380 @@
+"""The stages in order, spelled out: load → resolve → graph → values → render → plan → emit.
+
+Library entry points used by the CLI (and by anyone scripting meshc from Python):
+:func:`load_project`, :func:`parse_set_flags`, :func:`compile_environment`,
+:func:`output_files`. Each raises :class:`~compiler.diagnostics.CompileError` with every
+problem found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import wrapper_chart
+from .diagnostics import CompileError, Diagnostics, did_you_mean
+from .files import ProjectFiles
+from .graph import check_needs, needs_graph, waves
+from .load import DNS_LABEL, load_meshfile
+from .model import Environment, HelmOptions, Project, Release
+from .plan import Plan, Target, build_plan, format_json
+from .render import Manifest, release_context, render_release
+from .resolve import default_helm, resolve_project
+from .source import Span
+from .strvals import SetError, apply_set
+from .templating import Templates
+from .values import EnvValues, ValueSet, environment_values, lookup, release_values
+from .yamlsrc import Path as ValuePath
+from .yamlsrc import ValuesDoc, dump_yaml, load_documents
+
+COMMAND_LINE = "<command line>"
+SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlag:
+    """One ``--set``-family flag as given: kind (``set``, ``set-string``…) and its value."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOutput:
+    """Everything compiled for one enabled release in one environment."""
+
+    release: Release
+    namespace: str
+    values: ValueSet
+    manifests: tuple[Manifest, ...] | None  # None for remote charts
+    helm: HelmOptions
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentOutput:
+    env: Environment
+    releases: tuple[ReleaseOutput, ...]
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Compiler:
+    """A loaded project plus the per-run state its stages share (the template cache)."""
+
+    project: Project
+    files: ProjectFiles
+    templates: Templates
+    sets: ValuesDoc | None = None
+    set_sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return {**self.files.texts, **self.set_sources}
+
+
+def load_project(files: ProjectFiles, name: str = "meshfile.yaml") -> Compiler:
+    """Load, resolve and check the meshfile ``name`` of the project ``files`` reads
+    (stages load → resolve → graph). Diagnostics excerpts come from ``files.texts``."""
+    meshfile = files.root / name
+    try:
+        text = files.read(name)
+    except FileNotFoundError:
+        raise CompileError([_no_meshfile(meshfile)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompileError([_no_meshfile(meshfile, str(exc))]) from None
+    spec = load_meshfile(text, name)
+    project = resolve_project(spec, files)
+    diags = Diagnostics()
+    check_needs(project, diags)
+    _check_output(project, spec.output.span, files, diags)
+    diags.raise_if_errors()
+    return Compiler(project, files, Templates(files))
+
+
+def _no_meshfile(meshfile: Path, why: str = "") -> Any:
+    from .diagnostics import Diagnostic
+
+    return Diagnostic("error", f"no meshfile at {meshfile}" + (f" ({why})" if why else ""),
+                      help="run meshc in a directory holding meshfile.yaml, or pass -f PATH")
+
+
+def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diagnostics) -> None:
+    from .files import OutsideProject
+
+    try:
+        normal = files.normalize(project.output)
+    except OutsideProject as exc:
+        diags.error(f"output {exc}", span)
+        return
+    if normal in ("", "."):
+        diags.error("output cannot be the project directory itself", span)
+
+
+def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]) -> tuple[ValuesDoc | None, dict[str, str]]:
+    """Parse ``--set``-family flags in Helm's layer order into one values layer.
+
+    Returns the layer (None without flags) and a pseudo source text for diagnostics excerpts.
+    """
+    flags = list(flags)
+    if not flags:
+        return None, {}
+    lines = [f"--{flag.kind} {flag.text}" for flag in flags]
+    source = {COMMAND_LINE: "\n".join(lines) + "\n"}
+    diags = Diagnostics()
+    data: dict[str, Any] = {}
+    spans: dict[ValuePath, Span] = {}
+    ordered = sorted(enumerate(flags), key=lambda item: SET_KINDS.index(item[1].kind))
+    for index, flag in ordered:
+        offset = len(flag.kind) + 3
+        try:
+            apply_set(data, flag.kind, flag.text, read_file)
+        except SetError as exc:
+            col = offset + 1 + (exc.offset or 0)
+            diags.error(f"invalid --{flag.kind} value: {exc.message}",
+                        Span(COMMAND_LINE, index + 1, col, index + 1, col + 1))
+            continue
+        _record_set_spans(data, spans, Span(COMMAND_LINE, index + 1, offset + 1,
+                                            index + 1, offset + 1 + len(flag.text)))
+    if diags.has_errors:
+        raise CompileError(diags.items)
+    return ValuesDoc(COMMAND_LINE, data, spans), source
+
+
+def _record_set_spans(data: Any, spans: dict[ValuePath, Span], span: Span,
+                      path: ValuePath = ()) -> None:
+    """Attribute every path not yet attributed to the flag at ``span`` (later flags win)."""
+    if path and path not in spans:
+        spans[path] = span
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _record_set_spans(value, spans, span, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _record_set_spans(value, spans, span, (*path, index))
+
+
+def with_sets(compiler: Compiler, flags: Iterable[SetFlag],
+              read_file: Callable[[str], str]) -> Compiler:
+    """The compiler with command-line flags applied to every environment."""
+    sets, sources = parse_set_flags(flags, read_file)
+    return Compiler(compiler.project, compiler.files, compiler.templates, sets, sources)
+
+
+def find_environment(project: Project, name: str) -> Environment:
+    """The deployable environment ``name`` (or alias); a diagnostic listing valid names if not."""
+    env = project.environment(name)
+    valid = ", ".join(e.name for e in project.deployable)
+    if env is None:
+        raise CompileError([_cli_error(f"unknown environment '{name}'",
+                                       did_you_mean(name, [e.name for e in project.environments]
+                                                    + [a for e in project.environments for a in e.aliases])
+                                       or f"environments: {valid}")])
+    if env.abstract:
+        raise CompileError([_cli_error(f"environment '{env.name}' is abstract (only inherited)",
+                                       f"deployable environments: {valid}")])
+    return env
+
+
+def _cli_error(message: str, help: str | None) -> Any:
+    from .diagnostics import Diagnostic
+
+    return Diagnostic("error", message, None, help)
+
+
+# --- per environment --------------------------------------------------------------------------
+
+def env_context(compiler: Compiler, env: Environment) -> dict[str, Any]:
+    """What templates see as ``env``."""
+    context = {"name": env.name, "aliases": list(env.aliases), "labels": dict(env.labels),
+               "protected": env.protected, "kubeContext": env.kube_context,
+               "promotesFrom": env.promotes_from, "namespace": None}
+    if env.namespace is not None and "release" not in env.namespace.value:
+        context["namespace"] = compiler.templates.render_string(
+            env.namespace.value, {"env": context}, env.namespace.span)
+    return context
+
+
+def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any],
+                   base: dict[str, Any]) -> ValuesDoc | None:
+    """Render the features template for ``env``; its YAML becomes values key ``features``."""
+    features = compiler.project.features
+    if features is None:
+        return None
+    name = compiler.files.normalize(features.value)
+    text = compiler.templates.render_file(
+        name, {"env": env_ctx, "values": base, "global": base.get("global", {})})
+    label = f"{name} (rendered for {env.name})"
+    docs = load_documents(text, label)
+    data = docs[0] if docs else {}
+    if len(docs) > 1 or not isinstance(data, dict):
+        raise CompileError([_at(f"the features template must render one YAML map for "
+                                f"'{env.name}'", features.span)])
+    spans: dict[ValuePath, Span] = {}
+    _record_set_spans({"features": data}, spans, Span(name, 1, 1))
+    return ValuesDoc(name, {"features": data}, spans)
+
+
+def _at(message: str, span: Span) -> Any:
+    from .diagnostics import Diagnostic
+
+    return Diagnostic("error", message, span)
+
+
+def environment_tree(compiler: Compiler, env: Environment) -> tuple[EnvValues, dict[str, Any]]:
+    """An environment's values (files, features, flags) and its template context."""
+    ctx = env_context(compiler, env)
+    base = environment_values(env, None, None).base
+    features = features_layer(compiler, env, ctx, base)
+    return environment_values(env, features, compiler.sets), ctx
+
+
+def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> tuple[bool, str]:
+    """Whether ``release`` exists in this environment, and why not."""
+    if release.condition is None:
+        return True, ""
+    path = tuple(release.condition.value.split("."))
+    present, value = lookup(env_values.tree, path)
+    if not present or value is None:
+        return False, f"{release.condition.value} is not set"
+    if not isinstance(value, bool):
+        diags.error(f"condition '{release.condition.value}' of release '{release.name}' is "
+                    f"{value!r} in environment '{env_values.env.name}', not true or false",
+                    release.condition.span, help="set it to true or false in the values files")
+        return False, ""
+    return value, "" if value else f"{release.condition.value} is false"
+
+
+def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutput:
+    """Values, manifests and plan of every release of one deployable environment."""
+    project = compiler.project
+    env_values, env_ctx = environment_tree(compiler, env)
+    diags = Diagnostics()
+    enabled: list[Release] = []
+    disabled: list[tuple[str, str]] = []
+    for release in project.releases:
+        on, why = is_enabled(release, env_values, diags)
+        if on:
+            enabled.append(release)
+        elif why:
+            disabled.append((release.name, why))
+    outputs = []
+    for release in enabled:
+        try:
+            outputs.append(_compile_release(compiler, release, env_values, env_ctx, diags))
+        except CompileError as exc:
+            diags.extend(exc.diagnostics)
+    diags.raise_if_errors()
+    plan = _plan(compiler, env, tuple(outputs), tuple(disabled))
+    return EnvironmentOutput(env, tuple(outputs), plan)
+
+
+def _compile_release(compiler: Compiler, release: Release, env_values: EnvValues,
+                     env_ctx: dict[str, Any], diags: Diagnostics) -> ReleaseOutput:
+    env = env_values.env
+    namespace = _namespace(compiler, release, env, env_ctx)
+    values = release_values(release, env_values, diags)
+    helm = release.helm.over(env.helm).over(default_helm())
+    manifests = None
+    if release.chart.local:
+        release_ctx = {"name": release.name, "namespace": namespace, "chart": release.chart.ref,
+                       "labels": dict(release.labels), "valuesKey": release.values_key_text}
+        context = release_context(values, env_ctx, release_ctx)
+        manifests = render_release(release, values, context, compiler.templates, namespace)
+    return ReleaseOutput(release, namespace, values, manifests, helm)
+
+
+def _namespace(compiler: Compiler, release: Release, env: Environment,
+               env_ctx: dict[str, Any]) -> str:
+    template = release.namespace or env.namespace
+    if template is None:
+        return "default"
+    context = {"env": env_ctx, "release": {"name": release.name, "labels": dict(release.labels),
+                                           "chart": release.chart.ref}}
+    namespace = compiler.templates.render_string(template.value, context, template.span).strip()
+    if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+        raise CompileError([_at(f"namespace '{namespace}' (release '{release.name}' in "
+                                f"'{env.name}') is not a DNS-1123 label", template.span)])
+    return namespace
+
+
+def _plan(compiler: Compiler, env: Environment, outputs: tuple[ReleaseOutput, ...],
+          disabled: tuple[tuple[str, str], ...]) -> Plan:
+    output = compiler.project.output.rstrip("/")
+    names = {o.release.name for o in outputs}
+    targets = []
+    for o in outputs:
+        r = o.release
+        folder = f"{output}/{env.name}/{r.name}"
+        targets.append(Target(
+            release=r.name, namespace=o.namespace,
+            needs=tuple(n.name for n in r.needs if n.name in names),
+            dropped_needs=tuple(n.name for n in r.needs if n.name not in names),
+            helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
+            values_file=f"{folder}/values.yaml", remote=not r.chart.local,
+            repo=r.chart.repo, version=r.chart.version))
+    generations = waves(needs_graph(o.release for o in outputs))
+    return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
+                      disabled)
+
+
+# --- output files ---------------------------------------------------------------------------
+
+def output_files(result: EnvironmentOutput) -> dict[str, str]:
+    """The files of ``rendered/<env>/`` (paths relative to the output directory)."""
+    env = result.env.name
+    files = {f"{env}/plan.json": format_json(result.plan)}
+    for o in result.releases:
+        folder = f"{env}/{o.release.name}"
+        files[f"{folder}/values.yaml"] = values_yaml(o.values)
+        if o.manifests is None:
+            continue
+        files[f"{folder}/Chart.yaml"] = wrapper_chart.chart_yaml(o.release.name)
+        files[f"{folder}/{wrapper_chart.TEMPLATE_PATH}"] = wrapper_chart.manifests_template()
+        for manifest in o.manifests:
+            files[f"{folder}/manifests/{manifest.filename}"] = manifest.text
+    return files
+
+
+def values_yaml(values: ValueSet) -> str:
+    """``values.yaml`` as written to rendered/ and printed by ``meshc values``."""
+    return dump_yaml(values.values)
+
+
+def release_output(result: EnvironmentOutput, name: str) -> ReleaseOutput | None:
+    return next((o for o in result.releases if o.release.name == name), None)
+
+
+def committed_changes(result: EnvironmentOutput, files: Mapping[str, str],
+                      out_dir: Path) -> tuple[dict[str, str], str]:
+    """Per release, how the compiled files differ from what is committed under ``out_dir``."""
+    env = result.env.name
+    statuses: dict[str, str] = {}
+    counts = {"new": 0, "changed": 0, "unchanged": 0}
+    for o in result.releases:
+        prefix = f"{env}/{o.release.name}/"
+        ours = {p: t for p, t in files.items() if p.startswith(prefix)}
+        folder = out_dir / env / o.release.name
+        if not folder.is_dir():
+            statuses[o.release.name] = "new: not in rendered/ yet"
+            counts["new"] += 1
+            continue
+        on_disk = {p.relative_to(out_dir).as_posix() for p in folder.rglob("*") if p.is_file()}
+        differ = sorted(p for p in set(ours) | on_disk
+                        if p not in ours or p not in on_disk
+                        or (out_dir / p).read_text(encoding="utf-8") != ours[p])
+        if differ:
+            statuses[o.release.name] = f"changed: {len(differ)} file{'s' * (len(differ) != 1)}"
+            counts["changed"] += 1
+        else:
+            statuses[o.release.name] = "unchanged"
+            counts["unchanged"] += 1
+    stale = []
+    if (out_dir / env).is_dir():
+        stale = sorted(p.name for p in (out_dir / env).iterdir()
+                       if p.is_dir() and p.name not in {o.release.name for o in result.releases})
+    summary = (f"against {out_dir.name}/{env}: {counts['changed']} changed, {counts['new']} new, "
+               f"{counts['unchanged']} unchanged, {len(stale)} removed"
+               + (f" ({', '.join(stale)})" if stale else ""))
+    return statuses, summary

@@ -1,0 +1,187 @@
+"""Plan stage: the enabled releases of one environment → waves of ``helm upgrade --install``.
+
+Formats: ``text`` for people, ``json`` (the contract in DESIGN.md) for CI, ``sh`` for a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from .model import HelmOptions
+
+API_VERSION = "meshc/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the plan needs to know about one enabled release."""
+
+    release: str
+    namespace: str
+    needs: tuple[str, ...]          # enabled releases it needs
+    dropped_needs: tuple[str, ...]  # needs on releases disabled in this environment
+    helm: HelmOptions               # fully resolved (no None left but timeout)
+    chart: str                      # wrapper chart folder (local) or chart name/oci ref (remote)
+    values_file: str
+    remote: bool
+    repo: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    release: str
+    wave: int
+    needs: tuple[str, ...]
+    namespace: str
+    chart: str
+    argv: tuple[str, ...]
+    remote: bool
+    action: str = "upgrade"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    environment: str
+    protected: bool
+    kube_context: str | None
+    steps: tuple[Step, ...]
+    waves: int
+    disabled: tuple[tuple[str, str], ...]  # (release, why)
+    notes: tuple[str, ...]
+
+
+def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
+    """The exact helm 4 command line of one step."""
+    argv = ["helm", "upgrade", "--install", target.release, target.chart]
+    if target.remote:
+        if target.repo:
+            argv += ["--repo", target.repo]
+        if target.version:
+            argv += ["--version", target.version]
+    argv += ["--namespace", target.namespace]
+    helm = target.helm
+    if helm.create_namespace:
+        argv.append("--create-namespace")
+    argv += ["--values", target.values_file]
+    if kube_context:
+        argv += ["--kube-context", kube_context]
+    if helm.rollback_on_failure:
+        argv.append("--rollback-on-failure")
+    if helm.wait:
+        argv.append("--wait")
+    if helm.timeout:
+        argv += ["--timeout", helm.timeout]
+    if helm.force_replace:
+        argv.append("--force-replace")
+    return tuple(argv)
+
+
+def build_plan(environment: str, protected: bool, kube_context: str | None,
+               targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
+               disabled: tuple[tuple[str, str], ...]) -> Plan:
+    """Order ``targets`` by ``generations`` (waves) and build each step's argv."""
+    by_name = {t.release: t for t in targets}
+    steps = tuple(
+        Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
+             by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote)
+        for index, wave in enumerate(generations) for name in wave)
+    notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
+             for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
+    remote = sorted(t.release for t in targets if t.remote)
+    if remote:
+        notes.append(f"remote charts ({', '.join(remote)}) are rendered by helm when the plan "
+                     "runs; meshc computed their values only")
+    return Plan(environment, protected, kube_context, steps, len(generations), disabled,
+                tuple(notes))
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as DESIGN.md's JSON contract (key order as documented, extensions after)."""
+    return {
+        "apiVersion": API_VERSION, "kind": "Plan", "environment": plan.environment,
+        "protected": plan.protected, "waves": plan.waves,
+        "steps": [{"release": s.release, "wave": s.wave, "needs": list(s.needs),
+                   "namespace": s.namespace, "action": s.action, "chart": s.chart,
+                   "argv": list(s.argv), "remote": s.remote} for s in plan.steps],
+        "kubeContext": plan.kube_context,
+        "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
+        "notes": list(plan.notes),
+    }
+
+
+def format_json(plan: Plan) -> str:
+    return json.dumps(plan_json(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def format_sh(plan: Plan, meshfile: str) -> str:
+    """A bash script running the plan wave by wave (run it from the project directory)."""
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# meshc plan for environment '{plan.environment}', generated from {meshfile}.",
+        "# Run from the project directory. Steps of one wave may run in parallel; waves run in order.",
+        "set -euo pipefail",
+    ]
+    if plan.protected:
+        lines += [
+            f"# '{plan.environment}' is protected: confirm before anything changes.",
+            'if [[ "${MESHC_CONFIRM:-}" != ' + shlex.quote(plan.environment) + " ]]; then",
+            f"  read -r -p {shlex.quote(f'Deploy to {plan.environment}? Type its name to confirm: ')} confirm",
+            f"  [[ \"$confirm\" == {shlex.quote(plan.environment)} ]] || {{ echo 'cancelled' >&2; exit 1; }}",
+            "fi",
+        ]
+    for wave in range(plan.waves):
+        lines.append("")
+        lines.append(f"echo '==> wave {wave}'")
+        for step in (s for s in plan.steps if s.wave == wave):
+            lines.append(f"echo '--> {step.release}'")
+            lines.append(" ".join(shlex.quote(arg) for arg in step.argv))
+    lines.append("")
+    lines.append(f"echo 'plan for {plan.environment} complete'")
+    return "\n".join(lines) + "\n"
+
+
+def format_text(plan: Plan, changes: dict[str, str] | None = None, summary: str = "") -> str:
+    """The plan for people: waves, namespaces, protection, and what changed against rendered/."""
+    head = f"plan for {plan.environment}"
+    facts = []
+    if plan.protected:
+        facts.append("protected: applying asks for confirmation")
+    if plan.kube_context:
+        facts.append(f"kube-context {plan.kube_context}")
+    facts.append(f"{len(plan.steps)} release{'s' if len(plan.steps) != 1 else ''} in "
+                 f"{plan.waves} wave{'s' if plan.waves != 1 else ''}")
+    lines = [head, "  " + " · ".join(facts)]
+    width = max((len(s.release) for s in plan.steps), default=0)
+    ns_width = max((len(s.namespace) for s in plan.steps), default=0)
+    for wave in range(plan.waves):
+        lines.append("")
+        lines.append(f"wave {wave}")
+        for step in (s for s in plan.steps if s.wave == wave):
+            status = (changes or {}).get(step.release, "")
+            needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
+            lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
+                         f"{_chart_text(step)}{needs}" + (f"  [{status}]" if status else ""))
+    if plan.disabled:
+        lines.append("")
+        lines.append("not deployed in this environment:")
+        lines += [f"  {name}  ({why})" for name, why in plan.disabled]
+    if plan.notes:
+        lines.append("")
+        lines.append("notes:")
+        lines += [f"  - {note}" for note in plan.notes]
+    if summary:
+        lines.append("")
+        lines.append(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _chart_text(step: Step) -> str:
+    if not step.remote:
+        return f"local chart → {step.chart}"
+    argv = list(step.argv)
+    version = argv[argv.index("--version") + 1] if "--version" in argv else "?"
+    return f"remote chart {step.chart} {version}"

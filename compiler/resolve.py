@@ -1,0 +1,268 @@
+"""Resolve stage: :class:`Spec` → :class:`Project`.
+
+Applies environment inheritance (root first), checks every cross-reference (environments,
+aliases, releases, files), locates charts and loads every values file exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .diagnostics import CompileError, Diagnostics, did_you_mean
+from .files import OutsideProject, ProjectFiles
+from .model import (Chart, Environment, EnvironmentSpec, HelmOptions, InlineValues, Project,
+                    Ref, Release, ReleaseSpec, Spec, Text)
+from .source import Span
+from .yamlsrc import Path, ValuesDoc, load_values_doc
+
+TEMPLATE_SUFFIX = ".yaml.j2"
+
+
+def resolve_project(spec: Spec, files: ProjectFiles) -> Project:
+    """Flatten environments and type releases. Raises :class:`CompileError` with all problems."""
+    resolver = _Resolver(spec, files)
+    environments = resolver.environments()
+    releases = tuple(resolver.release(r) for r in spec.releases)
+    resolver.check_features()
+    resolver.diags.raise_if_errors()
+    return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
+                   releases, spec.features, files.texts)
+
+
+class _Resolver:
+    def __init__(self, spec: Spec, files: ProjectFiles) -> None:
+        self.spec = spec
+        self.files = files
+        self.diags = Diagnostics()
+        self.docs: dict[str, ValuesDoc] = {}
+        self.by_name = {env.name: env for env in spec.environments}
+        self.names = self.environment_names()
+
+    # --- environments ---------------------------------------------------------------------
+
+    def environment_names(self) -> dict[str, str]:
+        """Every name and alias → the environment's name; reports clashes."""
+        names = {env.name: env.name for env in self.spec.environments}
+        for env in self.spec.environments:
+            for alias in env.aliases:
+                if alias.name in names:
+                    self.diags.error(f"alias '{alias.name}' of environment '{env.name}' is already "
+                                     f"the name or alias of '{names[alias.name]}'", alias.span)
+                else:
+                    names[alias.name] = env.name
+        return names
+
+    def lookup(self, ref: Ref, what: str) -> str | None:
+        if ref.name in self.names:
+            return self.names[ref.name]
+        self.diags.error(f"{what} unknown environment '{ref.name}'", ref.span,
+                         did_you_mean(ref.name, self.names) or
+                         f"environments: {', '.join(sorted(self.by_name))}")
+        return None
+
+    def chain(self, env: EnvironmentSpec) -> tuple[str, ...] | None:
+        """Ancestors root first, then ``env``; None (and an error) on a cycle or unknown parent."""
+        chain = [env.name]
+        current = env
+        while current.inherits is not None:
+            parent = self.lookup(current.inherits, f"environment '{current.name}' inherits")
+            if parent is None:
+                return None
+            if parent in chain:
+                cycle = " -> ".join([*reversed(chain[chain.index(parent):]), parent])
+                if env.name == min(chain[chain.index(parent):]):  # report each cycle once
+                    self.diags.error(f"environments inherit in a cycle: {cycle}",
+                                     current.inherits.span)
+                return None
+            chain.append(parent)
+            current = self.by_name[parent]
+        return tuple(reversed(chain))
+
+    def environments(self) -> tuple[Environment, ...]:
+        result = []
+        for spec in self.spec.environments:
+            chain = self.chain(spec)
+            if chain is None:
+                continue
+            result.append(self.flatten(spec, [self.by_name[n] for n in chain], chain))
+        self.check_promotion(result)
+        if not any(not env.abstract for env in self.spec.environments):
+            self.diags.error("the meshfile has no deployable environment",
+                             Span(self.spec.file, 1, 1), "every environment is abstract")
+        return tuple(result)
+
+    def flatten(self, spec: EnvironmentSpec, layers: list[EnvironmentSpec],
+                chain: tuple[str, ...]) -> Environment:
+        defaults = self.spec.defaults
+        helm = defaults.helm
+        namespace, kube_context, labels = defaults.namespace, defaults.kube_context, dict(defaults.labels)
+        protected = False
+        values: list[ValuesDoc] = []
+        secrets: list[Text] = []
+        for layer in layers:
+            helm = layer.helm.over(helm)
+            namespace = layer.namespace or namespace
+            kube_context = layer.kube_context or kube_context
+            labels.update(layer.labels)
+            protected = layer.protected if layer.protected is not None else protected
+            values.extend(self.values_files(layer.values))
+            secrets.extend(self.existing(layer.secrets, "secrets file"))
+        promotes = (self.lookup(spec.promotes_from, f"environment '{spec.name}' promotes from")
+                    if spec.promotes_from else None)
+        return Environment(
+            name=spec.name, span=spec.span, abstract=spec.abstract, chain=chain,
+            aliases=tuple(a.name for a in spec.aliases), values=tuple(values),
+            secrets=tuple(secrets), helm=helm, namespace=namespace,
+            kube_context=kube_context.value if kube_context else None,
+            labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
+            description=spec.description)
+
+    def check_promotion(self, environments: list[Environment]) -> None:
+        by_name = {env.name: env for env in environments}
+        for env in environments:
+            spec = self.by_name[env.name]
+            if env.promotes_from is None or spec.promotes_from is None:
+                continue
+            source = by_name.get(env.promotes_from)
+            if env.promotes_from == env.name:
+                self.diags.error(f"environment '{env.name}' promotes from itself",
+                                 spec.promotes_from.span)
+            elif source is not None and source.abstract:
+                self.diags.error(f"environment '{env.name}' promotes from abstract environment "
+                                 f"'{source.name}'", spec.promotes_from.span)
+            seen = [env.name]
+            current = source
+            while current is not None and current.promotes_from is not None:
+                if current.name in seen:
+                    if env.name == min(seen):
+                        self.diags.error("promotion order has a cycle: "
+                                         + " <- ".join([*seen, current.name]),
+                                         spec.promotes_from.span)
+                    break
+                seen.append(current.name)
+                current = by_name.get(current.promotes_from)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def read(self, ref: Text, what: str) -> tuple[str, str] | None:
+        """(normalised path, text) of a file the meshfile names, or None with an error."""
+        try:
+            path = self.files.normalize(ref.value)
+            return path, self.files.read(path)
+        except OutsideProject as exc:
+            self.diags.error(f"{what} {exc}", ref.span)
+        except FileNotFoundError:
+            self.diags.error(f"{what} '{ref.value}' does not exist", ref.span)
+        except IsADirectoryError:
+            self.diags.error(f"{what} '{ref.value}' is a directory, not a file", ref.span)
+        except UnicodeDecodeError:
+            self.diags.error(f"{what} '{ref.value}' is not UTF-8 text", ref.span)
+        except OSError as exc:
+            self.diags.error(f"cannot read {what} '{ref.value}': {exc.strerror}", ref.span)
+        return None
+
+    def values_files(self, refs: Iterable[Text]) -> list[ValuesDoc]:
+        docs = []
+        for ref in refs:
+            found = self.read(ref, "values file")
+            if found is None:
+                continue
+            path, text = found
+            if path not in self.docs:
+                try:
+                    self.docs[path] = load_values_doc(text, path)
+                except CompileError as exc:
+                    self.diags.extend(exc.diagnostics)
+                    continue
+            docs.append(self.docs[path])
+        return docs
+
+    def existing(self, refs: Iterable[Text], what: str) -> list[Text]:
+        result = []
+        for ref in refs:
+            if self.read(ref, what) is not None:
+                result.append(Text(self.files.normalize(ref.value), ref.span))
+        return result
+
+    def check_features(self) -> None:
+        if self.spec.features is not None:
+            self.read(self.spec.features, "features template")
+
+    # --- releases -------------------------------------------------------------------------
+
+    def release(self, spec: ReleaseSpec) -> Release:
+        names = [r.name for r in self.spec.releases]
+        for need in spec.needs:
+            if need.name not in names:
+                self.diags.error(f"release '{spec.name}' needs unknown release '{need.name}'",
+                                 need.span, did_you_mean(need.name, names))
+        key_text = spec.values_key.value if spec.values_key else spec.name
+        values: list[ValuesDoc] = []
+        for item in spec.values:
+            if isinstance(item, InlineValues):
+                values.append(item.doc)
+            else:
+                values.extend(self.values_files([item]))
+        return Release(
+            name=spec.name, span=spec.span, chart=self.chart(spec),
+            values_key=parse_values_key(key_text), values_key_text=key_text,
+            condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
+            namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
+            description=spec.description)
+
+    def chart(self, spec: ReleaseSpec) -> Chart:
+        ref = spec.chart
+        if self.files.is_dir(ref.value):
+            return self.local_chart(spec, self.files.normalize(ref.value))
+        if spec.repo is None and not ref.value.startswith("oci://"):
+            looks_local = "/" in ref.value or ref.value.startswith(".")
+            self.diags.error(
+                f"chart '{ref.value}' of release '{spec.name}' is not a folder of the project "
+                "and has no 'repo:'", ref.span,
+                "create the folder for a local chart" if looks_local else
+                "add 'repo: https://…' and 'version:' for a remote chart")
+        if spec.version is None:
+            self.diags.error(f"remote chart '{ref.value}' of release '{spec.name}' needs a "
+                             "'version:'", ref.span, "pin the chart version, e.g. version: \"1.2.3\"")
+        return Chart(ref.value, False, spec.repo.value if spec.repo else None,
+                     spec.version.value if spec.version else None)
+
+    def local_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
+        if spec.repo is not None or spec.version is not None:
+            self.diags.warning(f"release '{spec.name}' uses local chart '{folder}'; its repo and "
+                               "version are ignored", spec.chart.span)
+        listing = self.files.list_dir(folder)
+        templates = tuple(p for p in listing if p.endswith(TEMPLATE_SUFFIX))
+        if not templates:
+            self.diags.error(f"local chart '{folder}' has no *{TEMPLATE_SUFFIX} templates",
+                             spec.chart.span)
+        defaults = None
+        if f"{folder}/values.yaml" in listing:
+            docs = self.values_files([Text(f"{folder}/values.yaml", spec.chart.span)])
+            defaults = docs[0] if docs else None
+        return Chart(folder, True, templates=templates, defaults=defaults)
+
+
+def parse_values_key(text: str) -> Path:
+    """``agents.weather`` → ("agents", "weather"); ``a\\.b`` escapes a dot; "" or "." → ()."""
+    if text in ("", "."):
+        return ()
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+def default_helm() -> HelmOptions:
+    """Helm's own behaviour where nothing is set."""
+    return HelmOptions(timeout=None, wait=False, rollback_on_failure=False, create_namespace=True,
+                       force_replace=False)

@@ -1,0 +1,736 @@
+"""Helm's ``--set`` family of flags, exactly as Helm 4 parses them (a port of helm's pkg/strvals).
+
+One flag value such as ``a.b=1,c[0]={x,y}`` is parsed *into* an existing values map:
+
+- ``set``         typed scalars: ``true``/``false``/``null`` (any case), ``0``, base-10 int64s
+                  that do not start with ``0``; everything else stays a string;
+- ``set-string``  every value is a string;
+- ``set-json``    every value is JSON (an empty value is null); a whole JSON object
+                  (``{"a": 1}``) is merged like Helm's ``MergeMaps``;
+- ``set-file``    every value is a path, replaced by that file's contents;
+- ``set-literal`` one key; the value is the rest of the text, verbatim.
+
+The port keeps Helm's control flow on purpose (errors are returned, not raised, inside the
+parser; "EOF" ends parsing without an error; a failed type assertion is a recovered panic), because
+Helm's observable behaviour lives in those details: ``a[0`` silently sets nothing, ``noval[0]``
+yields an empty list, ``a={}`` is ``[""]``. Error texts are Helm's, so users can search them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "KINDS",
+    "MAX_INDEX",
+    "MAX_NESTED_NAME_LEVEL",
+    "SetError",
+    "apply_set",
+    "go_quote",
+    "helm_error_text",
+]
+
+MAX_INDEX = 65536
+MAX_NESTED_NAME_LEVEL = 30
+KINDS = ("set", "set-string", "set-json", "set-file", "set-literal")
+
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_KEY_STOP = frozenset("=[,.")
+_LITERAL_KEY_STOP = frozenset("=[.")
+_ITEM_STOP = frozenset("[.=")
+_LIST_STOP = frozenset(",}")
+_VALUE_STOP = frozenset(",")
+_INDEX_STOP = frozenset("]")
+_NO_STOP: frozenset[str] = frozenset()
+
+
+class SetError(Exception):
+    """A ``--set``-family flag value that Helm would reject.
+
+    ``message`` is Helm's error text; ``offset`` the 0-based character offset into the flag value
+    where the problem is (None when unknown). ``kind`` and ``text`` name the flag and its value
+    when known (``cli_merge_values`` fills them in).
+    """
+
+    def __init__(self, message: str, offset: int | None = None, *,
+                 kind: str | None = None, text: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.kind = kind
+        self.text = text
+
+
+def apply_set(dest: dict[str, Any], kind: str, text: str,
+              read_file: Callable[[str], str] | None = None) -> None:
+    """Parse one flag value ``text`` of ``kind`` (one of :data:`KINDS`) into ``dest``, in place.
+
+    Like Helm's ParseInto / ParseIntoString / ParseJSON / ParseIntoFile / ParseLiteralInto, later
+    keys overwrite earlier ones, dotted keys merge into existing maps, and existing maps and lists
+    *inside* ``dest`` are edited in place, so ``dest`` must not share subtrees with data that has
+    to stay unchanged. On error ``dest`` may be partly updated, as in Helm.
+
+    ``read_file(path)`` returns a file's contents for ``set-file``; it may raise ``OSError`` or
+    :class:`SetError`. Raises :class:`SetError` (also for an unknown ``kind``).
+    """
+    if kind not in KINDS:
+        raise SetError(f"unknown flag kind {kind!r}", None, kind=kind, text=text)
+    if kind == "set-json" and text.strip().startswith("{"):
+        _merge_json_object(dest, text)
+        return
+    _Parser(text, kind, read_file).parse(dest)
+
+
+def helm_error_text(kind: str, text: str, error: SetError) -> str:
+    """The message Helm's CLI prints for ``error`` in flag ``--<kind> <text>``.
+
+    Helm wraps parser errors (``failed parsing --set data: ...``) and, for ``--set-json``, drops
+    the parser's detail and prints the flag value instead.
+    """
+    if kind == "set-json":
+        if text.strip().startswith("{"):
+            return f"failed parsing --set-json data JSON: {text}"
+        return f"failed parsing --set-json data {text}"
+    return f"failed parsing --{kind} data: {error.message}"
+
+
+# --- errors inside the parser ----------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Err:
+    """A Go ``error`` value: ``eof`` is ``errors.Is(err, io.EOF)`` (survives %w wrapping)."""
+
+    message: str
+    offset: int | None
+    eof: bool = False
+    not_list: bool = False
+
+    def wrap(self, prefix: str) -> _Err:
+        return _Err(prefix + self.message, self.offset, self.eof, self.not_list)
+
+
+class _Panic(Exception):
+    """A failed Go type assertion; recovered by the innermost ``key`` as in Helm."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+def _eof(offset: int) -> _Err:
+    return _Err("EOF", offset, eof=True)
+
+
+def _go_type(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    if isinstance(value, dict):
+        return "map[string]interface {}"
+    return type(value).__name__
+
+
+def _as_map(value: Any, offset: int) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    raise _Panic(f"interface conversion: interface {{}} is {_go_type(value)}, "
+                 "not map[string]interface {}", offset)
+
+
+def _as_list(value: Any, offset: int) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise _Panic(f"interface conversion: interface {{}} is {_go_type(value)}, "
+                 "not []interface {}", offset)
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    if key:  # Helm ignores empty keys
+        data[key] = value
+
+
+def _set_index(lst: list[Any], index: int, value: Any,
+               offset: int | None) -> tuple[list[Any], _Err | None]:
+    if index < 0:
+        return lst, _Err(f"negative {index} index not allowed", offset)
+    if index > MAX_INDEX:
+        return lst, _Err(f"index of {index} is greater than maximum supported index of "
+                         f"{MAX_INDEX}", offset)
+    if len(lst) <= index:  # Go allocates a new, longer slice; the old one is left as it was
+        lst = lst + [None] * (index + 1 - len(lst))
+    lst[index] = value
+    return lst, None
+
+
+def _typed_value(text: str) -> Any:
+    folded = text.casefold()  # Go's strings.EqualFold
+    if folded == "true":
+        return True
+    if folded == "false":
+        return False
+    if folded == "null":
+        return None
+    if text == "0":
+        return 0
+    if text and text[0] != "0" and _INT_RE.fullmatch(text):
+        number = int(text)
+        if _INT64_MIN <= number <= _INT64_MAX:
+            return number
+    return text
+
+
+def _is_go_space(char: str) -> bool:
+    """Go's unicode.IsSpace (Python's isspace also counts the \\x1c-\\x1f separators)."""
+    return char.isspace() and not "\x1c" <= char <= "\x1f"
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+class _Parser:
+    """One flag value being parsed; ``pos`` plays the role of Helm's rune scanner."""
+
+    def __init__(self, text: str, kind: str, read_file: Callable[[str], str] | None) -> None:
+        self.text = text
+        self.pos = 0
+        self.kind = kind
+        self.literal = kind == "set-literal"
+        self.json = kind == "set-json"
+        self.read_file = read_file
+        self.key_stop = _LITERAL_KEY_STOP if self.literal else _KEY_STOP
+
+    def parse(self, data: dict[str, Any]) -> None:
+        while True:
+            err = self.key(data, 0)
+            if err is None:
+                continue
+            if err.eof:
+                return
+            raise SetError(err.message, err.offset, kind=self.kind, text=self.text)
+
+    # -- scanning
+
+    def until(self, stop: frozenset[str]) -> tuple[str, str | None]:
+        """Runes up to the first stop rune (consumed, returned as ``last``; None at EOF).
+        A backslash escapes the next rune, except in the literal parser."""
+        text, end, i = self.text, len(self.text), self.pos
+        out: list[str] = []
+        while i < end:
+            char = text[i]
+            i += 1
+            if char in stop:
+                self.pos = i
+                return "".join(out), char
+            if char == "\\" and not self.literal:
+                if i >= end:
+                    break
+                char = text[i]
+                i += 1
+            out.append(char)
+        self.pos = end
+        return "".join(out), None
+
+    def rest(self) -> str:
+        value, self.pos = self.text[self.pos:], len(self.text)
+        return value
+
+    def empty_value(self) -> bool:
+        """Skip blanks; True at EOF or after a consumed comma (Helm's ``emptyVal``)."""
+        text = self.text
+        while self.pos < len(text):
+            char = text[self.pos]
+            self.pos += 1
+            if char == ",":
+                return True
+            if not _is_go_space(char):
+                self.pos -= 1
+                return False
+        return True
+
+    # -- keys
+
+    def key(self, data: dict[str, Any], level: int) -> _Err | None:
+        start = self.pos
+        try:
+            return self.key_body(data, level, start)
+        except _Panic as panic:
+            return _Err(f"unable to parse key: {panic.message}", panic.offset)
+
+    def key_body(self, data: dict[str, Any], level: int, start: int) -> _Err | None:
+        key, last = self.until(self.key_stop)
+        if last is None:
+            if not key:
+                return _eof(start)
+            return _Err(f"key {go_quote(key)} has no value", start)
+        if last == "[":
+            return self.key_index_then_item(data, key, level, start)
+        if last == "=":
+            return self.key_value(data, key, start)
+        if last == ",":
+            _set(data, key, "")
+            return _Err(f"key {go_quote(key)} has no value (cannot end with ,)", start)
+        return self.key_map(data, key, level + 1, start)
+
+    def key_map(self, data: dict[str, Any], key: str, level: int, start: int) -> _Err | None:
+        if level > MAX_NESTED_NAME_LEVEL:
+            return _Err("value name nested level is greater than maximum supported nested "
+                        f"level of {MAX_NESTED_NAME_LEVEL}", self.pos - 1)
+        inner: dict[str, Any] = _as_map(data[key], start) if key in data else {}
+        err = self.key(inner, level)
+        if err is None and not inner:
+            return _Err(f"key map {go_quote(key)} has no value", start)
+        if inner:
+            _set(data, key, inner)
+        return err
+
+    def key_index_then_item(self, data: dict[str, Any], key: str, level: int,
+                            start: int) -> _Err | None:
+        index_at = self.pos
+        index, err = self.key_index()
+        if err is not None:
+            return err.wrap("error parsing index: ")
+        lst: list[Any] = _as_list(data[key], start) if key in data else []
+        lst, err = self.list_item(lst, index, level, index_at)
+        _set(data, key, lst)
+        return err
+
+    def key_value(self, data: dict[str, Any], key: str, start: int) -> _Err | None:
+        if self.json:
+            return self.key_json_value(data, key)
+        if self.literal:
+            _set(data, key, self.rest())
+            return None
+        items, err = self.value_list()
+        if err is None:
+            _set(data, key, items)
+            return None
+        if err.eof:
+            _set(data, key, "")
+            return err
+        if not err.not_list:
+            return err
+        value_at = self.pos
+        value, err = self.read_value(self.until(_VALUE_STOP)[0], value_at)
+        _set(data, key, value)
+        return err
+
+    def key_json_value(self, data: dict[str, Any], key: str) -> _Err | None:
+        if self.empty_value():
+            _set(data, key, None)
+            return None
+        value, err = self.decode_json()
+        if err is not None:
+            return err
+        _set(data, key, value)
+        self.empty_value()
+        return None
+
+    def key_index(self) -> tuple[int, _Err | None]:
+        start = self.pos
+        text, last = self.until(_INDEX_STOP)
+        if last is None:
+            return 0, _eof(start)
+        return _atoi(text, start)
+
+    # -- list items
+
+    def list_item(self, lst: list[Any], index: int, level: int,
+                  index_at: int) -> tuple[list[Any], _Err | None]:
+        if index < 0:
+            return lst, _Err(f"negative {index} index not allowed", index_at)
+        start = self.pos
+        key, last = self.until(_ITEM_STOP)
+        if key:
+            return lst, _Err("unexpected data at end of array index: " + _quote_runes(key), start)
+        if last is None:
+            return lst, _eof(start)
+        if last == "=":
+            return self.item_value(lst, index, index_at)
+        if last == "[":
+            return self.item_nested_list(lst, index, level, index_at)
+        return self.item_map(lst, index, level, index_at)
+
+    def item_value(self, lst: list[Any], index: int,
+                   index_at: int) -> tuple[list[Any], _Err | None]:
+        if self.json:
+            return self.item_json_value(lst, index, index_at)
+        if self.literal:
+            return _set_index(lst, index, self.rest(), index_at)
+        items, err = self.value_list()
+        if err is None:
+            return _set_index(lst, index, items, index_at)
+        if err.eof:
+            return _set_index(lst, index, "", index_at)
+        if not err.not_list:
+            return lst, err
+        value_at = self.pos
+        value, err = self.read_value(self.until(_VALUE_STOP)[0], value_at)
+        if err is not None:
+            return lst, err
+        return _set_index(lst, index, value, index_at)
+
+    def item_json_value(self, lst: list[Any], index: int,
+                        index_at: int) -> tuple[list[Any], _Err | None]:
+        if self.empty_value():
+            return _set_index(lst, index, None, index_at)
+        value, err = self.decode_json()
+        if err is not None:
+            return lst, err
+        lst, err = _set_index(lst, index, value, index_at)
+        if err is not None:
+            return lst, err
+        self.empty_value()
+        return lst, None
+
+    def item_nested_list(self, lst: list[Any], index: int, level: int,
+                         index_at: int) -> tuple[list[Any], _Err | None]:
+        next_at = self.pos
+        next_index, err = self.key_index()
+        if err is not None:
+            return lst, err.wrap("error parsing index: ")
+        current: list[Any] = []
+        if len(lst) > index and lst[index] is not None:
+            current = _as_list(lst[index], index_at)
+        inner, err = self.list_item(current, next_index, level, next_at)
+        if err is not None:
+            return lst, err
+        return _set_index(lst, index, inner, index_at)
+
+    def item_map(self, lst: list[Any], index: int, level: int,
+                 index_at: int) -> tuple[list[Any], _Err | None]:
+        inner: dict[str, Any] = {}
+        if len(lst) > index:
+            if not isinstance(lst[index], dict):
+                lst[index] = {}  # "indices out of order": Helm replaces the element
+            inner = lst[index]
+        err = self.key(inner, level)
+        if err is not None:
+            return lst, err
+        return _set_index(lst, index, inner, index_at)
+
+    # -- values
+
+    def value_list(self) -> tuple[list[Any], _Err | None]:
+        """``{a,b}`` → a list; ``not_list`` error when the value does not start with ``{``."""
+        start = self.pos
+        if start >= len(self.text):
+            return [], _eof(start)
+        if self.text[start] != "{":
+            return [], _Err("not a list", start, not_list=True)
+        self.pos += 1
+        items: list[Any] = []
+        while True:
+            item_at = self.pos
+            text, last = self.until(_LIST_STOP)
+            if last is None:
+                return items, _Err("list must terminate with '}'", start)
+            if last == "}" and self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+            value, err = self.read_value(text, item_at)
+            if last == "}":
+                items.append(value)
+                return items, err
+            if err is not None:
+                return items, err
+            items.append(value)
+
+    def read_value(self, text: str, offset: int) -> tuple[Any, _Err | None]:
+        """Helm's ``RunesValueReader`` of this flag kind."""
+        if self.kind == "set":
+            return _typed_value(text), None
+        if self.kind != "set-file":
+            return text, None
+        if self.read_file is None:
+            return None, _Err(f"cannot read {text!r}: no file reader for --set-file", offset)
+        try:
+            return self.read_file(text), None
+        except SetError as error:
+            return None, _Err(error.message, offset)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            return None, _Err(f"open {text}: {reason}", offset)
+
+    def decode_json(self) -> tuple[Any, _Err | None]:
+        """One JSON value from ``pos``, as Go's ``json.Decoder.Decode`` reads it."""
+        start = self.pos
+        try:
+            end = _scan_json(self.text, start, "unexpected EOF")
+            value = _decode_json(self.text[start:end], start)
+        except _JsonError as error:
+            return None, _Err(error.message, error.offset)
+        self.pos = end
+        return value, None
+
+
+def _atoi(text: str, offset: int) -> tuple[int, _Err | None]:
+    """Go's strconv.Atoi, with its error texts."""
+    if not _INT_RE.fullmatch(text):
+        return 0, _Err(f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax", offset)
+    number = int(text)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        return 0, _Err(f"strconv.Atoi: parsing {go_quote(text)}: value out of range", offset)
+    return number, None
+
+
+def _merge_json_object(dest: dict[str, Any], text: str) -> None:
+    """``--set-json '{...}'``: Helm 4 unmarshals the whole value and MergeMaps it over dest."""
+    start = len(text) - len(text.lstrip())
+    try:
+        end = _scan_json(text, start, "unexpected end of JSON input")
+        tail = _skip_json_space(text, end)
+        if tail < len(text.rstrip()):
+            raise _JsonError(f"invalid character {_quote_char(text[tail])} after top-level "
+                             "value", tail)
+        value = _decode_json(text[start:end], start)
+    except _JsonError as error:
+        raise SetError(error.message, error.offset, kind="set-json", text=text) from None
+    _merge_into(dest, value)
+
+
+def _merge_into(dest: dict[str, Any], src: dict[str, Any]) -> None:
+    """MergeMaps(dest, src), done in place: maps merge recursively, anything else replaces."""
+    for key, value in src.items():
+        current = dest.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge_into(current, value)
+        else:
+            dest[key] = value
+
+
+# --- Go-compatible quoting -----------------------------------------------------------------
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", "\\": "\\\\"}
+
+
+def _escape_rune(char: str, quote: str) -> str:
+    if char == quote:
+        return "\\" + char
+    if char in _GO_ESCAPES:
+        return _GO_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` / strconv.Quote of a string."""
+    return '"' + "".join(_escape_rune(char, '"') for char in text) + '"'
+
+
+def _quote_runes(text: str) -> str:
+    """Go's ``%q`` of a ``[]rune``: ``['a' 'b']``."""
+    return "[" + " ".join("'" + _escape_rune(char, "'") + "'" for char in text) + "]"
+
+
+def _quote_char(char: str) -> str:
+    """encoding/json's quoteChar of the first *byte* of ``char``."""
+    byte = chr(char.encode("utf-8", "surrogatepass")[0])
+    if byte == "'":
+        return "'\\''"
+    if byte == '"':
+        return "'\"'"
+    return "'" + go_quote(byte)[1:-1] + "'"
+
+
+# --- JSON, as Go's encoding/json scanner sees it -------------------------------------------------
+
+_JSON_SPACE = " \t\r\n"
+_DIGITS = "0123456789"
+_HEX = "0123456789abcdefABCDEF"
+_MAX_JSON_DEPTH = 10000
+
+
+class _JsonError(Exception):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+def _skip_json_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _JSON_SPACE:
+        i += 1
+    return i
+
+
+class _JsonScan:
+    """Finds where the first JSON value of ``text[start:]`` ends, or fails with Go's message."""
+
+    def __init__(self, text: str, eof_message: str) -> None:
+        self.text = text
+        self.eof_message = eof_message
+        self.stack: list[str] = []
+
+    def fail(self, i: int, context: str) -> _JsonError:
+        if i >= len(self.text):
+            return _JsonError(self.eof_message, i)
+        return _JsonError(f"invalid character {_quote_char(self.text[i])} {context}", i)
+
+    def char(self, i: int) -> str:
+        if i >= len(self.text):
+            raise _JsonError(self.eof_message, i)
+        return self.text[i]
+
+    def push(self, kind: str, i: int) -> None:
+        self.stack.append(kind)
+        if len(self.stack) > _MAX_JSON_DEPTH:
+            raise self.fail(i, "exceeded max depth")
+
+    def value(self, i: int) -> tuple[int, bool]:
+        """Scan the start of a value at ``i``; returns (next index, value complete)."""
+        i = _skip_json_space(self.text, i)
+        char = self.char(i)
+        if char == "{":
+            self.push("{", i)
+            i = _skip_json_space(self.text, i + 1)
+            if self.char(i) == "}":
+                self.stack.pop()
+                return i + 1, True
+            return self.object_key(i), False
+        if char == "[":
+            self.push("[", i)
+            i = _skip_json_space(self.text, i + 1)
+            if self.char(i) == "]":
+                self.stack.pop()
+                return i + 1, True
+            return i, False
+        if char == '"':
+            return self.string(i), True
+        if char == "-" or char in _DIGITS:
+            return self.number(i), True
+        if char in "tfn":
+            return self.literal(i), True
+        raise self.fail(i, "looking for beginning of value")
+
+    def object_key(self, i: int) -> int:
+        if self.char(i) != '"':
+            raise self.fail(i, "looking for beginning of object key string")
+        i = _skip_json_space(self.text, self.string(i))
+        if self.char(i) != ":":
+            raise self.fail(i, "after object key")
+        return i + 1
+
+    def after_value(self, i: int) -> tuple[int, bool]:
+        """After a complete value: close containers; returns (index, whole value complete)."""
+        while self.stack:
+            i = _skip_json_space(self.text, i)
+            char = self.char(i)
+            if self.stack[-1] == "{":
+                if char == ",":
+                    return self.object_key(_skip_json_space(self.text, i + 1)), False
+                if char != "}":
+                    raise self.fail(i, "after object key:value pair")
+            else:
+                if char == ",":
+                    return i + 1, False
+                if char != "]":
+                    raise self.fail(i, "after array element")
+            self.stack.pop()
+            i += 1
+        return i, True
+
+    def string(self, i: int) -> int:
+        i += 1
+        while True:
+            char = self.char(i)
+            if char == '"':
+                return i + 1
+            if char == "\\":
+                i = self.escape(i + 1)
+                continue
+            if char < " ":
+                raise self.fail(i, "in string literal")
+            i += 1
+
+    def escape(self, i: int) -> int:
+        char = self.char(i)
+        if char in 'bfnrt\\/"':
+            return i + 1
+        if char != "u":
+            raise self.fail(i, "in string escape code")
+        for j in range(i + 1, i + 5):
+            if self.char(j) not in _HEX:
+                raise self.fail(j, "in \\u hexadecimal character escape")
+        return i + 5
+
+    def digits(self, i: int) -> int:
+        while i < len(self.text) and self.text[i] in _DIGITS:
+            i += 1
+        return i
+
+    def number(self, i: int) -> int:
+        if self.text[i] == "-":
+            i += 1
+            if self.char(i) not in _DIGITS:
+                raise self.fail(i, "in numeric literal")
+        i = i + 1 if self.text[i] == "0" else self.digits(i)
+        if i < len(self.text) and self.text[i] == ".":
+            if self.char(i + 1) not in _DIGITS:
+                raise self.fail(i + 1, "after decimal point in numeric literal")
+            i = self.digits(i + 1)
+        if i < len(self.text) and self.text[i] in "eE":
+            i += 1
+            if i < len(self.text) and self.text[i] in "+-":
+                i += 1
+            if self.char(i) not in _DIGITS:
+                raise self.fail(i, "in exponent of numeric literal")
+            i = self.digits(i)
+        return i
+
+    def literal(self, i: int) -> int:
+        word = {"t": "true", "f": "false", "n": "null"}[self.text[i]]
+        for offset, expected in enumerate(word[1:], start=1):
+            if self.char(i + offset) != expected:
+                raise self.fail(i + offset, f"in literal {word} (expecting '{expected}')")
+        return i + len(word)
+
+
+def _scan_json(text: str, start: int, eof_message: str) -> int:
+    """Index just after the first JSON value in ``text[start:]``. Raises :class:`_JsonError`."""
+    scan = _JsonScan(text, eof_message)
+    i, complete = scan.value(start)
+    while True:
+        if complete:
+            i, complete = scan.after_value(i)
+            if complete:
+                return i
+        i, complete = scan.value(i)
+
+
+def _decode_json(text: str, offset: int) -> Any:
+    """Decode already-validated JSON as Go does into ``any`` (every number is a float64): an
+    integer stays an ``int`` when float64 holds it exactly, else it becomes Go's float64 value;
+    numbers beyond float64 fail as in Go."""
+
+    def number(literal: str) -> int | float:
+        value = float(literal)
+        if math.isinf(value):
+            raise _JsonError(f"json: cannot unmarshal number {literal} into Go value of type "
+                             "float64", offset)
+        if any(char in literal for char in ".eE"):
+            return value
+        integer = int(literal)
+        return integer if value == integer else value
+
+    return json.loads(text, parse_int=number, parse_float=number)

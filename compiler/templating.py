@@ -1,0 +1,157 @@
+"""Jinja for meshc: sandboxed, strict, confined to the project, errors as diagnostics.
+
+One :class:`Templates` per compilation (templates are parsed once and cached in it). Templates
+see only what they are given: no Python internals (the immutable sandbox), no undefined names
+(StrictUndefined: a typo is an error with the template's file and line), and no files outside
+the project (the loader goes through :class:`~compiler.files.ProjectFiles`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import posixpath
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, NoReturn
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from .diagnostics import CompileError, Diagnostic
+from .files import OutsideProject, ProjectFiles
+from .source import Span
+from .yamlsrc import dump_yaml
+
+
+class TemplateFailure(Exception):
+    """Raised by ``fail()`` / ``required()`` inside a template."""
+
+
+class _ProjectLoader(jinja2.BaseLoader):
+    def __init__(self, files: ProjectFiles) -> None:
+        self.files = files
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return self.files.read(template), template, lambda: True
+        except OutsideProject as exc:
+            raise jinja2.TemplateNotFound(f"{template} ({exc})") from None
+        except (OSError, UnicodeDecodeError):
+            raise jinja2.TemplateNotFound(template) from None
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    def join_path(self, template: str, parent: str) -> str:
+        """``./x`` and ``../x`` are relative to the including template; other names to the project."""
+        if template.startswith(("./", "../")):
+            return posixpath.normpath(posixpath.join(posixpath.dirname(parent), template))
+        return template
+
+
+def _fail(message: str) -> NoReturn:
+    raise TemplateFailure(message)
+
+
+def _required(value: Any, message: str = "a required value is missing") -> Any:
+    if value is None or value == "" or isinstance(value, jinja2.Undefined):
+        raise TemplateFailure(message)
+    return value
+
+
+def _toyaml(value: Any) -> str:
+    if isinstance(value, jinja2.Undefined):
+        value = None
+    return dump_yaml(value).rstrip("\n")
+
+
+def _nindent(text: Any, width: int = 2) -> str:
+    pad = " " * width
+    return "\n" + "\n".join(pad + line if line else line for line in str(text).split("\n"))
+
+
+def _quote(value: Any) -> str:
+    return json.dumps("" if value is None else value if isinstance(value, str) else str(value),
+                      ensure_ascii=False)
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def _b64enc(value: Any) -> str:
+    return base64.b64encode(str(value).encode()).decode()
+
+
+FILTERS: Mapping[str, Callable[..., Any]] = {
+    "toyaml": _toyaml, "nindent": _nindent, "quote": _quote, "sha256": _sha256, "b64enc": _b64enc,
+}
+GLOBALS: Mapping[str, Any] = {"fail": _fail, "required": _required}
+
+
+class Templates:
+    """Compiles and renders project templates, turning every failure into a diagnostic."""
+
+    def __init__(self, files: ProjectFiles) -> None:
+        self.env = _Environment(
+            loader=_ProjectLoader(files), undefined=jinja2.StrictUndefined, trim_blocks=True,
+            lstrip_blocks=True, keep_trailing_newline=True, autoescape=False, cache_size=-1)
+        self.env.filters.update(FILTERS)
+        self.env.globals.update(GLOBALS)
+        self._strings: dict[str, jinja2.Template] = {}
+
+    def render_file(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render project file ``name``. Raises :class:`CompileError` pointing into the template."""
+        try:
+            return self.env.get_template(name).render(context)
+        except Exception as exc:  # noqa: BLE001 - every template failure becomes a diagnostic
+            raise CompileError([template_diagnostic(exc, name)]) from None
+
+    def render_string(self, source: str, context: Mapping[str, Any], span: Span) -> str:
+        """Render a Jinja string written in the meshfile at ``span`` (e.g. a namespace)."""
+        if "{" not in source:
+            return source
+        try:
+            template = self._strings.get(source)
+            if template is None:
+                template = self._strings[source] = self.env.from_string(source)
+            return template.render(context)
+        except Exception as exc:  # noqa: BLE001
+            raise CompileError([Diagnostic("error", _message(exc), span)]) from None
+
+
+def template_diagnostic(exc: BaseException, name: str) -> Diagnostic:
+    """A diagnostic at the template file and line where ``exc`` happened."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        file = exc.name or exc.filename or name
+        return Diagnostic("error", f"template syntax error: {exc.message}",
+                          Span(file, exc.lineno or 1, 1, exc.lineno or 1, 1 << 16))
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Diagnostic("error", f"template not found: {exc.message}", _traceback_span(exc, name))
+    return Diagnostic("error", _message(exc), _traceback_span(exc, name))
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined in template: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"template tried something the sandbox forbids: {exc}"
+    if isinstance(exc, TemplateFailure):
+        return f"template failed: {exc}"
+    if isinstance(exc, jinja2.TemplateError):
+        return f"template error: {exc.message}"
+    return f"template error: {type(exc).__name__}: {exc}"
+
+
+def _traceback_span(exc: BaseException, fallback: str) -> Span:
+    """The innermost template frame of ``exc`` (Jinja rewrites frames to template file/line)."""
+    tb: TracebackType | None = exc.__traceback__
+    found: Span | None = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename and not filename.endswith(".py") and not filename.startswith("<"):
+            found = Span(filename, tb.tb_lineno, 1, tb.tb_lineno, 1 << 16)
+        tb = tb.tb_next
+    return found or Span(fallback, 1, 1)
