@@ -58,7 +58,7 @@ def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterat
         yield
     except CompileError as exc:
         sources = compiler_holder[0].sources if compiler_holder else files.texts
-        _report(exc, sources)
+        _report(exc, {**sources, **exc.sources})
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
         raise Failed("") from None

@@ -15,6 +15,7 @@ from typing import Literal
 from .source import Span, source_line
 
 Severity = Literal["error", "warning", "note"]
+WHOLE_LINE = 1 << 16  # a span's end_col meaning "the whole line" (runtime template errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +32,10 @@ class Diagnostic:
 class CompileError(Exception):
     """Raised by a stage when input is invalid; carries every diagnostic found."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+    def __init__(self, diagnostics: Iterable[Diagnostic],
+                 sources: Mapping[str, str] | None = None) -> None:
         self.diagnostics = tuple(diagnostics)
+        self.sources = dict(sources or {})  # texts the excerpts need that the caller lacks
         first = self.diagnostics[0].message if self.diagnostics else "compile error"
         super().__init__(first)
 
@@ -74,12 +77,20 @@ def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str]) -> str:
     if diag.span is None:
         lines = [head]
     else:
-        lines = [f"{diag.span}: {head}"]
+        lines = [f"{_located(diag.span, sources.get(diag.span.file))}: {head}"]
         lines.extend(_excerpt(diag.span, sources.get(diag.span.file)))
     lines.extend(f"  = note: {note}" for note in diag.notes)
     if diag.help:
         lines.append(f"  = help: {diag.help}")
     return "\n".join(lines)
+
+
+def _located(span: Span, text: str | None) -> str:
+    """``file:line:col``; for a whole-line span, the column of the line's first character."""
+    line = source_line(text, span.line) if text is not None and span.end_col >= WHOLE_LINE else None
+    if line is None:
+        return str(span)
+    return f"{span.file}:{span.line}:{len(line) - len(line.lstrip()) + 1}"
 
 
 def _excerpt(span: Span, text: str | None) -> list[str]:
@@ -92,8 +103,28 @@ def _excerpt(span: Span, text: str | None) -> list[str]:
     pad = " " * len(gutter)
     col = min(max(span.col, 1), len(line) + 1)
     width = max(1, min(span.width, len(line) - col + 1))
+    if span.end_col >= WHOLE_LINE:  # underline the line's content, not its indentation
+        col = len(line) - len(line.lstrip()) + 1
+        width = max(1, len(line.strip()))
     caret_prefix = "".join("\t" if ch == "\t" else " " for ch in line[: col - 1])
     return [f"  {gutter} | {line}", f"  {pad} | {caret_prefix}{'^' * width}"]
+
+
+def _merge_duplicates(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per (severity, message, span, help); their notes combined.
+
+    A template used by several releases fails once per release: say it once, and list where.
+    """
+    merged: dict[tuple[object, ...], Diagnostic] = {}
+    for diag in diagnostics:
+        key = (diag.severity, diag.message, diag.span, diag.help)
+        if key in merged:
+            old = merged[key]
+            notes = old.notes + tuple(n for n in diag.notes if n not in old.notes)
+            merged[key] = Diagnostic(old.severity, old.message, old.span, old.help, notes)
+        else:
+            merged[key] = diag
+    return list(merged.values())
 
 
 def _position(diag: Diagnostic) -> tuple[int, str, int, int]:
@@ -104,7 +135,7 @@ def _position(diag: Diagnostic) -> tuple[int, str, int, int]:
 
 def format_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str]) -> str:
     """All diagnostics, errors counted at the end, as the CLI prints them on stderr."""
-    diags = sorted(diagnostics, key=_position)
+    diags = sorted(_merge_duplicates(diagnostics), key=_position)
     parts = [format_diagnostic(d, sources) for d in diags]
     errors = sum(1 for d in diags if d.severity == "error")
     if errors:

@@ -38,18 +38,22 @@ _TYPE_NAMES = {STR: "a string", BOOL: "a boolean", NULL: "null"}
 Entries = dict[str, tuple[ScalarNode, Node]]
 
 
-def load_meshfile(text: str, file: str) -> Spec:
-    """Parse and type-check a meshfile. Raises :class:`CompileError` with every problem found."""
+def load_meshfile(text: str, file: str, diags: Diagnostics | None = None) -> Spec:
+    """Parse and type-check a meshfile.
+
+    Problems go to ``diags`` when given, so later stages can add theirs before anything is
+    raised; parts in error are left out of the returned spec. Raises :class:`CompileError`
+    when the text is not a YAML map at all, or, without ``diags``, on any problem.
+    """
     docs = compose_documents(text, file)
-    diags = Diagnostics()
+    local = diags if diags is not None else Diagnostics()
     if len(docs) != 1 or not isinstance(docs[0], MappingNode):
         span = span_from_marks(file, docs[1].start_mark) if len(docs) > 1 else Span(file, 1, 1)
-        diags.error("a meshfile holds exactly one YAML document, a map", span)
-        diags.raise_if_errors()
-    reader = _Reader(file, diags)
-    spec = reader.spec(docs[0])
-    diags.raise_if_errors()
-    assert spec is not None
+        local.error("a meshfile holds exactly one YAML document, a map", span)
+        raise CompileError(local.items)
+    spec = _Reader(file, local).spec(docs[0])
+    if diags is None:
+        local.raise_if_errors()
     return spec
 
 
@@ -84,7 +88,8 @@ class _Reader:
                                         f"{first.column + 1}",))
                 continue
             if allowed is not None and key not in allowed:
-                hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
+                hint = (_synonym(key, allowed) or did_you_mean(key, allowed)
+                        or f"known keys: {', '.join(allowed)}")
                 self.diags.error(f"unknown key '{key}' in {what}", self.span(key_node), hint)
                 continue
             result[key] = (key_node, value_node)
@@ -152,7 +157,7 @@ class _Reader:
 
     # --- the meshfile ---------------------------------------------------------------------
 
-    def spec(self, root: MappingNode) -> Spec | None:
+    def spec(self, root: MappingNode) -> Spec:
         top = self.entries(root, "the meshfile", TOP_KEYS)
         self.api_version(top, root)
         project = self.optional_text(top, "project", "project") or Text("", self.span(root))
@@ -294,6 +299,18 @@ class _Reader:
                              self.span(e["ops"][1]))
             return None
         return Patch(tuple(fields), tuple(ops), self.span(node))
+
+
+# What users of other tools write, and what meshc calls it.
+_SYNONYMS = {"dependsOn": "needs", "depends_on": "needs", "dependencies": "needs",
+             "extends": "inherits", "parent": "inherits", "valuesFiles": "values",
+             "set": "values", "kubecontext": "kubeContext", "context": "kubeContext",
+             "atomic": "rollbackOnFailure", "installed": "condition", "enabled": "condition"}
+
+
+def _synonym(key: str, allowed: tuple[str, ...]) -> str | None:
+    target = _SYNONYMS.get(key)
+    return f"meshc calls this '{target}'" if target in allowed else None
 
 
 def _value(text: Text | None) -> str | None:

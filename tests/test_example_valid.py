@@ -11,11 +11,10 @@ import re
 from pathlib import Path
 
 import kubernetes_validate
-import pytest
 import yaml
+from helmlint import lint_charts, render_charts
 
 from compiler import wrapper_chart
-from helmlint import lint_charts, render_charts
 
 
 class _HelmLikeLoader(yaml.SafeLoader):

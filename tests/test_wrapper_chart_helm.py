@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helmlint import lint_charts, render_charts, strip_source_comments
 
 from compiler import wrapper_chart
-from helmlint import lint_charts, render_charts, strip_source_comments
 
 RELEASE = "registry"
 

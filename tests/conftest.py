@@ -1,0 +1,103 @@
+"""Shared fixtures: the repository root, a freshly rendered example, golden-file helpers.
+
+Goldens are regenerated only on request: ``pytest --update-goldens``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).resolve().parent / "golden"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helmlint.py and friends
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite golden files from the current output instead of comparing")
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+def run_meshc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    from compiler.cli import main
+
+    runner = CliRunner()
+    if cwd is not None:
+        import os
+
+        old = Path.cwd()
+        os.chdir(cwd)
+        try:
+            result = runner.invoke(main, list(args), catch_exceptions=False)
+        finally:
+            os.chdir(old)
+    else:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def rendered_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh ``meshc render`` of the example at the repository's top level."""
+    out = tmp_path_factory.mktemp("example") / "rendered"
+    code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render", "--out", str(out))
+    assert code == 0, err
+    return out
+
+
+def unified(expected: str, actual: str, name: str) -> str:
+    return "".join(difflib.unified_diff(expected.splitlines(keepends=True),
+                                        actual.splitlines(keepends=True),
+                                        f"expected/{name}", f"actual/{name}"))
+
+
+def check_text(path: Path, actual: str, update: bool) -> None:
+    """Compare ``actual`` with golden file ``path`` (or rewrite it with --update-goldens)."""
+    if update:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8", newline="\n")
+        return
+    assert path.exists(), f"missing golden {path}; run pytest --update-goldens"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, "golden mismatch:\n" + unified(expected, actual, path.name)
+
+
+def tree_files(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def check_tree(expected_root: Path, actual_root: Path, update: bool) -> None:
+    """Compare two directory trees file by file, printing unified diffs of what differs."""
+    if update:
+        if expected_root.exists():
+            shutil.rmtree(expected_root)
+        shutil.copytree(actual_root, expected_root)
+        return
+    expected = tree_files(expected_root) if expected_root.exists() else {}
+    actual = tree_files(actual_root)
+    problems = []
+    for name in sorted(set(expected) | set(actual)):
+        if name not in actual:
+            problems.append(f"missing: {name}")
+        elif name not in expected:
+            problems.append(f"unexpected: {name}")
+        elif expected[name] != actual[name]:
+            problems.append(unified(expected[name], actual[name], name))
+    assert not problems, "rendered tree differs from golden:\n" + "\n".join(problems)

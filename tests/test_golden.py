@@ -1,0 +1,51 @@
+"""Golden projects: input project → expected rendered tree, plans, stdout, stderr, exit code.
+
+Each ``tests/golden/<case>/`` holds ``case.yaml`` (the runs) and either ``project/`` (the input)
+or ``project: ROOT`` in case.yaml for the example at the repository's top level. For every run
+``<name>``: ``<name>.stdout``, ``<name>.stderr``, and, for runs writing to ``{out}``,
+``<name>.tree/`` — except the example's render, whose golden tree is the committed ``rendered/``.
+Regenerate with ``pytest --update-goldens`` and review the diff.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import GOLDEN, ROOT, check_text, check_tree, run_meshc
+
+CASES = sorted(p.parent.name for p in GOLDEN.glob("*/case.yaml"))
+
+
+def _runs(case: str) -> list[tuple[str, dict]]:
+    spec = yaml.safe_load((GOLDEN / case / "case.yaml").read_text())
+    return [(run["name"], run) for run in spec["runs"]]
+
+
+def _project(case: str) -> Path:
+    spec = yaml.safe_load((GOLDEN / case / "case.yaml").read_text())
+    return ROOT if spec.get("project") == "ROOT" else GOLDEN / case / "project"
+
+
+PARAMS = [pytest.param(case, name, run, id=f"{case}/{name}")
+          for case in CASES for name, run in _runs(case)]
+
+
+@pytest.mark.parametrize(("case", "name", "run"), PARAMS)
+def test_golden(case: str, name: str, run: dict, tmp_path: Path, update_goldens: bool) -> None:
+    project = _project(case)
+    out = tmp_path / "out"
+    args = [str(a).replace("{out}", str(out)) for a in run["args"]]
+    code, stdout, stderr = run_meshc(*args, cwd=project)
+    stdout, stderr = (s.replace(str(out), "{out}") for s in (stdout, stderr))
+    folder = GOLDEN / case
+    check_text(folder / f"{name}.stdout", stdout, update_goldens)
+    check_text(folder / f"{name}.stderr", stderr, update_goldens)
+    assert code == run.get("exit", 0), stderr
+    if "{out}" in " ".join(map(str, run["args"])) and code == 0:
+        expected = ROOT / "rendered" if project == ROOT else folder / f"{name}.tree"
+        check_tree(expected, out, update_goldens)
+    if code != 0:
+        assert "Traceback" not in stderr
