@@ -190,7 +190,7 @@ def render(options: Options, environments: tuple[str, ...], out: Path | None, **
         files: dict[str, str] = {}
         for env in envs:
             files.update(output_files(compile_environment(compiler, env)))
-        target = out if out is not None else compiler.files.root / project.output
+        target = out if out is not None else options.meshfile.parent / project.output
         write_output(target, files, [e.name for e in envs], whole=not environments)
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)

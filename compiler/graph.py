@@ -105,7 +105,8 @@ def _graph_text(project: Project, graph: nx.DiGraph, generations: tuple[tuple[st
         lines.append("environments (inheritance):")
         lines.extend(_tree_lines(inheritance_graph(project), project))
         lines.append("")
-        lines.append("promotion order: " + " -> ".join(_promotion_chain(project)))
+        lines.append("promotion order:")
+        lines.extend(f"  {chain}" for chain in _promotion_chain(project))
     return "\n".join(lines) + "\n"
 
 
@@ -131,13 +132,25 @@ def _tree_lines(graph: nx.DiGraph, project: Project) -> list[str]:
 
 
 def _promotion_chain(project: Project) -> list[str]:
-    order = promotion_order(project)
+    """Each promotion chain as ``a -> b -> c``; environments outside any chain last."""
     graph = promotion_graph(project)
-    parts = []
-    for name in order:
-        source = next(iter(graph.predecessors(name)), None)
-        parts.append(name if source is None else f"{name} (from {source})")
-    return parts
+    chains = []
+    for root in sorted(n for n in graph.nodes if graph.in_degree(n) == 0 and graph.out_degree(n)):
+        chains.append(" -> ".join(_chain_text(graph, root)))
+    alone = sorted(n for n in graph.nodes if graph.degree(n) == 0)
+    if alone:
+        chains.append("not promoted: " + ", ".join(alone))
+    return chains
+
+
+def _chain_text(graph: nx.DiGraph, name: str) -> list[str]:
+    targets = sorted(graph.successors(name))
+    if not targets:
+        return [name]
+    if len(targets) == 1:
+        return [name, *_chain_text(graph, targets[0])]
+    branches = ", ".join(" -> ".join(_chain_text(graph, t)) for t in targets)
+    return [f"{name} -> {{{branches}}}"]
 
 
 def _graph_json(project: Project, graph: nx.DiGraph, generations: tuple[tuple[str, ...], ...],

@@ -76,12 +76,13 @@ def apply_set(dest: dict[str, Any], kind: str, text: str,
     *inside* ``dest`` are edited in place, so ``dest`` must not share subtrees with data that has
     to stay unchanged. On error ``dest`` may be partly updated, as in Helm.
 
-    ``read_file(path)`` returns a file's contents for ``set-file``; it may raise ``OSError`` or
-    :class:`SetError`. Raises :class:`SetError` (also for an unknown ``kind``).
+    ``read_file(path)`` returns a file's contents for ``set-file``, given the value text as
+    written (Helm reads ``-`` from stdin and URLs through its getters); it may raise ``OSError``
+    or :class:`SetError`. Raises :class:`SetError` (also for an unknown ``kind``).
     """
     if kind not in KINDS:
         raise SetError(f"unknown flag kind {kind!r}", None, kind=kind, text=text)
-    if kind == "set-json" and text.strip().startswith("{"):
+    if kind == "set-json" and _is_json_object_flag(text):
         _merge_json_object(dest, text)
         return
     _Parser(text, kind, read_file).parse(dest)
@@ -94,7 +95,7 @@ def helm_error_text(kind: str, text: str, error: SetError) -> str:
     the parser's detail and prints the flag value instead.
     """
     if kind == "set-json":
-        if text.strip().startswith("{"):
+        if _is_json_object_flag(text):
             return f"failed parsing --set-json data JSON: {text}"
         return f"failed parsing --set-json data {text}"
     return f"failed parsing --{kind} data: {error.message}"
@@ -487,13 +488,29 @@ def _atoi(text: str, offset: int) -> tuple[int, _Err | None]:
     return number, None
 
 
+def _go_trim_bounds(text: str) -> tuple[int, int]:
+    """Where Go's strings.TrimSpace would cut ``text``: (start, end)."""
+    start, end = 0, len(text)
+    while start < end and _is_go_space(text[start]):
+        start += 1
+    while end > start and _is_go_space(text[end - 1]):
+        end -= 1
+    return start, end
+
+
+def _is_json_object_flag(text: str) -> bool:
+    start, end = _go_trim_bounds(text)
+    return start < end and text[start] == "{"
+
+
 def _merge_json_object(dest: dict[str, Any], text: str) -> None:
-    """``--set-json '{...}'``: Helm 4 unmarshals the whole value and MergeMaps it over dest."""
-    start = len(text) - len(text.lstrip())
+    """``--set-json '{...}'``: Helm 4 unmarshals the whole (trimmed) value and MergeMaps it
+    over dest."""
+    start, stop = _go_trim_bounds(text)
     try:
-        end = _scan_json(text, start, "unexpected end of JSON input")
+        end = _scan_json(text[:stop], start, "unexpected end of JSON input")
         tail = _skip_json_space(text, end)
-        if tail < len(text.rstrip()):
+        if tail < stop:
             raise _JsonError(f"invalid character {_quote_char(text[tail])} after top-level "
                              "value", tail)
         value = _decode_json(text[start:end], start)
