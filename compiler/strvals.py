@@ -6,7 +6,10 @@ One flag value such as ``a.b=1,c[0]={x,y}`` is parsed *into* an existing values 
                   that do not start with ``0``; everything else stays a string;
 - ``set-string``  every value is a string;
 - ``set-json``    every value is JSON (an empty value is null); a whole JSON object
-                  (``{"a": 1}``) is merged like Helm's ``MergeMaps``;
+                  (``{"a": 1}``) is merged like Helm's ``MergeMaps``. Go reads every JSON
+                  number as a float64: integers stay ``int`` where float64 holds them
+                  exactly and become that float64 otherwise (``12345678901234567890`` →
+                  ``1.2345678901234567e19``);
 - ``set-file``    every value is a path, replaced by that file's contents;
 - ``set-literal`` one key; the value is the rest of the text, verbatim.
 
