@@ -45,6 +45,7 @@ class Diagnostics:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self.sources: dict[str, str] = {}  # texts not in the project (rendered output, flags)
 
     def error(self, message: str, span: Span | None = None, help: str | None = None,
               notes: tuple[str, ...] = ()) -> None:
@@ -56,13 +57,20 @@ class Diagnostics:
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.items.extend(diagnostics)
 
+    def absorb(self, exc: CompileError, note: str | None = None) -> None:
+        """Take over a raised error's diagnostics (each with ``note`` added) and sources."""
+        for diag in exc.diagnostics:
+            notes = (*diag.notes, note) if note else diag.notes
+            self.items.append(Diagnostic(diag.severity, diag.message, diag.span, diag.help, notes))
+        self.sources.update(exc.sources)
+
     @property
     def has_errors(self) -> bool:
         return any(d.severity == "error" for d in self.items)
 
     def raise_if_errors(self) -> None:
         if self.has_errors:
-            raise CompileError(self.items)
+            raise CompileError(self.items, self.sources)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -9,7 +9,7 @@ problem found.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +264,8 @@ def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutp
         try:
             outputs.append(_compile_release(compiler, release, env_values, env_ctx, diags))
         except CompileError as exc:
-            where = f"while compiling release '{release.name}' for environment '{env.name}'"
-            diags.extend(replace(d, notes=(*d.notes, where)) for d in exc.diagnostics)
+            diags.absorb(exc, f"while compiling release '{release.name}' for environment "
+                              f"'{env.name}'")
     diags.raise_if_errors()
     plan = _plan(compiler, env, tuple(outputs), tuple(disabled))
     return EnvironmentOutput(env, tuple(outputs), plan)
@@ -282,7 +282,7 @@ def _compile_release(compiler: Compiler, release: Release, env_values: EnvValues
         release_ctx = {"name": release.name, "namespace": namespace, "chart": release.chart.ref,
                        "labels": dict(release.labels), "valuesKey": release.values_key_text}
         context = release_context(values, env_ctx, release_ctx)
-        manifests = render_release(release, values, context, compiler.templates, namespace)
+        manifests = render_release(release, context, compiler.templates, namespace, env.name)
     return ReleaseOutput(release, namespace, values, manifests, helm)
 
 

@@ -57,18 +57,20 @@ class _Doc:
     template: str
 
 
-def render_release(release: Release, values: ValueSet, context: dict[str, Any],
-                   templates: Templates, namespace: str) -> tuple[Manifest, ...]:
-    """Render one local-chart release. Raises :class:`CompileError` with every problem found."""
+def render_release(release: Release, context: dict[str, Any], templates: Templates,
+                   namespace: str, env: str) -> tuple[Manifest, ...]:
+    """Render one local-chart release in environment ``env``. Raises :class:`CompileError`
+    with every problem found."""
     diags = Diagnostics()
     docs: list[_Doc] = []
     for template in release.chart.templates:
         try:
             text = templates.render_file(template, context)
         except CompileError as exc:
-            diags.extend(exc.diagnostics)
+            diags.absorb(exc)
             continue
-        docs.extend(_documents(text, template, namespace, diags))
+        label = f"{template} (rendered for {release.name} in {env})"
+        docs.extend(_documents(text, template, label, namespace, diags))
     diags.raise_if_errors()
     docs = _apply_patches(docs, release.patches, diags)
     manifests = _name_files(docs, diags)
@@ -76,23 +78,25 @@ def render_release(release: Release, values: ValueSet, context: dict[str, Any],
     return manifests
 
 
-def _documents(text: str, template: str, namespace: str, diags: Diagnostics) -> list[_Doc]:
+def _documents(text: str, template: str, label: str, namespace: str,
+               diags: Diagnostics) -> list[_Doc]:
+    """The documents ``template`` rendered (as ``text``); YAML errors point into the rendered
+    text, which becomes a diagnostics source under ``label``."""
     try:
-        loaded = load_documents(text, f"{template} (rendered)")
+        loaded = load_documents(text, label)
     except CompileError as exc:
+        diags.sources[label] = text
         for diag in exc.diagnostics:
-            line = diag.span.line if diag.span else 1
-            excerpt = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
-            diags.error(f"template rendered invalid YAML: {diag.message.removeprefix('invalid YAML: ')}",
-                        Span(template, 1, 1), notes=(f"rendered line {line}: {excerpt.strip()}",),
-                        help="render it with `meshc values` context in mind; check indentation "
-                             "(nindent) of inserted blocks")
+            diags.error(f"template {template} rendered invalid YAML: "
+                        f"{diag.message.removeprefix('invalid YAML: ')}", diag.span,
+                        help="check the indentation of inserted blocks (`| nindent(n)`) and "
+                             "quote values that contain ': ' (`| quote`)")
         return []
     result = []
     for index, doc in enumerate(loaded):
         problem = _object_problem(doc)
         if problem:
-            diags.error(f"document {index + 1} rendered by this template {problem}",
+            diags.error(f"document {index + 1} rendered by {template} {problem}",
                         Span(template, 1, 1))
             continue
         metadata = doc["metadata"]

@@ -72,9 +72,27 @@ def _nindent(text: Any, width: int = 2) -> str:
     return "\n" + "\n".join(pad + line if line else line for line in str(text).split("\n"))
 
 
+def _scalar_text(value: Any) -> Any:
+    """How Go templates print scalars: true/false, and nothing for None (not Python's
+    True/False/None, which would change meaning inside YAML)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        return "null"
+    return _scalar_text(value)
+
+
 def _quote(value: Any) -> str:
-    return json.dumps("" if value is None else value if isinstance(value, str) else str(value),
-                      ensure_ascii=False)
+    value = _scalar_text(value)
+    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
 
 
 def _sha256(value: Any) -> str:
@@ -97,7 +115,8 @@ class Templates:
     def __init__(self, files: ProjectFiles) -> None:
         self.env = _Environment(
             loader=_ProjectLoader(files), undefined=jinja2.StrictUndefined, trim_blocks=True,
-            lstrip_blocks=True, keep_trailing_newline=True, autoescape=False, cache_size=-1)
+            lstrip_blocks=True, keep_trailing_newline=True, autoescape=False, cache_size=-1,
+            finalize=_finalize)
         self.env.filters.update(FILTERS)
         self.env.globals.update(GLOBALS)
         self._strings: dict[str, jinja2.Template] = {}

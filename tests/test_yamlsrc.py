@@ -1,0 +1,306 @@
+"""YAML in and out (``compiler.yamlsrc``): Helm's Go typing when reading, safe quoting when writing.
+
+The typing table is go-yaml v2's resolver as Helm reads values (``sigs.k8s.io/yaml``): its
+boolean/null words are an exact-case list, timestamps stay strings, no base-60 numbers, Go's
+``strconv`` number syntax. Where the Helm engine is available (``tests/helmlint.py``), the
+whole table is also checked against Helm's own reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.diagnostics import CompileError
+from compiler.yamlsrc import dump_yaml, load_values_text
+
+NAN = object()  # marker: the value must be a float NaN (NaN != NaN)
+
+
+def _value(text: str) -> Any:
+    return load_values_text(f"k: {text}\n", "t.yaml")["k"]
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equal, and of the same type (True is not 1, 9.0 is not 9)."""
+    if expected is NAN:
+        return isinstance(actual, float) and math.isnan(actual)
+    return type(actual) is type(expected) and actual == expected
+
+
+# (scalar as written after "k: ", expected Python value). Types matter: see _same.
+SCALARS: list[tuple[str, Any]] = [
+    # booleans: go-yaml v2's exact-case table
+    *[(w, True) for w in ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE",
+                          "on", "On", "ON")],
+    *[(w, False) for w in ("n", "N", "no", "No", "NO", "false", "False", "FALSE",
+                           "off", "Off", "OFF")],
+    ("yEs", "yEs"), ("tRUE", "tRUE"), ("oN", "oN"), ("nO", "nO"), ("fAlse", "fAlse"),
+    ("yes please", "yes please"),
+    # null
+    ("~", None), ("null", None), ("Null", None), ("NULL", None), ("", None), ("nULL", "nULL"),
+    # timestamps and sexagesimal numbers stay strings
+    ("2024-01-01", "2024-01-01"), ("2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00"),
+    ("2001-12-14 21:59:43.10", "2001-12-14 21:59:43.10"),
+    ("1:30", "1:30"), ("190:20:30", "190:20:30"), ("-1:30", "-1:30"),
+    # integers: strconv.ParseInt(s, 0, 64) after removing '_'
+    ("0", 0), ("-0", 0), ("42", 42), ("+12", 12), ("-17", -17),
+    ("0777", 511), ("00", 0), ("0o17", 15), ("0O17", 15), ("0x1F", 31), ("0X1f", 31),
+    ("-0x1F", -31), ("0b101", 5), ("-0b101", -5), ("1_000", 1000), ("1__0", 10),
+    ("9223372036854775807", 2**63 - 1), ("-9223372036854775808", -(2**63)),
+    ("9223372036854775808", 2**63),  # ParseUint still takes it
+    # floats: yamlStyleFloat, and '.'-led ParseFloat
+    ("09", 9.0), ("012345678", 12345678.0), ("08.5", 8.5), ("1.", 1.0), ("0.", 0.0),
+    (".5", 0.5), ("+.5", 0.5), ("-.5", -0.5), ("1e3", 1000.0), ("1E3", 1000.0),
+    ("1e+3", 1000.0), ("2.5e-1", 0.25), ("1_0.5", 10.5),
+    ("18446744073709551616", 1.8446744073709552e19), ("-9223372036854775809", -9.223372036854776e18),
+    (".inf", math.inf), (".Inf", math.inf), ("+.INF", math.inf), ("-.inf", -math.inf),
+    (".nan", NAN), (".NaN", NAN),
+    # not numbers
+    ("0x", "0x"), ("0o", "0o"), ("0b2", "0b2"), ("0o8", "0o8"), ("+", "+"), (".", "."),
+    ("._5", "._5"), ("0.5e", "0.5e"), ("1e400", "1e400"), ("0x1p-2", "0x1p-2"),
+    ("1.2.3", "1.2.3"), ("12abc", "12abc"), ("infinity", "infinity"), ("nan", "nan"),
+    # quoted and explicitly tagged scalars
+    ("'y'", "y"), ('"0777"', "0777"), ("'1_000'", "1_000"), ('"null"', "null"), ("''", ""),
+    ("'2024-01-01'", "2024-01-01"), ("!!str 12", "12"), ("!!str yes", "yes"), ("!!str", ""),
+    ("!!float 1", 1.0), ("!!int 0x10", 16), ("!!bool on", True), ("!!null ''", None),
+    ("!!timestamp 2001-01-01", "2001-01-01"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCALARS, ids=[repr(t) for t, _ in SCALARS])
+def test_scalar_typing_follows_go_yaml(text: str, expected: Any) -> None:
+    actual = _value(text)
+    assert _same(actual, expected), f"{text!r} read as {actual!r}, expected {expected!r}"
+
+
+# Differences from Helm's reader found with tests/helmlint.py's engine (helm v4.2.3), each
+# checked there with helm_python.values_from_yaml(text).
+HELM_DIFFERENCES = [
+    pytest.param(".5e400", ".5e400", id="dot-float-out-of-range",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "BUG: '.5e400' (a '.'-led float out of float64 range) is read as inf; "
+                     "Go's ParseFloat reports a range error, so Helm keeps the string "
+                     "(resolve_plain checks isinf only on the digit-led branch)"))),
+    pytest.param("!!binary aGVsbG8=", "hello", id="binary-tag",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "BUG: '!!binary aGVsbG8=' is read as the base64 text; go-yaml v2 "
+                     "decodes it (Helm reads 'hello')"))),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HELM_DIFFERENCES)
+def test_scalar_typing_edge_cases_helm_disagrees_with(text: str, expected: Any) -> None:
+    assert _same(_value(text), expected)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: a '<<' merge written AFTER an explicit key: go-yaml v2 (Helm) applies keys in "
+    "document order, so the merged value wins ({a: 2, b: 3}); meshc always lets the "
+    "explicit key win ({a: 1, b: 3}), which is go-yaml v3's rule"))
+def test_merge_after_explicit_key_follows_document_order() -> None:
+    assert load_values_text("a: 1\n<<: {a: 2, b: 3}\n", "t.yaml") == {"a": 2, "b": 3}
+
+
+KEYS: list[tuple[str, str]] = [
+    ("on", "true"), ("y", "true"), ("off", "false"), ("NO", "false"), ("yEs", "yEs"),
+    ("0777", "511"), ("0x10", "16"), ("1_000", "1000"), ("12", "12"), ("1.5", "1.5"),
+    ("0.1", "0.1"), ("1e3", "1000"), ("'on'", "on"), ('"12"', "12"), ("2024-01-01", "2024-01-01"),
+    ("1:30", "1:30"),
+]
+
+
+@pytest.mark.parametrize(("key", "expected"), KEYS, ids=[k for k, _ in KEYS])
+def test_non_string_keys_become_their_go_text(key: str, expected: str) -> None:
+    assert load_values_text(f"{key}: x\n", "t.yaml") == {expected: "x"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: float keys are printed with Python's rules; sigs.k8s.io/yaml uses "
+    "strconv.FormatFloat(k, 'g', -1, 32): Helm reads '123456789.0: x' as key '1.2345679e+08' "
+    "and '1e21: x' as '1e+21' (meshc: '123456789', '1000000000000000000000')"))
+def test_float_keys_are_formatted_as_sigs_k8s_yaml_does() -> None:
+    assert load_values_text("123456789.0: x\n1e21: y\n", "t.yaml") == {
+        "1.2345679e+08": "x", "1e+21": "y"}
+
+
+def test_anchors_aliases_and_merge_keys() -> None:
+    text = """\
+base: &base {image: nginx, replicas: 2, labels: {a: "1"}}
+list: &l [1, 2]
+copy: *l
+svc:
+  <<: *base
+  replicas: 3
+multi:
+  <<: [{a: 1, b: 1}, {a: 2, c: 2}]
+  c: 3
+"""
+    assert load_values_text(text, "t.yaml") == {
+        "base": {"image": "nginx", "replicas": 2, "labels": {"a": "1"}},
+        "list": [1, 2],
+        "copy": [1, 2],
+        "svc": {"image": "nginx", "replicas": 3, "labels": {"a": "1"}},
+        "multi": {"a": 1, "b": 1, "c": 3},  # earlier merge sources win, explicit keys win
+    }
+
+
+def test_aliased_maps_are_independent_copies() -> None:
+    data = load_values_text("a: &x {k: [1]}\nb: *x\n", "t.yaml")
+    data["a"]["k"].append(2)
+    assert data["b"] == {"k": [1]}, "an alias must not share mutable data with its anchor"
+
+
+def test_quoted_strings_stay_strings() -> None:
+    text = "a: 'yes'\nb: \"0x1F\"\nc: '~'\nd: \"1:30\"\ne: '.inf'\n"
+    assert load_values_text(text, "t.yaml") == {
+        "a": "yes", "b": "0x1F", "c": "~", "d": "1:30", "e": ".inf"}
+
+
+def _error(text: str) -> Any:
+    with pytest.raises(CompileError) as info:
+        load_values_text(text, "values.yaml")
+    return info.value.diagnostics
+
+
+def test_duplicate_key_is_an_error_at_the_second_key() -> None:
+    diags = _error("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n")
+    assert len(diags) == 1
+    d = diags[0]
+    assert d.severity == "error" and "duplicate key 'c'" in d.message
+    assert (d.span.file, d.span.line, d.span.col) == ("values.yaml", 5, 3)
+    assert any("values.yaml:3:3" in note for note in d.notes), d.notes
+
+
+def test_every_duplicate_key_is_reported() -> None:
+    diags = _error("a: 1\na: 2\nb: 1\nb: 2\n")
+    assert [(d.span.line, d.span.col) for d in diags] == [(2, 1), (4, 1)]
+
+
+def test_duplicate_key_after_go_typing_is_an_error() -> None:
+    # 'on' and 'true' are the same key once typed (both become "true")
+    diags = _error("on: 1\ntrue: 2\n")
+    assert "duplicate key 'true'" in diags[0].message
+    assert (diags[0].span.line, diags[0].span.col) == (2, 1)
+
+
+@pytest.mark.parametrize(("text", "line", "col"), [
+    ("a: [1, 2\n", 2, 1),
+    ("a:\n  b: 1\n   c: 2\n", 3, 5),
+    ("a: 'unterminated\n", 2, 1),
+    ("a: b: c\n", 1, 5),
+    ("a: *nowhere\n", 1, 4),
+    ("a:\n\t- b\n", 2, 1),
+])
+def test_syntax_errors_carry_a_position(text: str, line: int, col: int) -> None:
+    diags = _error(text)
+    assert diags[0].severity == "error" and "invalid YAML" in diags[0].message
+    assert (diags[0].span.file, diags[0].span.line, diags[0].span.col) == ("values.yaml", line, col)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n"])
+def test_top_level_must_be_a_map(text: str) -> None:
+    assert "top level" in _error(text)[0].message
+
+
+def test_empty_file_is_an_empty_map() -> None:
+    assert load_values_text("", "t.yaml") == {}
+    assert load_values_text("# only a comment\n", "t.yaml") == {}
+
+
+def test_table_agrees_with_helms_own_reader() -> None:
+    """Every table entry, read by Helm's reader (through JSON, as Helm does), gives our value."""
+    import helmlint
+
+    python = helmlint.helm_python()  # skips when the engine is unavailable
+    import subprocess
+
+    texts = [f"k: {t}\n" for t, e in SCALARS if e is not NAN and not _is_inf(e)]
+    texts += [f"{k}: x\n" for k, _ in KEYS]
+    script = ("import json, sys, helm_python\n"
+              "out = []\n"
+              "for t in json.load(sys.stdin):\n"
+              "    try: out.append(helm_python.values_from_yaml(t))\n"
+              "    except Exception as e: out.append({'error': str(e)})\n"
+              "print(json.dumps(out))\n")
+    done = subprocess.run([str(python), "-I", "-c", script], input=json.dumps(texts),
+                          capture_output=True, text=True, timeout=120, check=True)
+    helm = json.loads(done.stdout)
+    differ = []
+    for text, theirs in zip(texts, helm):
+        ours = _as_float64(load_values_text(text, "t.yaml"))
+        if ours != _as_float64(theirs):
+            differ.append(f"{text!r}: meshc {ours!r}, helm {theirs!r}")
+    assert not differ, "\n".join(differ)
+
+
+def _as_float64(value: Any) -> Any:
+    """Helm's values pass through JSON: every number is a float64 there."""
+    if isinstance(value, dict):
+        return {k: _as_float64(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_float64(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _is_inf(value: Any) -> bool:
+    return isinstance(value, float) and math.isinf(value)
+
+
+# --- dump_yaml: what it writes reads back as the same data ------------------------------------
+
+TRICKY = ["y", "Y", "n", "yes", "No", "on", "OFF", "true", "True", "null", "Null", "~", "",
+          "0777", "0o17", "0x1F", "1_000", "09", "1e3", ".5", ".inf", "-.inf", ".nan", "1:30",
+          "2024-01-01", "2001-12-14t21:59:43.10-05:00", "12", "-1", "+1", "1.", "<<", "=",
+          " lead", "trail ", " ", "a: b", "a:b", "- x", "-", "#", "# c", "a #b", "x\n", "x\n\n",
+          "\n", "\n\n", "a\nb", " \n", "x\n \n", "a\n  b\n", "'", '"', "\\", "@x", "`x", "%x",
+          "!x", "&a", "*a", "|", ">", "{", "[]", "{}", "?", "? x", "---", "...", "\t", "x\ty",
+          "\u2028", "\x85", "\ufeff", "é", "日本", "\x00", "\x7f", "a\r\nb", "\r"]
+
+TEXT = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12),
+                 st.lists(st.sampled_from(TRICKY), min_size=1, max_size=3).map("".join))
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+                   st.floats(allow_nan=False, allow_infinity=False), TEXT)
+DATA = st.recursive(SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=20)
+DOCS = st.dictionaries(TEXT, DATA, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(DOCS)
+def test_dump_yaml_round_trips(data: dict[str, Any]) -> None:
+    text = dump_yaml(data)
+    assert load_values_text(text, "dumped.yaml") == data, text
+
+
+@settings(max_examples=100, deadline=None)
+@given(DOCS)
+def test_dump_yaml_is_stable_and_plain(data: dict[str, Any]) -> None:
+    text = dump_yaml(data)
+    assert dump_yaml(data) == text
+    assert text.endswith("\n") and "\r" not in text
+    assert dump_yaml(load_values_text(text, "dumped.yaml")) == text
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_each_tricky_string_round_trips_as_value_and_key(value: str) -> None:
+    data = {"v": value, value: "k", "l": [value]}
+    assert load_values_text(dump_yaml(data), "dumped.yaml") == data
+
+
+def test_dump_yaml_quotes_what_go_or_yaml_1_1_would_retype() -> None:
+    text = dump_yaml({"a": "y", "b": "0777", "c": "2024-01-01", "d": "1:30", "e": "plain"})
+    assert text == "a: 'y'\nb: '0777'\nc: '2024-01-01'\nd: '1:30'\ne: plain\n"
+
+
+def test_dump_yaml_sorts_keys_and_writes_numbers_as_helm_does() -> None:
+    assert dump_yaml({"b": 3.0, "a": [1, 2.5, True, None]}) == (
+        "a:\n- 1\n- 2.5\n- true\n- null\nb: 3\n")
+    assert dump_yaml({}) == "{}\n"
