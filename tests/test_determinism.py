@@ -169,17 +169,21 @@ class _ReversedScandir:
 
 
 @pytest.fixture
-def reversed_directory_listings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every directory listing of this process comes back in reversed order."""
+def reversed_directory_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every directory listing of this process comes back in reversed order; returns the
+    unpatched ``os.listdir``."""
     scandir, listdir = os.scandir, os.listdir
     monkeypatch.setattr(os, "scandir", lambda *a, **k: _ReversedScandir(scandir(*a, **k)))
     monkeypatch.setattr(os, "listdir", lambda *a, **k: listdir(*a, **k)[::-1])
+    return listdir
 
 
 def test_directory_listing_order_does_not_matter(tmp_path: Path,
-                                                 reversed_directory_listings: None) -> None:
-    assert os.listdir(ROOT / "environments") == sorted(os.listdir(ROOT / "environments"))[::-1] \
-        or len(os.listdir(ROOT / "environments")) < 2
+                                                 reversed_directory_listings: Any) -> None:
+    real_listdir = reversed_directory_listings
+    folder = ROOT / "templates" / "registry"
+    assert os.listdir(folder) == real_listdir(folder)[::-1]
+    assert [e.name for e in os.scandir(folder)] == real_listdir(folder)[::-1]
     out = tmp_path / "rendered"
     code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render", "--out", str(out))
     assert code == 0, err
