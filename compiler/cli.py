@@ -21,9 +21,18 @@ from .diagnostics import CompileError, format_all
 from .emit import EmitError, write_output
 from .files import ProjectFiles
 from .graph import format_graph
-from .pipeline import (Compiler, SetFlag, committed_changes, compile_environment,
-                       find_environment, load_project, output_files, release_output,
-                       values_yaml, with_sets)
+from .pipeline import (
+    Compiler,
+    SetFlag,
+    committed_changes,
+    compile_environment,
+    find_environment,
+    load_project,
+    output_files,
+    release_output,
+    values_yaml,
+    with_sets,
+)
 from .plan import format_json, format_sh, format_text
 from .strvals import SetError
 
@@ -149,17 +158,19 @@ def plan(options: Options, environment: str, fmt: str, exit_code: bool, **kwargs
     def work() -> int:
         env = find_environment(compiler.project, environment)
         result = compile_environment(compiler, env)
+        changes = None
+        if fmt == "text" or exit_code:
+            changes = committed_changes(result, output_files(result),
+                                        compiler.files.root / compiler.project.output,
+                                        compiler.project.output.rstrip("/"))
         if fmt == "json":
             click.echo(format_json(result.plan), nl=False)
-            return 0
-        if fmt == "sh":
+        elif fmt == "sh":
             click.echo(format_sh(result.plan, session.name), nl=False)
-            return 0
-        out_dir = compiler.files.root / compiler.project.output
-        statuses, summary = committed_changes(result, output_files(result), out_dir)
-        click.echo(format_text(result.plan, statuses, summary), nl=False)
-        changed = any(status != "unchanged" for status in statuses.values()) or "0 removed" not in summary
-        return EXIT_CHANGES if exit_code and changed else 0
+        else:
+            assert changes is not None
+            click.echo(format_text(result.plan, changes.statuses, changes.summary), nl=False)
+        return EXIT_CHANGES if exit_code and changes is not None and changes.any else 0
 
     code = session.run(work)
     sys.exit(code)

@@ -12,8 +12,8 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import shutil
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 

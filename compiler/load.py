@@ -14,10 +14,20 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .diagnostics import CompileError, Diagnostics, did_you_mean
-from .model import (Defaults, EnvironmentSpec, HelmOptions, InlineValues, Patch, Ref,
-                    ReleaseSpec, Spec, Text)
+from .model import (
+    Defaults,
+    EnvironmentSpec,
+    HelmOptions,
+    InlineValues,
+    Patch,
+    Ref,
+    ReleaseSpec,
+    Spec,
+    Text,
+)
 from .source import Span, span_from_marks
-from .yamlsrc import BOOL, MERGE, NULL, STR, ValuesDoc, build_value, compose_documents
+from .yamlsrc import (BOOL, MERGE, NULL, STR, ValuesDoc, build_value, compose_documents,
+                      duplicate_key)
 
 API_VERSION = "meshc/v1"
 TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases")
@@ -82,10 +92,7 @@ class _Reader:
                 continue
             key = key_node.value
             if key in result:
-                first = result[key][0].start_mark
-                self.diags.error(f"duplicate key '{key}'", self.span(key_node),
-                                 notes=(f"first defined at {self.file}:{first.line + 1}:"
-                                        f"{first.column + 1}",))
+                self.diags.items.append(duplicate_key(self.file, key, key_node, result[key][0]))
                 continue
             if allowed is not None and key not in allowed:
                 hint = (_synonym(key, allowed) or did_you_mean(key, allowed)

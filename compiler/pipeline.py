@@ -347,35 +347,50 @@ def release_output(result: EnvironmentOutput, name: str) -> ReleaseOutput | None
     return next((o for o in result.releases if o.release.name == name), None)
 
 
-def committed_changes(result: EnvironmentOutput, files: Mapping[str, str],
-                      out_dir: Path) -> tuple[dict[str, str], str]:
-    """Per release, how the compiled files differ from what is committed under ``out_dir``."""
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """How one environment's compiled files differ from what is committed under the output."""
+
+    where: str                      # e.g. "rendered/production"
+    statuses: dict[str, str]        # release → "unchanged" | "changed: N files" | "new: …"
+    removed: tuple[str, ...]        # release folders on disk that the plan no longer has
+
+    @property
+    def any(self) -> bool:
+        return bool(self.removed) or any(s != "unchanged" for s in self.statuses.values())
+
+    @property
+    def summary(self) -> str:
+        def count(prefix: str) -> int:
+            return sum(1 for s in self.statuses.values() if s.startswith(prefix))
+
+        removed = f" ({', '.join(self.removed)})" if self.removed else ""
+        return (f"against {self.where}: {count('changed')} changed, {count('new')} new, "
+                f"{count('unchanged')} unchanged, {len(self.removed)} removed{removed}")
+
+
+def committed_changes(result: EnvironmentOutput, files: Mapping[str, str], out_dir: Path,
+                      shown_as: str) -> Changes:
+    """Compare the compiled ``files`` of ``result`` with ``out_dir`` (shown as ``shown_as``)."""
     env = result.env.name
-    statuses: dict[str, str] = {}
-    counts = {"new": 0, "changed": 0, "unchanged": 0}
-    for o in result.releases:
-        prefix = f"{env}/{o.release.name}/"
-        ours = {p: t for p, t in files.items() if p.startswith(prefix)}
-        folder = out_dir / env / o.release.name
-        if not folder.is_dir():
-            statuses[o.release.name] = "new: not in rendered/ yet"
-            counts["new"] += 1
-            continue
-        on_disk = {p.relative_to(out_dir).as_posix() for p in folder.rglob("*") if p.is_file()}
-        differ = sorted(p for p in set(ours) | on_disk
-                        if p not in ours or p not in on_disk
-                        or (out_dir / p).read_text(encoding="utf-8") != ours[p])
-        if differ:
-            statuses[o.release.name] = f"changed: {len(differ)} file{'s' * (len(differ) != 1)}"
-            counts["changed"] += 1
-        else:
-            statuses[o.release.name] = "unchanged"
-            counts["unchanged"] += 1
-    stale = []
+    statuses = {o.release.name: _release_status(f"{env}/{o.release.name}", files, out_dir)
+                for o in result.releases}
+    removed: list[str] = []
     if (out_dir / env).is_dir():
-        stale = sorted(p.name for p in (out_dir / env).iterdir()
-                       if p.is_dir() and p.name not in {o.release.name for o in result.releases})
-    summary = (f"against {out_dir.name}/{env}: {counts['changed']} changed, {counts['new']} new, "
-               f"{counts['unchanged']} unchanged, {len(stale)} removed"
-               + (f" ({', '.join(stale)})" if stale else ""))
-    return statuses, summary
+        removed = sorted(p.name for p in (out_dir / env).iterdir()
+                         if p.is_dir() and p.name not in statuses)
+    return Changes(f"{shown_as}/{env}", statuses, tuple(removed))
+
+
+def _release_status(folder: str, files: Mapping[str, str], out_dir: Path) -> str:
+    ours = {p: t for p, t in files.items() if p.startswith(folder + "/")}
+    if not (out_dir / folder).is_dir():
+        return "new: not rendered yet"
+    on_disk = {p.relative_to(out_dir).as_posix() for p in (out_dir / folder).rglob("*")
+               if p.is_file()}
+    differ = [p for p in sorted(set(ours) | on_disk)
+              if p not in ours or p not in on_disk
+              or (out_dir / p).read_text(encoding="utf-8") != ours[p]]
+    if not differ:
+        return "unchanged"
+    return f"changed: {len(differ)} file{'s' * (len(differ) != 1)}"

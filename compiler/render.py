@@ -16,7 +16,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from .diagnostics import CompileError, Diagnostic, Diagnostics
+from .diagnostics import CompileError, Diagnostics
 from .model import Patch, Release
 from .source import Span
 from .templating import Templates

@@ -10,8 +10,19 @@ from collections.abc import Iterable
 
 from .diagnostics import CompileError, Diagnostics, did_you_mean
 from .files import OutsideProject, ProjectFiles
-from .model import (Chart, Environment, EnvironmentSpec, HelmOptions, InlineValues, Project,
-                    Ref, Release, ReleaseSpec, Spec, Text)
+from .model import (
+    Chart,
+    Environment,
+    EnvironmentSpec,
+    HelmOptions,
+    InlineValues,
+    Project,
+    Ref,
+    Release,
+    ReleaseSpec,
+    Spec,
+    Text,
+)
 from .source import Span
 from .yamlsrc import Path, ValuesDoc, load_values_doc
 

@@ -97,9 +97,7 @@ def lookup(tree: Any, path: Path) -> tuple[bool, Any]:
     """(True, value) if ``path`` exists in ``tree`` (maps by key, lists by index), else (False, None)."""
     node = tree
     for part in path:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and isinstance(part, str) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
             return False, None

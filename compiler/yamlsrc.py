@@ -174,12 +174,7 @@ class _Builder:
             if key is None:
                 continue
             if key in seen:
-                first = seen[key].start_mark
-                self.diags.error(
-                    f"duplicate key '{key}'",
-                    span_from_marks(self.file, key_node.start_mark, key_node.end_mark),
-                    notes=(f"first defined at {self.file}:{first.line + 1}:{first.column + 1}",),
-                )
+                self.diags.items.append(duplicate_key(self.file, key, key_node, seen[key]))
                 continue
             seen[key] = key_node
             result[key] = self.build(value_node, (*path, key), depth + 1)
@@ -211,6 +206,15 @@ class _Builder:
         if value is None:
             return "null"
         return value if isinstance(value, str) else _number_text(value)
+
+
+def duplicate_key(file: str, key: str, node: Node, first: Node) -> Diagnostic:
+    """The error for a key written twice in one map (Go's reader rejects it; PyYAML would
+    silently keep the last)."""
+    mark = first.start_mark
+    return Diagnostic("error", f"duplicate key '{key}'",
+                      span_from_marks(file, node.start_mark, node.end_mark),
+                      notes=(f"first defined at {file}:{mark.line + 1}:{mark.column + 1}",))
 
 
 def _number_text(value: int | float) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import GOLDEN, ROOT, check_text, check_tree, run_meshc
 
 CASES = sorted(p.parent.name for p in GOLDEN.glob("*/case.yaml"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from compiler.files import ProjectFiles
 from compiler.pipeline import SetFlag, compile_environment, load_project, release_output, with_sets
-from conftest import ROOT
 
 
 def _values(env: str, release: str, flags: tuple[SetFlag, ...] = ()):
@@ -47,7 +47,7 @@ def test_chart_default_is_the_weakest_layer() -> None:
 def test_override_chain_strongest_first() -> None:
     values = _values("production", "registry")
     chain = values.origins(("image", "tag"))
-    assert [o.span.file for o in chain][0] == "environments/base/values.yaml"
+    assert chain[0].span.file == "environments/base/values.yaml"
     values = _values("production", "weather-agent")
     chain = values.origins(("image", "tag"))
     assert [o.span.file for o in chain] == ["environments/production/values.yaml",
