@@ -21,7 +21,7 @@ from .load import DNS_LABEL, load_meshfile
 from .model import Environment, HelmOptions, Project, Release
 from .plan import Plan, Target, build_plan, format_json
 from .render import Manifest, release_context, render_release
-from .resolve import default_helm, resolve_project
+from .resolve import default_helm, parse_values_key, resolve_project
 from .source import Span
 from .strvals import SetError, apply_set
 from .templating import Templates
@@ -234,7 +234,7 @@ def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> t
     """Whether ``release`` exists in this environment, and why not."""
     if release.condition is None:
         return True, ""
-    path = tuple(release.condition.value.split("."))
+    path = parse_values_key(release.condition.value)
     present, value = lookup(env_values.tree, path)
     if not present or value is None:
         return False, f"{release.condition.value} is not set"
