@@ -9,6 +9,7 @@ available; typing and spans are ours.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -327,61 +328,226 @@ def load_documents(text: str, file: str) -> list[Any]:
 
 
 # --- output ---------------------------------------------------------------------------------
+#
+# A small emitter for plain data. It writes the bytes PyYAML (representer, serializer, libyaml's
+# emitter) wrote here before, at a tenth of the cost, except where those were wrong: strings
+# holding U+2028/U+2029 (libyaml indents after them inside quotes) and the string "\n" (a
+# keep-chomped |2+ block) are double-quoted, ints beyond uint64 are written without PyYAML's
+# "!!int" tag, and an object reached twice is written twice instead of as an &id001 anchor and
+# alias. tests/test_emitter.py keeps the PyYAML version as its oracle.
 
-class _SafeDumpResolver(GoResolver):
-    """Quotes a string when Go *or* a YAML 1.1 reader (PyYAML, Python tools) would retype it."""
+# Words a YAML 1.1 reader (PyYAML) or Go's reader types as bool or null (with _FIXED, which also
+# holds Go's float and merge words); any other string starting with a letter reads as a string.
+_WORDS = frozenset(_FIXED) | frozenset(
+    form for word in ("yes", "no", "true", "false", "on", "off", "null")
+    for form in (word, word.title(), word.upper()))
+_TYPED_FIRST = frozenset("+-.0123456789<=!&*~")
+_STD_RESOLVER = yaml.resolver.Resolver()
 
-    _std = yaml.resolver.Resolver()
-
-    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        tag = super().resolve(kind, value, implicit)
-        if kind is ScalarNode and implicit[0] and tag == STR:
-            return self._std.resolve(kind, value, implicit)
-        return tag
-
-
-class _Representer(yaml.representer.SafeRepresenter):
-    def represent_str(self, data: str) -> ScalarNode:  # type: ignore[override]
-        if "\n" in data and not data.endswith("\n\n"):  # never keep-chomped (|+): helm strips it
-            return self.represent_scalar(STR, data, style="|")
-        if "\n" in data:
-            return self.represent_scalar(STR, data, style='"')
-        return self.represent_scalar(STR, data)
-
-    def represent_float(self, data: float) -> ScalarNode:  # type: ignore[override]
-        if data.is_integer() and abs(data) < 1e16:
-            return self.represent_scalar(INT, str(int(data)))  # Helm's float64 3 prints as 3
-        return super().represent_float(data)
+# libyaml's printable set (astral characters and U+FEFF are not printable to it, nor to Go's
+# emitter); line breaks, tab and everything else outside it need double quotes.
+_UNPRINTABLE = "[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]|[\ufeff\u2028\u2029]"
+_NOT_SINGLE = re.compile(_UNPRINTABLE)
+_NOT_PLAIN = re.compile(
+    "\\A(?:[-?:](?: |\\Z)|[#,\\[\\]{}&*!|>'\"%@`]|---|\\.\\.\\.| )|: |:\\Z| #| \\Z|" + _UNPRINTABLE)
+# A literal block needs printable lines without trailing blanks (libyaml's rule).
+_NOT_LITERAL = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]|[\ufeff\u2028\u2029]| \n| \\Z")
+_LINE_BREAK = re.compile("[\r\n\x85\u2028\u2029]")
+_ESCAPES = {"\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v",
+            "\f": "\\f", "\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\", "\x85": "\\N",
+            "\u2028": "\\L", "\u2029": "\\P"}
+_NEEDS_ESCAPE = re.compile('[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]|[\ufeff\u2028\u2029"\\\\]')
+_CACHED_LEN = 200  # longer strings are rendered uncached: the cache must stay small
 
 
-_Representer.add_representer(str, _Representer.represent_str)
-_Representer.add_representer(float, _Representer.represent_float)
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    escape = _ESCAPES.get(char)
+    if escape is not None:
+        return escape
+    code = ord(char)
+    return f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
 
 
-if LIBYAML:
-    class GoDumper(yaml.cyaml.CEmitter, _Representer, _SafeDumpResolver):  # type: ignore[misc]
-        def __init__(self, stream: Any, **kwargs: Any) -> None:
-            yaml.cyaml.CEmitter.__init__(self, stream, canonical=None, indent=2, width=1 << 30,
-                                         allow_unicode=True, line_break="\n")
-            _Representer.__init__(self, default_flow_style=False, sort_keys=True)
-            _SafeDumpResolver.__init__(self)
-else:  # pragma: no cover
-    class GoDumper(yaml.emitter.Emitter, yaml.serializer.Serializer,  # type: ignore[no-redef]
-                   _Representer, _SafeDumpResolver):
-        def __init__(self, stream: Any, **kwargs: Any) -> None:
-            yaml.emitter.Emitter.__init__(self, stream, indent=2, width=1 << 30,
-                                          allow_unicode=True, line_break="\n")
-            yaml.serializer.Serializer.__init__(self)
-            _Representer.__init__(self, default_flow_style=False, sort_keys=True)
-            _SafeDumpResolver.__init__(self)
+def _double_quoted(text: str) -> str:
+    return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
+
+
+def _reads_as_str(text: str) -> bool:
+    """True when both Go's reader and a YAML 1.1 reader type this plain scalar as a string."""
+    if text[0] not in _TYPED_FIRST and text not in _WORDS:
+        return True
+    return (resolve_plain(text)[0] == STR
+            and _STD_RESOLVER.resolve(ScalarNode, text, (True, False)) == STR)
+
+
+def _render_str(text: str) -> str:
+    """A string as YAML: plain, 'single', "double" or (for multi-line text) a literal block.
+
+    A literal block comes back as its header line and unindented lines joined by newlines
+    (starting with ``|``, which no other form does); the caller indents it.
+    """
+    if "\n" in text:
+        if text.endswith("\n\n") or text == "\n" or _NOT_LITERAL.search(text):
+            return _double_quoted(text)  # never keep-chomped (|+): helm strips trailing newlines
+        header = "|2" if text[0] in " \n" else "|"
+        if text.endswith("\n"):
+            return header + "\n" + text[:-1]
+        return header + "-\n" + text
+    if text and not _NOT_PLAIN.search(text) and _reads_as_str(text):
+        return text
+    if _NOT_SINGLE.search(text):
+        return _double_quoted(text)
+    return "'" + text.replace("'", "''") + "'"
+
+
+_render_short_str = functools.lru_cache(maxsize=1 << 14)(_render_str)
+
+
+def _render_key(key: str) -> str | None:
+    """``key:`` for a simple key; None when the key needs the explicit ``? key`` form (libyaml's
+    rule: more than 128 bytes, or a line break)."""
+    if len(key) > 32 and len(key.encode("utf-8", "surrogatepass")) > 128 or _LINE_BREAK.search(key):
+        return None
+    return _render_str(key) + ":"
+
+
+_render_short_key = functools.lru_cache(maxsize=1 << 12)(_render_key)
+
+
+def _render_float(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))  # Helm reads every number as float64; 3.0 prints as 3
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value).lower()
+    if "." not in text and "e" in text:  # 1e+20 is no float to a YAML 1.1 reader
+        text = text.replace("e", ".0e", 1)
+    return text
+
+
+def _render_scalar(value: Any) -> str:
+    """Any non-container as YAML text (strings may come back as unindented literal blocks)."""
+    kind = type(value)
+    if kind is str:
+        return _render_short_str(value) if len(value) <= _CACHED_LEN else _render_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return _render_float(value)
+    if isinstance(value, str):  # subclasses (str enums): their plain value
+        return _render_scalar(str.__str__(value))
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _render_float(float(value))
+    raise TypeError(f"cannot dump a {kind.__name__} as YAML (only dict, list, str, int, float, "
+                    "bool and None)")
+
+
+def _literal(text: str, indent: str) -> str:
+    header, _, body = text.partition("\n")
+    lines = "".join(f"{indent}{line}\n" if line else "\n" for line in body.split("\n"))
+    return f"{header}\n{lines}"
+
+
+def _emit_map(data: dict[str, Any], first: str, rest: str, out: list[str]) -> None:
+    """Emit a non-empty map: its first key after ``first`` (an indentation or ``- ``), the other
+    keys after ``rest``. The hot loop of rendering: common cases are inlined."""
+    prefix = first
+    inner = rest + "  "
+    try:
+        keys = sorted(data)
+    except TypeError:
+        keys = list(data)  # mixed key types: the check below names the bad one
+    for key in keys:
+        value = data[key]
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise TypeError(f"cannot dump a map key of type {type(key).__name__} as YAML: "
+                                "keys must be str")
+            key = str.__str__(key)
+        label = _render_short_key(key) if len(key) <= _CACHED_LEN else _render_key(key)
+        if label is None:  # explicit key: '? key' line(s), then ': value'
+            _emit_item(key, prefix + "? ", inner, out)
+            _emit_item(value, rest + ": ", inner, out)
+        elif type(value) is str:
+            text = _render_short_str(value) if len(value) <= _CACHED_LEN else _render_str(value)
+            if text[0] == "|":
+                out.append(f"{prefix}{label} {_literal(text, inner)}")
+            else:
+                out.append(f"{prefix}{label} {text}\n")
+        elif isinstance(value, dict):
+            if value:
+                out.append(f"{prefix}{label}\n")
+                _emit_map(value, inner, inner, out)
+            else:
+                out.append(f"{prefix}{label} {{}}\n")
+        elif isinstance(value, list):
+            if value:
+                out.append(f"{prefix}{label}\n")
+                _emit_list(value, rest, rest, out)  # PyYAML style: a list is not indented
+            else:
+                out.append(f"{prefix}{label} []\n")
+        else:
+            text = _render_scalar(value)
+            if text[0] == "|":
+                out.append(f"{prefix}{label} {_literal(text, inner)}")
+            else:
+                out.append(f"{prefix}{label} {text}\n")
+        prefix = rest
+
+
+def _emit_list(data: list[Any], first: str, rest: str, out: list[str]) -> None:
+    """Emit a non-empty list: its first item after ``first``, the others after ``rest``."""
+    prefix = first + "- "
+    inner = rest + "  "
+    for item in data:
+        if type(item) is dict and item:
+            _emit_map(item, prefix, inner, out)
+        else:
+            _emit_item(item, prefix, inner, out)
+        prefix = rest + "- "
+
+
+def _emit_item(value: Any, prefix: str, inner: str, out: list[str]) -> None:
+    """Emit a node after an indicator (``- ``, ``? ``, ``: ``): maps and lists start on the
+    indicator's line and continue at ``inner``."""
+    if isinstance(value, dict):
+        if value:
+            _emit_map(value, prefix, inner, out)
+        else:
+            out.append(f"{prefix}{{}}\n")
+    elif isinstance(value, list):
+        if value:
+            _emit_list(value, prefix, inner, out)
+        else:
+            out.append(f"{prefix}[]\n")
+    else:
+        text = _render_scalar(value)
+        out.append(f"{prefix}{_literal(text, inner)}" if text[0] == "|" else f"{prefix}{text}\n")
 
 
 def dump_yaml(data: Any) -> str:
-    """Serialize data as block YAML: sorted keys, no line wrapping, LF endings, trailing newline.
+    """Serialize plain data (dicts with str keys, lists, str, int, float, bool, None) as block
+    YAML: sorted keys, 2-space indentation, lists not indented under their key, no line wrapping,
+    LF endings, a trailing newline.
 
     Strings that a Go or YAML 1.1 reader would read as something else are quoted, so the bytes
-    mean the same to helm as to us.
+    mean the same to helm as to us; floats with an integral value print as integers. Raises
+    :class:`TypeError` for any other type.
     """
-    if data == {} or data is None:
-        return "{}\n" if data == {} else "null\n"
-    return yaml.dump(data, Dumper=GoDumper)
+    out: list[str] = []
+    if isinstance(data, dict) and data:
+        _emit_map(data, "", "", out)
+    elif isinstance(data, list) and data:
+        _emit_list(data, "", "", out)
+    else:
+        _emit_item(data, "", "  ", out)
+    return "".join(out)
