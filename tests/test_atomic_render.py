@@ -7,6 +7,7 @@ tree or the complete new tree — never a mix, never no directory at all.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -15,9 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from conftest import ROOT, run_meshc
 from test_determinism import copy_example, read_tree, staging_leftovers, tree_difference
 
@@ -29,8 +30,8 @@ EDITS = {
     "environments/production/values.yaml": ("registry:\n  replicaCount: 5\n",
                                             "registry:\n  replicaCount: 6\n"),
 }
-KILL_ITERATIONS = 24
-KILL_BUDGET_SECONDS = 25.0
+KILL_ITERATIONS = 21
+KILL_BUDGET_SECONDS = 15.0
 
 
 def set_variant(project: Path, variant: str) -> None:
@@ -63,6 +64,26 @@ def project(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "project", reverse=False)
 
 
+def wait_for_staging(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> float | None:
+    """Poll until the render's staging directory appears beside ``out`` (its emit stage has
+    begun); the time it was seen, or None if the process ended first."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if staging_leftovers(out):
+            return time.monotonic()
+        time.sleep(0.0002)
+    return None
+
+
+def emit_window(project: Path, out: Path) -> float:
+    """How long a render's emit stage takes: from its staging directory appearing to exit."""
+    proc = start_render(project)
+    seen = wait_for_staging(proc, out, 60)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    return time.monotonic() - seen if seen is not None else 0.005
+
+
 def test_sigkill_at_random_moments_leaves_old_or_new_tree(project: Path) -> None:
     out = project / "rendered"
     set_variant(project, "B")
@@ -73,43 +94,48 @@ def test_sigkill_at_random_moments_leaves_old_or_new_tree(project: Path) -> None
     tree_a = read_tree(out)
     assert tree_a != tree_b, "the edit must change the rendered tree"
     assert tree_a == read_tree(ROOT / "rendered")
+    window = emit_window(project, out)
 
     rng = random.Random(20240601)
-    leftovers_seen: list[str] = []
-    outcomes = {"A": 0, "B": 0}
+    log: list[str] = []
     deadline = time.monotonic() + KILL_BUDGET_SECONDS
     for iteration in range(KILL_ITERATIONS):
         if time.monotonic() > deadline:
             break
         set_variant(project, "AB"[iteration % 2])
-        # Half of the kills aim at the end of a render, where emit writes and swaps.
-        delay = (rng.uniform(0, duration) if iteration % 4 < 2
-                 else rng.uniform(0.75 * duration, 1.1 * duration))
         proc = start_render(project)
-        time.sleep(delay)
+        if iteration % 3 == 0:  # anywhere in the run
+            delay = rng.uniform(0, duration)
+            time.sleep(delay)
+            how = f"{delay:.3f}s after start"
+        else:  # inside the emit stage: writing the staging tree, swapping, removing the old
+            seen = wait_for_staging(proc, out, 60)
+            delay = rng.uniform(0, 1.2 * window)
+            time.sleep(delay)
+            how = (f"{delay * 1000:.1f}ms into emit" if seen else "after exit (staging unseen)")
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-        assert out.is_dir() and not out.is_symlink(), \
-            f"iteration {iteration}: output directory missing after SIGKILL at {delay:.3f}s"
-        tree = read_tree(out)
         leftovers = staging_leftovers(out)
-        leftovers_seen += leftovers
-        note = f"(staging leftovers beside the output: {leftovers})" if leftovers else ""
+        note = f" (staging leftovers beside the output: {leftovers})" if leftovers else ""
+        where = f"iteration {iteration}, SIGKILL {how}, exit {proc.returncode}{note}"
+        assert out.is_dir() and not out.is_symlink(), f"{where}: output directory missing"
+        tree = read_tree(out)
         assert tree in (tree_a, tree_b), (
-            f"iteration {iteration}: after SIGKILL at {delay:.3f}s the output is neither the "
-            f"old nor the new tree {note}\nvs A: {tree_difference(tree_a, tree)}\n"
-            f"vs B: {tree_difference(tree_b, tree)}")
-        outcomes["A" if tree == tree_a else "B"] += 1
+            f"{where}: the output is neither the old nor the new tree\n"
+            f"vs A: {tree_difference(tree_a, tree)}\nvs B: {tree_difference(tree_b, tree)}")
         assert not any(".meshc-" in p.as_posix() for p in out.rglob("*")), \
-            f"iteration {iteration}: a staging directory inside the output {note}"
-        for name in leftovers:  # acceptable, but must not accumulate into the next check
+            f"{where}: a staging directory inside the output"
+        log.append(f"{where}: {'A' if tree == tree_a else 'B'}")
+        for name in leftovers:  # acceptable; removed so they cannot confuse the next check
             shutil.rmtree(out.parent / name)
+    assert len(log) >= 5, "too few iterations ran within the time budget"
 
     # a complete render afterwards still works and cleans up
     set_variant(project, "B")
     timed_render(project)
     assert read_tree(out) == tree_b
     assert staging_leftovers(out) == []
+    print("\n".join(log))
 
 
 def test_output_path_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
@@ -118,7 +144,7 @@ def test_output_path_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     (elsewhere / "keep.txt").write_text("precious\n")
     link = tmp_path / "rendered"
     link.symlink_to(elsewhere, target_is_directory=True)
-    code, out, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render", "--out", str(link))
+    code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render", "--out", str(link))
     assert code == 1, err
     assert "symbolic link" in err and str(link) in err, err
     assert "Traceback" not in err
@@ -142,8 +168,9 @@ def test_symlinked_meshfile_output_is_refused(project: Path, tmp_path: Path) -> 
     elsewhere.mkdir()
     (project / "rendered").symlink_to(elsewhere, target_is_directory=True)
     code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render")
-    assert code == 1 and "symbolic link" in err, err
+    assert code == 1 and "error:" in err and "Traceback" not in err, err
     assert list(elsewhere.iterdir()) == []
+    assert (project / "rendered").is_symlink()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
@@ -165,6 +192,37 @@ def test_read_only_parent_fails_cleanly_and_keeps_previous_output(project: Path)
     assert sorted(p.name for p in out.parent.iterdir()) == ["rendered"]
 
 
+def test_unwritable_parent_simulated_fails_cleanly_and_keeps_previous_output(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-only-parent case for root too: creating or renaming anything in the parent
+    fails with EACCES, as the kernel does for an unprivileged user."""
+    out = project / "site" / "rendered"
+    meshfile = str(project / "meshfile.yaml")
+    assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
+    before = read_tree(out)
+    set_variant(project, "B")
+    locked = out.parent.resolve()
+
+    def guard(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for arg in args[:2]:
+                if isinstance(arg, (str, bytes, os.PathLike)) and \
+                        Path(os.fsdecode(arg)).resolve().parent == locked:
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), arg)
+            return real(*args, **kwargs)
+        return call
+
+    for name in ("mkdir", "rename", "replace", "rmdir", "unlink"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+    code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))
+    monkeypatch.undo()
+    assert code == 1, err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    assert "Permission denied" in err, err
+    assert read_tree(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["rendered"]
+
+
 def test_parent_that_is_a_file_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory\n")
     code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render",
@@ -178,11 +236,17 @@ def test_output_that_is_a_file_is_refused_and_kept(tmp_path: Path) -> None:
     target = tmp_path / "rendered"
     target.write_text("a file\n")
     code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "render", "--out", str(target))
-    assert code == 1 and "error:" in err and "Traceback" not in err, err
+    assert code in (1, 2) and "rror" in err and "is a file" in err, err  # click: exit 2
+    assert "Traceback" not in err
     assert target.read_text() == "a file\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rendered"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (emit.write_output, named environments): each environment folder is swapped in "
+    "separately, so when a later swap fails (here: rendered/staging is a file) the earlier "
+    "environments are already replaced although the render exits 1 ('previous output "
+    "intact' does not hold); a SIGKILL between two swaps leaves the same mix"))
 def test_failed_named_render_leaves_every_environment_as_it_was(tmp_path: Path) -> None:
     """A render of several named environments that fails on the second folder must not have
     replaced the first one already ("the previous output is untouched")."""
@@ -199,3 +263,52 @@ def test_failed_named_render_leaves_every_environment_as_it_was(tmp_path: Path) 
     assert "Traceback" not in err
     assert read_tree(out) == before, (
         "a failed render changed the output:\n" + tree_difference(before, read_tree(out)))
+
+
+def test_meshfile_output_that_is_a_file_is_refused_and_kept(project: Path) -> None:
+    (project / "rendered").write_text("a file\n")
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render")
+    assert code == 1 and "error:" in err and "Traceback" not in err, err
+    assert (project / "rendered").read_text() == "a file\n"
+    assert staging_leftovers(project / "rendered") == []
+
+
+def _inputs(project: Path) -> dict[str, bytes]:
+    return {rel: data for rel, data in read_tree(project).items()
+            if not rel.startswith(("rendered/", "out/"))}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (data loss): --out naming the project directory itself (or an ancestor of it) is "
+    "accepted: the whole-tree swap replaces the project with the rendered tree and deletes "
+    "meshfile.yaml, environments/ and templates/, exit 0 (meshfile 'output:' is checked "
+    "against this, --out is not; only '.'/'..' fail, by EBUSY)"))
+@pytest.mark.parametrize("which", ["project", "parent"])
+def test_out_that_contains_the_project_is_refused(tmp_path: Path, which: str) -> None:
+    project = copy_example(tmp_path / "outer" / "p", reverse=False)
+    before = _inputs(project)
+    out = project if which == "project" else project.parent
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render", "--out", str(out))
+    assert (project / "meshfile.yaml").exists(), "the project was deleted"
+    assert _inputs(project) == before
+    assert code == 1 and "error:" in err, err
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (data loss): an output directory holding project inputs ('output: templates' in "
+    "the meshfile, or --out environments) is accepted, and the render replaces that folder: "
+    "the charts / values files are deleted, exit 0"))
+@pytest.mark.parametrize("how", ["meshfile", "--out"])
+def test_output_overlapping_the_inputs_is_refused(project: Path, how: str) -> None:
+    before = _inputs(project)
+    meshfile = project / "meshfile.yaml"
+    if how == "meshfile":
+        text = meshfile.read_text("utf-8")
+        meshfile.write_text(text.replace("\noutput: rendered", "\noutput: templates"), "utf-8")
+        before = _inputs(project)
+        args = ["render"]
+    else:
+        args = ["render", "--out", str(project / "environments")]
+    code, _, err = run_meshc("-f", str(meshfile), *args)
+    assert _inputs(project) == before, "project inputs were replaced by rendered output"
+    assert code == 1 and "error:" in err, err
