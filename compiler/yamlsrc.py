@@ -10,7 +10,10 @@ available; typing and spans are ours.
 from __future__ import annotations
 
 import functools
+import base64
+import binascii
 import math
+import struct
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
 
 TAG = "tag:yaml.org,2002:"
 STR, INT, FLOAT, BOOL, NULL, MERGE = (TAG + t for t in ("str", "int", "float", "bool", "null", "merge"))
-MAP, SEQ = TAG + "map", TAG + "seq"
+MAP, SEQ, BINARY = TAG + "map", TAG + "seq", TAG + "binary"
 
 Path = tuple[str | int, ...]
 
@@ -78,7 +81,7 @@ def resolve_plain(text: str) -> tuple[str, Any]:
         return fixed
     first = text[0]
     if first == ".":
-        if _DOT_FLOAT.fullmatch(text):
+        if _DOT_FLOAT.fullmatch(text) and not math.isinf(float(text)):
             return FLOAT, float(text)
     elif first.isdigit() or first in "+-":
         plain = text.replace("_", "")
@@ -161,15 +164,25 @@ class _Builder:
             self.diags.error(f"cannot read {node.value!r} as {tag[len(TAG):]}",
                              span_from_marks(self.file, node.start_mark, node.end_mark))
             return node.value
-        return node.value  # !!timestamp, !!binary and custom tags: the text, as Go reads them
+        if tag == BINARY:  # go-yaml v2 decodes it; Helm sees the bytes as a string
+            try:
+                return base64.b64decode("".join(node.value.split()), validate=True).decode(
+                    "utf-8", errors="replace")
+            except (binascii.Error, ValueError):
+                self.diags.error("invalid base64 in a !!binary value",
+                                 span_from_marks(self.file, node.start_mark, node.end_mark))
+                return node.value
+        return node.value  # !!timestamp and custom tags: the text, as Go reads them
 
     def mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
+        """Keys apply in document order, as go-yaml v2 decodes them: a ``<<`` merge overrides
+        keys written before it and is overridden by keys written after it."""
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
-        merged: list[dict[str, Any]] = []
         for key_node, value_node in node.value:
             if isinstance(key_node, ScalarNode) and key_node.tag == MERGE:
-                merged.extend(self.merge_sources(value_node, path, depth))
+                for source in reversed(self.merge_sources(value_node, path, depth)):
+                    result.update(source)  # earlier maps of a '<<' list win
                 continue
             key = self.key(key_node)
             if key is None:
@@ -179,9 +192,6 @@ class _Builder:
                 continue
             seen[key] = key_node
             result[key] = self.build(value_node, (*path, key), depth + 1)
-        for source in merged:  # '<<' keys: explicit keys win, earlier merge sources win
-            for key, value in source.items():
-                result.setdefault(key, value)
         return result
 
     def merge_sources(self, node: Node, path: Path, depth: int) -> list[dict[str, Any]]:
@@ -197,31 +207,59 @@ class _Builder:
         return sources
 
     def key(self, node: Node) -> str | None:
+        """A map key as Helm sees it: sigs.k8s.io/yaml turns non-string keys into text."""
         if not isinstance(node, ScalarNode):
             self.diags.error("a map key must be a scalar",
                              span_from_marks(self.file, node.start_mark, node.end_mark))
             return None
         value = self.scalar(node)
-        if isinstance(value, bool):  # Go turns non-string keys into their text
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
             return "true" if value else "false"
-        if value is None:
-            return "null"
-        return value if isinstance(value, str) else _number_text(value)
+        if isinstance(value, float):
+            return go_float32_text(value)
+        if isinstance(value, int):
+            return str(value)
+        self.diags.error("a null map key is not allowed (Helm rejects it)",
+                         span_from_marks(self.file, node.start_mark, node.end_mark))
+        return None
+
+
+def go_float32_text(value: float) -> str:
+    """``strconv.FormatFloat(value, 'g', -1, 32)``: how sigs.k8s.io/yaml writes float keys."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    target = struct.unpack("f", struct.pack("f", value))[0]
+    for digits in range(1, 10):  # shortest decimal that reads back as the same float32
+        text = f"{target:.{digits - 1}e}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == target:
+            break
+    mantissa, exponent = text.split("e")
+    exp = int(exponent)
+    sign = "-" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("-").rstrip("0").rstrip(".")
+    if exp < -4 or exp >= 6:  # Go's %e form for shortest 'g'
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    figures = mantissa.replace(".", "")
+    point = exp + 1
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{figures}"
+    if point >= len(figures):
+        return f"{sign}{figures}{'0' * (point - len(figures))}"
+    return f"{sign}{figures[:point]}.{figures[point:]}"
 
 
 def duplicate_key(file: str, key: str, node: Node, first: Node) -> Diagnostic:
-    """The error for a key written twice in one map (Go's reader rejects it; PyYAML would
-    silently keep the last)."""
+    """The error for a key written twice in one map (PyYAML would silently keep the last)."""
     mark = first.start_mark
     return Diagnostic("error", f"duplicate key '{key}'",
                       span_from_marks(file, node.start_mark, node.end_mark),
                       notes=(f"first defined at {file}:{mark.line + 1}:{mark.column + 1}",))
-
-
-def _number_text(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 class _TooBig(Exception):

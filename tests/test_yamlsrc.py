@@ -82,15 +82,11 @@ def test_scalar_typing_follows_go_yaml(text: str, expected: Any) -> None:
 # Differences from Helm's reader found with tests/helmlint.py's engine (helm v4.2.3), each
 # checked there with helm_python.values_from_yaml(text).
 HELM_DIFFERENCES = [
-    pytest.param(".5e400", ".5e400", id="dot-float-out-of-range",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: '.5e400' (a '.'-led float out of float64 range) is read as inf; "
-                     "Go's ParseFloat reports a range error, so Helm keeps the string "
-                     "(resolve_plain checks isinf only on the digit-led branch)"))),
-    pytest.param("!!binary aGVsbG8=", "hello", id="binary-tag",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: '!!binary aGVsbG8=' is read as the base64 text; go-yaml v2 "
-                     "decodes it (Helm reads 'hello')"))),
+    # '.'-led float out of float64 range: Go's ParseFloat reports a range error, Helm keeps
+    # the string
+    pytest.param(".5e400", ".5e400", id="dot-float-out-of-range"),
+    # go-yaml v2 decodes !!binary; Helm sees the bytes as a string
+    pytest.param("!!binary aGVsbG8=", "hello", id="binary-tag"),
 ]
 
 
@@ -99,11 +95,9 @@ def test_scalar_typing_edge_cases_helm_disagrees_with(text: str, expected: Any) 
     assert _same(_value(text), expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a '<<' merge written AFTER an explicit key: go-yaml v2 (Helm) applies keys in "
-    "document order, so the merged value wins ({a: 2, b: 3}); meshc always lets the "
-    "explicit key win ({a: 1, b: 3}), which is go-yaml v3's rule"))
 def test_merge_after_explicit_key_follows_document_order() -> None:
+    """go-yaml v2 (Helm) applies keys in document order: a '<<' written after an explicit key
+    overrides it (go-yaml v3 would let the explicit key win)."""
     assert load_values_text("a: 1\n<<: {a: 2, b: 3}\n", "t.yaml") == {"a": 2, "b": 3}
 
 
@@ -120,13 +114,10 @@ def test_non_string_keys_become_their_go_text(key: str, expected: str) -> None:
     assert load_values_text(f"{key}: x\n", "t.yaml") == {expected: "x"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: float keys are printed with Python's rules; sigs.k8s.io/yaml uses "
-    "strconv.FormatFloat(k, 'g', -1, 32): Helm reads '123456789.0: x' as key '1.2345679e+08' "
-    "and '1e21: x' as '1e+21' (meshc: '123456789', '1000000000000000000000')"))
 def test_float_keys_are_formatted_as_sigs_k8s_yaml_does() -> None:
-    assert load_values_text("123456789.0: x\n1e21: y\n", "t.yaml") == {
-        "1.2345679e+08": "x", "1e+21": "y"}
+    """sigs.k8s.io/yaml writes float keys with strconv.FormatFloat(k, 'g', -1, 32)."""
+    assert load_values_text("123456789.0: x\n1e21: z\n", "t.yaml") == {
+        "1.2345679e+08": "x", "1e+21": "z"}
 
 
 def test_anchors_aliases_and_merge_keys() -> None:
