@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .diagnostics import CompileError, format_all
-from .emit import EmitError, write_output
+from .diagnostics import CompileError, Diagnostic, format_all
+from .emit import EmitError, check_target, write_output
 from .files import ProjectFiles
 from .graph import format_graph
 from .pipeline import (
@@ -27,6 +27,7 @@ from .pipeline import (
     committed_changes,
     compile_environment,
     find_environment,
+    find_release,
     load_project,
     output_files,
     release_output,
@@ -70,6 +71,9 @@ def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterat
         _report(exc, {**sources, **exc.sources})
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
+        raise Failed("") from None
+    except OSError as exc:  # an input or output the OS refused: say which, no traceback
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         raise Failed("") from None
 
 
@@ -202,6 +206,7 @@ def render(options: Options, environments: tuple[str, ...], out: Path | None, **
         for env in envs:
             files.update(output_files(compile_environment(compiler, env)))
         target = out if out is not None else options.meshfile.parent / project.output
+        check_target(target, compiler.files.root, compiler.files.texts)
         write_output(target, files, [e.name for e in envs], whole=not environments)
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)
@@ -228,20 +233,14 @@ def values(options: Options, environment: str, release: str, fmt: str, **kwargs:
     compiler = session.compiler(_flags(kwargs))
 
     def work() -> None:
-        from .diagnostics import CompileError, Diagnostic, did_you_mean
-
         env = find_environment(compiler.project, environment)
-        if compiler.project.release(release) is None:
-            names = [r.name for r in compiler.project.releases]
-            raise CompileError([Diagnostic("error", f"unknown release '{release}'", None,
-                                           did_you_mean(release, names) or
-                                           f"releases: {', '.join(names)}")])
+        find_release(compiler.project, release)
         result = compile_environment(compiler, env)
         found = release_output(result, release)
         if found is None:
             why = dict(result.plan.disabled).get(release, "disabled")
             raise CompileError([Diagnostic("error", f"release '{release}' is not deployed in "
-                                           f"'{env.name}' ({why})", None)])
+                                           f"'{env.name}' ({why})")])
         if fmt == "json":
             click.echo(json.dumps(found.values.values, indent=2, sort_keys=True,
                                   ensure_ascii=False))

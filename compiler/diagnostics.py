@@ -79,6 +79,14 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{matches[0]}'?" if matches else None
 
 
+def choose_from(name: str, candidates: Iterable[str], what: str) -> str:
+    """Help for an unknown name: the closest candidate, if any, and every valid name."""
+    names = sorted(set(candidates))
+    hint = did_you_mean(name, names)
+    listing = f"{what}: {', '.join(names)}"
+    return f"{hint} ({listing})" if hint else listing
+
+
 def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str]) -> str:
     """Render a diagnostic as text: ``file:line:col: error: message``, excerpt, caret, help."""
     head = f"{diag.severity}: {diag.message}"

@@ -75,39 +75,78 @@ def _swap_in(staged: Path, target: Path) -> None:
     shutil.rmtree(staged)
 
 
+def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> None:
+    """Refuse an output directory whose replacement would destroy something of the user's.
+
+    A render replaces the output directory wholesale, so it must not be (or contain) the
+    project or any input file, must not be a symbolic link, and, when it already exists, must
+    look like meshc output (only environment folders holding a ``plan.json``).
+    Raises :class:`EmitError`.
+    """
+    if out_dir.is_symlink():
+        raise EmitError(f"output directory {out_dir} is a symbolic link; refusing to write "
+                        "through it")
+    target = out_dir.resolve()
+    root = project_root.resolve()
+    if target == root or target in root.parents:
+        raise EmitError(f"output directory {out_dir} contains the project itself; rendering "
+                        "there would replace meshfile.yaml and its inputs")
+    for rel in sorted(inputs):
+        path = (root / rel).resolve()
+        if path == target or target in path.parents:
+            raise EmitError(f"output directory {out_dir} holds project input {rel}; choose a "
+                            "folder of its own (default: rendered)")
+    if target.is_dir():
+        foreign = sorted(entry.name for entry in target.iterdir()
+                         if not (entry.is_dir() and not entry.is_symlink()
+                                 and (entry / "plan.json").is_file()))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise EmitError(f"refusing to replace {out_dir}: it holds files meshc did not write "
+                            f"({shown}); choose an empty or new directory, or remove them")
+    elif target.exists():
+        raise EmitError(f"{out_dir} exists and is not a directory")
+
+
 def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
                  whole: bool) -> None:
-    """Write ``files`` (paths relative to ``out_dir``) and swap them in atomically.
+    """Write ``files`` (paths relative to ``out_dir``) and swap them in with one atomic rename.
 
     With ``whole`` the entire output directory is replaced (environments no longer in the
-    meshfile disappear); otherwise only the folders of ``environments`` are replaced.
+    meshfile disappear); otherwise the other environments' folders are carried over (hard
+    links) and only those of ``environments`` are new. Call :func:`check_target` first.
     Raises :class:`EmitError` (previous output intact).
     """
-    envs = sorted(set(environments))
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        if out_dir.is_symlink():
-            raise EmitError(f"output directory {out_dir} is a symbolic link; refusing to write "
-                            "through it")
         staging = out_dir.parent / f".{out_dir.name}.meshc-{os.getpid()}-{secrets.token_hex(4)}"
         staging.mkdir()  # not mkdtemp: its 0700 mode would end up on the output directory
     except OSError as exc:
         raise EmitError(f"cannot create a staging directory next to {out_dir}: "
                         f"{exc.strerror or exc}") from None
     try:
+        if not whole and out_dir.is_dir():
+            _carry_over(out_dir, staging, set(environments))
         _write_files(staging, files)
-        if whole:
-            _swap_in(staging, out_dir)
-            return
-        out_dir.mkdir(exist_ok=True)
-        for env in envs:
-            source = staging / env
-            source.mkdir(exist_ok=True)
-            _swap_in(source, out_dir / env)
-        shutil.rmtree(staging)
+        _swap_in(staging, out_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
     except EmitError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> None:
+    """Copy the environments not being re-rendered into ``staging`` (hard links: cheap)."""
+    for entry in sorted(out_dir.iterdir()):
+        if entry.name in replaced or not entry.is_dir():
+            continue
+        shutil.copytree(entry, staging / entry.name, copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

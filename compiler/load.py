@@ -26,8 +26,16 @@ from .model import (
     Text,
 )
 from .source import Span, span_from_marks
-from .yamlsrc import (BOOL, MERGE, NULL, STR, ValuesDoc, build_value, compose_documents,
-                      duplicate_key)
+from .yamlsrc import (
+    BOOL,
+    MERGE,
+    NULL,
+    STR,
+    ValuesDoc,
+    build_value,
+    compose_documents,
+    duplicate_key,
+)
 
 API_VERSION = "meshc/v1"
 TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases")

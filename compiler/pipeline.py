@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wrapper_chart
-from .diagnostics import CompileError, Diagnostics, did_you_mean
+from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
 from .files import ProjectFiles
 from .graph import check_needs, needs_graph, waves
 from .load import DNS_LABEL, load_meshfile
@@ -165,16 +165,27 @@ def with_sets(compiler: Compiler, flags: Iterable[SetFlag],
 def find_environment(project: Project, name: str) -> Environment:
     """The deployable environment ``name`` (or alias); a diagnostic listing valid names if not."""
     env = project.environment(name)
-    valid = ", ".join(e.name for e in project.deployable)
+    deployable = [e.name for e in project.deployable]
     if env is None:
+        candidates = [e.name for e in project.environments]
+        candidates += [a for e in project.environments for a in e.aliases]
+        closest = did_you_mean(name, candidates)
+        listing = f"deployable environments: {', '.join(deployable)}"
         raise CompileError([_cli_error(f"unknown environment '{name}'",
-                                       did_you_mean(name, [e.name for e in project.environments]
-                                                    + [a for e in project.environments for a in e.aliases])
-                                       or f"environments: {valid}")])
+                                       f"{closest} ({listing})" if closest else listing)])
     if env.abstract:
         raise CompileError([_cli_error(f"environment '{env.name}' is abstract (only inherited)",
-                                       f"deployable environments: {valid}")])
+                                       f"deployable environments: {', '.join(deployable)}")])
     return env
+
+
+def find_release(project: Project, name: str) -> Release:
+    """The release ``name``; a diagnostic listing valid names if there is none."""
+    release = project.release(name)
+    if release is None:
+        raise CompileError([_cli_error(f"unknown release '{name}'", choose_from(
+            name, [r.name for r in project.releases], "releases"))])
+    return release
 
 
 def _cli_error(message: str, help: str | None) -> Any:

@@ -9,12 +9,12 @@ available; typing and spans are ours.
 
 from __future__ import annotations
 
-import functools
 import base64
 import binascii
+import functools
 import math
-import struct
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any

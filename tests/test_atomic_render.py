@@ -242,11 +242,6 @@ def test_output_that_is_a_file_is_refused_and_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rendered"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (emit.write_output, named environments): each environment folder is swapped in "
-    "separately, so when a later swap fails (here: rendered/staging is a file) the earlier "
-    "environments are already replaced although the render exits 1 ('previous output "
-    "intact' does not hold); a SIGKILL between two swaps leaves the same mix"))
 def test_failed_named_render_leaves_every_environment_as_it_was(tmp_path: Path) -> None:
     """A render of several named environments that fails on the second folder must not have
     replaced the first one already ("the previous output is untouched")."""
@@ -278,11 +273,6 @@ def _inputs(project: Path) -> dict[str, bytes]:
             if not rel.startswith(("rendered/", "out/"))}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (data loss): --out naming the project directory itself (or an ancestor of it) is "
-    "accepted: the whole-tree swap replaces the project with the rendered tree and deletes "
-    "meshfile.yaml, environments/ and templates/, exit 0 (meshfile 'output:' is checked "
-    "against this, --out is not; only '.'/'..' fail, by EBUSY)"))
 @pytest.mark.parametrize("which", ["project", "parent"])
 def test_out_that_contains_the_project_is_refused(tmp_path: Path, which: str) -> None:
     project = copy_example(tmp_path / "outer" / "p", reverse=False)
@@ -294,10 +284,6 @@ def test_out_that_contains_the_project_is_refused(tmp_path: Path, which: str) ->
     assert code == 1 and "error:" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (data loss): an output directory holding project inputs ('output: templates' in "
-    "the meshfile, or --out environments) is accepted, and the render replaces that folder: "
-    "the charts / values files are deleted, exit 0"))
 @pytest.mark.parametrize("how", ["meshfile", "--out"])
 def test_output_overlapping_the_inputs_is_refused(project: Path, how: str) -> None:
     before = _inputs(project)
