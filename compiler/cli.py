@@ -149,7 +149,7 @@ def main(ctx: click.Context, meshfile: Path) -> None:
               help="Exit 3 when the plan differs from the committed rendered output.")
 @_set_options
 @click.pass_obj
-def plan(options: Options, environment: str, fmt: str, exit_code: bool, **kwargs: Any) -> None:
+def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, **kwargs: Any) -> None:
     """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
 
     \b
@@ -186,7 +186,7 @@ def plan(options: Options, environment: str, fmt: str, exit_code: bool, **kwargs
               help="Write here instead of the meshfile's output directory.")
 @_set_options
 @click.pass_obj
-def render(options: Options, environments: tuple[str, ...], out: Path | None, **kwargs: Any) -> None:
+def render(options: Options, /, environments: tuple[str, ...], out: Path | None, **kwargs: Any) -> None:
     """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
 
     All deployable environments by default. The tree is built aside and swapped in atomically.
@@ -221,7 +221,7 @@ def render(options: Options, environments: tuple[str, ...], out: Path | None, **
               show_default=True)
 @_set_options
 @click.pass_obj
-def values(options: Options, environment: str, release: str, fmt: str, **kwargs: Any) -> None:
+def values(options: Options, /, environment: str, release: str, fmt: str, **kwargs: Any) -> None:
     """Print the computed values RELEASE's chart receives in ENVIRONMENT.
 
     The same content as rendered/ENVIRONMENT/RELEASE/values.yaml.
@@ -255,7 +255,7 @@ def values(options: Options, environment: str, release: str, fmt: str, **kwargs:
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]),
               default="text", show_default=True)
 @click.pass_obj
-def graph(options: Options, environment: str | None, fmt: str) -> None:
+def graph(options: Options, /, environment: str | None, fmt: str) -> None:
     """Print releases and their needs (of ENVIRONMENT, or all releases with the environments'
     inheritance and promotion order).
 

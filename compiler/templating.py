@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .diagnostics import WHOLE_LINE, CompileError, Diagnostic
 from .files import OutsideProject, ProjectFiles

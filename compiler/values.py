@@ -90,14 +90,15 @@ class ValueSet:
         return origins[0] if origins else None
 
 
-MISSING = object()
-
-
 def lookup(tree: Any, path: Path) -> tuple[bool, Any]:
     """(True, value) if ``path`` exists in ``tree`` (maps by key, lists by index), else (False, None)."""
     node = tree
     for part in path:
-        if isinstance(node, dict) and isinstance(part, str) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and isinstance(part, str):
+            if part not in node:
+                return False, None
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
             return False, None

@@ -119,8 +119,7 @@ else:  # pragma: no cover - depends on the PyYAML build
 
 
 def _make_loader(text: str) -> Any:
-    loader = _ComposeLoader(text)
-    return loader
+    return _ComposeLoader(text)
 
 
 @dataclass(slots=True)
