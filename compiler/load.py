@@ -22,6 +22,7 @@ from .model import (
     Patch,
     Ref,
     ReleaseSpec,
+    RuleSetting,
     Spec,
     Text,
 )
@@ -38,16 +39,20 @@ from .yamlsrc import (
 )
 
 API_VERSION = "meshc/v1"
-TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases")
+TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases",
+            "policies")
 DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
 HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
 ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
-            "kubeContext", "labels", "promotesFrom", "protected", "description")
+            "kubeContext", "labels", "promotesFrom", "protected", "description", "kubeVersion",
+            "policies")
 RELEASE_KEYS = ("chart", "repo", "version", "valuesKey", "condition", "needs", "labels", "values",
                 "namespace", "helm", "patches", "description")
 PATCH_KEYS = ("target", "ops")
 TARGET_KEYS = ("kind", "name", "namespace", "apiVersion", "group", "version")
 
+RULE_LEVELS = ("error", "warning", "off")
+KUBE_VERSION = re.compile(r"v?(\d+)\.(\d+)(\.\d+)?")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 RELEASE_NAME_MAX = 53
 DNS_LABEL_MAX = 63
@@ -181,7 +186,9 @@ class _Reader:
         environments = self.environments(top.get("environments"), root)
         releases = self.releases(top.get("releases"), root)
         features = self.optional_text(top, "features", "features")
-        return Spec(self.file, project.value, output, defaults, environments, releases, features)
+        policies = self.policies(top["policies"][1], "policies") if "policies" in top else ()
+        return Spec(self.file, project.value, output, defaults, environments, releases, features,
+                    policies=policies)
 
     def api_version(self, top: Entries, root: Node) -> None:
         if "apiVersion" not in top:
@@ -239,7 +246,43 @@ class _Reader:
             kube_context=get("kubeContext", self.text), labels=get("labels", self.labels, ()),
             promotes_from=get("promotesFrom", self.name), protected=get("protected", self.boolean),
             description=_value(get("description", self.text)),
+            kube_version=get("kubeVersion", self.kube_version),
+            policies=get("policies", self.policies, ()),
         )
+
+    def kube_version(self, node: Node, what: str) -> Text | None:
+        text = self.text(node, what)
+        if text is not None and not KUBE_VERSION.fullmatch(text.value):
+            self.diags.error(f"{what} '{text.value}' is not a Kubernetes version", text.span,
+                             'write MAJOR.MINOR, quoted: kubeVersion: "1.31"')
+            return None
+        return text
+
+    def policies(self, node: Node, what: str) -> tuple[RuleSetting, ...]:
+        """``rule: error|warning|off`` or ``rule: {level: …, option: value}`` entries (rule
+        names and options are checked by ``meshc check``, which knows the rules)."""
+        result = []
+        for rule, (key_node, value_node) in self.entries(node, what, None).items():
+            span = self.span(key_node)
+            if isinstance(value_node, MappingNode):
+                entries = self.entries(value_node, f"{what}: {rule}", None)
+                level = self.rule_level(entries["level"][1], rule) if "level" in entries else None
+                options = tuple((key, build_value(v, self.file, self.diags))
+                                for key, (_, v) in sorted(entries.items()) if key != "level")
+                result.append(RuleSetting(rule, level, options, span))
+            else:
+                level = self.rule_level(value_node, rule)
+                if level is not None:
+                    result.append(RuleSetting(rule, level, (), span))
+        return tuple(result)
+
+    def rule_level(self, node: Node, rule: str) -> str | None:
+        # the text, not the typed value: YAML 1.1 reads a bare `off` as false
+        if isinstance(node, ScalarNode) and node.value in RULE_LEVELS:
+            return str(node.value)
+        self.diags.error(f"policy '{rule}' must be error, warning or off (or a map with "
+                         f"'level:' and the rule's options)", self.span(node))
+        return None
 
     def releases(self, entry: tuple[ScalarNode, Node] | None, root: Node) -> tuple[ReleaseSpec, ...]:
         if entry is None:

@@ -68,6 +68,19 @@ class Patch:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSetting:
+    """One ``policies:`` entry of the meshfile: a check rule's level and options.
+
+    ``level`` is ``error``, ``warning``, ``off`` or None (options only, level unchanged).
+    """
+
+    rule: str
+    level: str | None
+    options: tuple[tuple[str, Any], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Defaults:
     namespace: Text | None = None
     helm: HelmOptions = HelmOptions()
@@ -93,6 +106,8 @@ class EnvironmentSpec:
     promotes_from: Ref | None = None
     protected: bool | None = None
     description: str | None = None
+    kube_version: Text | None = None
+    policies: tuple[RuleSetting, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,7 @@ class Spec:
     environments: tuple[EnvironmentSpec, ...]
     releases: tuple[ReleaseSpec, ...]
     features: Text | None = None
+    policies: tuple[RuleSetting, ...] = ()
 
 
 # --- resolved -------------------------------------------------------------------------------
@@ -148,6 +164,8 @@ class Environment:
     promotes_from: str | None
     protected: bool
     description: str | None = None
+    kube_version: Text | None = None            # inherited: the nearest in the chain
+    policies: tuple[RuleSetting, ...] = ()      # the chain's settings, root first
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +211,7 @@ class Project:
     releases: tuple[Release, ...]
     features: Text | None
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    policies: tuple[RuleSetting, ...] = ()      # top-level `policies:`
 
     def environment(self, name: str) -> Environment | None:
         """The environment called ``name`` or having it as an alias."""

@@ -42,7 +42,7 @@ def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None =
     if diags is None:
         resolver.diags.raise_if_errors()
     return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
-                   releases, spec.features, files.texts)
+                   releases, spec.features, files.texts, policies=spec.policies)
 
 
 class _Resolver:
@@ -115,6 +115,7 @@ class _Resolver:
         helm = defaults.helm
         namespace, kube_context, labels = defaults.namespace, defaults.kube_context, dict(defaults.labels)
         protected = False
+        kube_version = None
         values: list[ValuesDoc] = []
         secrets: list[Text] = []
         for layer in layers:
@@ -123,6 +124,7 @@ class _Resolver:
             kube_context = layer.kube_context or kube_context
             labels.update(layer.labels)
             protected = layer.protected if layer.protected is not None else protected
+            kube_version = layer.kube_version or kube_version
             values.extend(self.values_files(layer.values))
             secrets.extend(self.existing(layer.secrets, "secrets file"))
         promotes = (self.lookup(spec.promotes_from, f"environment '{spec.name}' promotes from")
@@ -133,7 +135,8 @@ class _Resolver:
             secrets=tuple(secrets), helm=helm, namespace=namespace,
             kube_context=kube_context.value if kube_context else None,
             labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
-            description=spec.description)
+            description=spec.description, kube_version=kube_version,
+            policies=tuple(setting for layer in layers for setting in layer.policies))
 
     def check_promotion(self, environments: list[Environment]) -> None:
         by_name = {env.name: env for env in environments}
