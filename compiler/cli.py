@@ -18,19 +18,24 @@ import click
 
 from . import __version__
 from .diagnostics import CompileError, Diagnostic, format_all
+from .diff import env_diff_json, format_env_diff, unified_diff
 from .emit import EmitError, check_target, write_output
+from .explain import explain_value, explanation_json, format_explanation
 from .files import ProjectFiles
 from .graph import format_graph
+from .keypath import KeyPathError, parse_key_path
 from .pipeline import (
     Compiler,
     SetFlag,
-    committed_changes,
+    committed_files,
+    compare_environments,
     compile_environment,
     find_environment,
     find_release,
     load_project,
     output_files,
     release_output,
+    review_output,
     values_yaml,
     with_sets,
 )
@@ -109,6 +114,24 @@ def _read_set_file(path: str) -> str:
         raise SetError(f"file {path} is not UTF-8 text") from None
 
 
+_STYLES = {"title": {"bold": True}, "key": {"fg": "cyan", "bold": True},
+           "value": {"bold": True}, "good": {"fg": "green"}, "bad": {"fg": "red"},
+           "warn": {"fg": "yellow"}, "dim": {"dim": True}}
+
+
+def _paint() -> Callable[[str, str], str]:
+    """Colour for a terminal; plain text when piped or when NO_COLOR is set."""
+    import os
+
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return lambda text, role: text
+    return lambda text, role: click.style(text, **_STYLES.get(role, {}))
+
+
+def _echo(text: str) -> None:
+    click.echo(text, nl=False)
+
+
 class _Session:
     """Loads the project once per command and turns failures into diagnostics."""
 
@@ -162,19 +185,14 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, **kwa
     def work() -> int:
         env = find_environment(compiler.project, environment)
         result = compile_environment(compiler, env)
-        changes = None
-        if fmt == "text" or exit_code:
-            changes = committed_changes(result, output_files(result),
-                                        compiler.files.root / compiler.project.output,
-                                        compiler.project.output.rstrip("/"))
+        review = review_output(compiler, result) if fmt == "text" or exit_code else None
         if fmt == "json":
             click.echo(format_json(result.plan), nl=False)
         elif fmt == "sh":
             click.echo(format_sh(result.plan, session.name), nl=False)
         else:
-            assert changes is not None
-            click.echo(format_text(result.plan, changes.statuses, changes.summary), nl=False)
-        return EXIT_CHANGES if exit_code and changes is not None and changes.any else 0
+            _echo(format_text(result.plan, review, _paint()))
+        return EXIT_CHANGES if exit_code and review is not None and review.any else 0
 
     code = session.run(work)
     sys.exit(code)
@@ -277,6 +295,106 @@ def graph(options: Options, /, environment: str | None, fmt: str) -> None:
         click.echo(format_graph(compiler.project, enabled, name, fmt), nl=False)
 
     session.run(work)
+
+
+@main.command()
+@click.argument("environment")
+@click.argument("release")
+@click.argument("key_path", metavar="KEY.PATH")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@_set_options
+@click.pass_obj
+def explain(options: Options, /, environment: str, release: str, key_path: str, fmt: str,
+            **kwargs: Any) -> None:
+    """Explain a value: its final value and every layer that set or overrode it, strongest
+    first, with file:line:col. KEY.PATH uses --set syntax (resources.limits.cpu, hosts[0].host,
+    escaped dots: annotations.cert-manager\\.io/cluster-issuer). A map explains each leaf.
+
+    \b
+    Example: meshc explain production weather-agent replicaCount
+             meshc explain staging weather-agent env.CACHE_TTL -o json
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+
+    def work() -> None:
+        try:
+            path = parse_key_path(key_path)
+        except KeyPathError as exc:
+            raise CompileError([Diagnostic("error", f"invalid KEY.PATH '{key_path}': {exc}",
+                                           help="write it as --set does: a.b[0].c, "
+                                                "dots in keys escaped as \\.")]) from None
+        env = find_environment(compiler.project, environment)
+        find_release(compiler.project, release)
+        found = release_output(compile_environment(compiler, env), release)
+        if found is None:
+            raise CompileError([Diagnostic("error", f"release '{release}' is not deployed in "
+                                           f"'{env.name}'")])
+        exp = explain_value(found.values, path)
+        if fmt == "json":
+            click.echo(json.dumps(explanation_json(exp, compiler.sources), indent=2,
+                                  ensure_ascii=False))
+        else:
+            _echo(format_explanation(exp, compiler.sources, _paint()))
+
+    session.run(work)
+
+
+@main.command()
+@click.argument("environments", nargs=-1, required=True)
+@click.option("--release", "releases", multiple=True, metavar="R",
+              help="Only these releases (repeatable).")
+@click.option("--rendered", is_flag=True,
+              help="With one ENV: a unified diff of the committed output against a fresh "
+                   "compile.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 3 when there are differences.")
+@_set_options
+@click.pass_obj
+def diff(options: Options, /, environments: tuple[str, ...], releases: tuple[str, ...],
+         rendered: bool, fmt: str, exit_code: bool, **kwargs: Any) -> None:
+    """Compare two environments (ENV_A ENV_B): per release, the computed values added, removed
+    and changed (with each side's provenance) and the manifests that differ. With --rendered
+    and one ENV: what a render would change in the committed output, as a unified diff.
+
+    \b
+    Example: meshc diff staging production
+             meshc diff staging production --release registry -o json
+             meshc diff --rendered production --exit-code
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+    if rendered and len(environments) != 1:
+        raise click.UsageError("--rendered takes exactly one environment")
+    if not rendered and len(environments) != 2:
+        raise click.UsageError("give two environments to compare (or --rendered ENV)")
+
+    def work() -> int:
+        envs = [find_environment(compiler.project, name) for name in environments]
+        for name in releases:
+            find_release(compiler.project, name)
+        results = [compile_environment(compiler, env) for env in envs]
+        if rendered:
+            files = output_files(results[0])
+            committed = committed_files(compiler, envs[0].name)
+            if releases:
+                keep = tuple(f"{envs[0].name}/{r}/" for r in releases)
+                files = {p: t for p, t in files.items() if p.startswith(keep)}
+                committed = {p: t for p, t in committed.items() if p.startswith(keep)}
+            text = unified_diff(files, committed, compiler.project.output.rstrip("/"))
+            _echo(text)
+            return EXIT_CHANGES if exit_code and text else 0
+        diffs = compare_environments(compiler.project, results[0], results[1], releases)
+        if fmt == "json":
+            click.echo(json.dumps(env_diff_json(envs[0].name, envs[1].name, diffs,
+                                                compiler.sources), indent=2, ensure_ascii=False))
+        else:
+            _echo(format_env_diff(envs[0].name, envs[1].name, diffs, compiler.sources, _paint()))
+        return EXIT_CHANGES if exit_code and any(d.differs for d in diffs) else 0
+
+    sys.exit(session.run(work))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,13 +8,21 @@ problem found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import wrapper_chart
 from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
+from .diff import (
+    ReleaseDiff,
+    Review,
+    diff_release,
+    manifest_resources,
+    read_tree,
+    review_environment,
+)
 from .files import ProjectFiles
 from .graph import check_needs, needs_graph, waves
 from .load import DNS_LABEL, load_meshfile
@@ -25,11 +33,13 @@ from .resolve import default_helm, parse_values_key, resolve_project
 from .source import Span
 from .strvals import SetError, apply_set
 from .templating import Templates
-from .values import EnvValues, ValueSet, environment_values, lookup, release_values
+from .values import (ENV_WIDE_KEYS, EnvValues, ValueSet, environment_values, lookup,
+                     release_values)
 from .yamlsrc import Path as ValuePath
 from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
 COMMAND_LINE = "<command line>"
+ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
 SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
 
 
@@ -358,50 +368,49 @@ def release_output(result: EnvironmentOutput, name: str) -> ReleaseOutput | None
     return next((o for o in result.releases if o.release.name == name), None)
 
 
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """How one environment's compiled files differ from what is committed under the output."""
-
-    where: str                      # e.g. "rendered/production"
-    statuses: dict[str, str]        # release → "unchanged" | "changed: N files" | "new: …"
-    removed: tuple[str, ...]        # release folders on disk that the plan no longer has
-
-    @property
-    def any(self) -> bool:
-        return bool(self.removed) or any(s != "unchanged" for s in self.statuses.values())
-
-    @property
-    def summary(self) -> str:
-        def count(prefix: str) -> int:
-            return sum(1 for s in self.statuses.values() if s.startswith(prefix))
-
-        removed = f" ({', '.join(self.removed)})" if self.removed else ""
-        return (f"against {self.where}: {count('changed')} changed, {count('new')} new, "
-                f"{count('unchanged')} unchanged, {len(self.removed)} removed{removed}")
-
-
-def committed_changes(result: EnvironmentOutput, files: Mapping[str, str], out_dir: Path,
-                      shown_as: str) -> Changes:
-    """Compare the compiled ``files`` of ``result`` with ``out_dir`` (shown as ``shown_as``)."""
+def review_output(compiler: Compiler, result: EnvironmentOutput) -> Review:
+    """What rendering ``result`` would change in the committed output directory."""
     env = result.env.name
-    statuses = {o.release.name: _release_status(f"{env}/{o.release.name}", files, out_dir)
-                for o in result.releases}
-    removed: list[str] = []
-    if (out_dir / env).is_dir():
-        removed = sorted(p.name for p in (out_dir / env).iterdir()
-                         if p.is_dir() and p.name not in statuses)
-    return Changes(f"{shown_as}/{env}", statuses, tuple(removed))
+    return review_environment(env, [o.release.name for o in result.releases],
+                              output_files(result), committed_files(compiler, env),
+                              f"{compiler.project.output.rstrip('/')}/{env}")
 
 
-def _release_status(folder: str, files: Mapping[str, str], out_dir: Path) -> str:
-    ours = {p: t for p, t in files.items() if p.startswith(folder + "/")}
-    if not (out_dir / folder).is_dir():
-        return "new: not rendered yet"
-    on_disk = {p.relative_to(out_dir).as_posix() for p in (out_dir / folder).rglob("*")
-               if p.is_file()}
-    differ = [p for p in sorted(set(ours) | on_disk)
-              if p not in ours or p not in on_disk
-              or (out_dir / p).read_text(encoding="utf-8") != ours[p]]
-    if not differ:
-        return "unchanged"
-    return f"changed: {len(differ)} file{'s' * (len(differ) != 1)}"
+def committed_files(compiler: Compiler, env: str) -> dict[str, str]:
+    """The committed output of ``env`` (paths relative to the output directory)."""
+    folder = compiler.files.root / compiler.project.output / env
+    return {f"{env}/{p}": t for p, t in read_tree(folder).items()}
+
+
+def compare_environments(project: Project, before: EnvironmentOutput,
+                         after: EnvironmentOutput, only: Iterable[str] = ()) -> list[ReleaseDiff]:
+    """Every release (in meshfile order) of either environment, compared."""
+    wanted = set(only)
+    a = {o.release.name: o for o in before.releases}
+    b = {o.release.name: o for o in after.releases}
+    names = [r.name for r in project.releases
+             if (r.name in a or r.name in b) and (not wanted or r.name in wanted)]
+    diffs = []
+    for name in names:
+        if name not in b:
+            diffs.append(ReleaseDiff(name, "only-from", a[name].values, None))
+        elif name not in a:
+            diffs.append(ReleaseDiff(name, "only-to", None, b[name].values))
+        else:
+            diffs.append(diff_release(a[name].values, b[name].values,
+                                      manifest_resources(a[name].manifests or (), a[name].namespace),
+                                      manifest_resources(b[name].manifests or (), b[name].namespace)))
+    return _hoist_env_wide(diffs)
+
+
+def _hoist_env_wide(diffs: list[ReleaseDiff]) -> list[ReleaseDiff]:
+    """``global`` and ``features`` reach every chart alike: report their differences once, as
+    the environment's, instead of under every release."""
+    wide = next((d for d in diffs if d.presence == "both"), None)
+    if wide is None:
+        return diffs
+    shared = tuple(c for c in wide.values if c.path[0] in ENV_WIDE_KEYS)
+    trimmed = [replace(d, values=tuple(c for c in d.values if c.path[0] not in ENV_WIDE_KEYS))
+               for d in diffs]
+    header = ReleaseDiff(ENVIRONMENT_WIDE, "both", wide.before, wide.after, shared)
+    return [header, *trimmed]

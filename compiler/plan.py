@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from .diff import Paint, ReleaseReview, Review, _plain, review_lines
 from .model import HelmOptions
 
 API_VERSION = "meshc/v1"
@@ -144,39 +145,54 @@ def format_sh(plan: Plan, meshfile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_text(plan: Plan, changes: dict[str, str] | None = None, summary: str = "") -> str:
-    """The plan for people: waves, namespaces, protection, and what changed against rendered/."""
-    head = f"plan for {plan.environment}"
+def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain) -> str:
+    """The plan for people: waves, namespaces, protection, and — with ``review`` — what each
+    release changes against the committed output, field by field."""
     facts = []
     if plan.protected:
-        facts.append("protected: applying asks for confirmation")
+        facts.append(paint("protected", "warn") + ": applying asks for confirmation")
     if plan.kube_context:
         facts.append(f"kube-context {plan.kube_context}")
     facts.append(f"{len(plan.steps)} release{'s' if len(plan.steps) != 1 else ''} in "
                  f"{plan.waves} wave{'s' if plan.waves != 1 else ''}")
-    lines = [head, "  " + " · ".join(facts)]
+    lines = [paint(f"plan for {plan.environment}", "title"), "  " + " · ".join(facts)]
+    reviews = review.by_release() if review else {}
     width = max((len(s.release) for s in plan.steps), default=0)
     ns_width = max((len(s.namespace) for s in plan.steps), default=0)
     for wave in range(plan.waves):
-        lines.append("")
-        lines.append(f"wave {wave}")
+        lines += ["", paint(f"wave {wave}", "key")]
         for step in (s for s in plan.steps if s.wave == wave):
-            status = (changes or {}).get(step.release, "")
             needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
+            found = reviews.get(step.release)
+            status = f"  [{_status(found)}]" if found else ""
             lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
-                         f"{_chart_text(step)}{needs}" + (f"  [{status}]" if status else ""))
+                         f"{_chart_text(step)}{needs}{status}")
+            if found is not None:
+                lines += review_lines(found, "      ", paint)
+    removed = [r.release for r in (review.releases if review else ()) if r.status == "removed"]
+    if removed:
+        lines += ["", ("in the committed output but no longer planned (delete with helm "
+                  "uninstall if intended):")]
+        lines += [f"  {paint('-', 'bad')} {name}" for name in removed]
     if plan.disabled:
-        lines.append("")
-        lines.append("not deployed in this environment:")
+        lines += ["", "not deployed in this environment:"]
         lines += [f"  {name}  ({why})" for name, why in plan.disabled]
     if plan.notes:
-        lines.append("")
-        lines.append("notes:")
+        lines += ["", "notes:"]
         lines += [f"  - {note}" for note in plan.notes]
-    if summary:
-        lines.append("")
-        lines.append(summary)
+    if review is not None:
+        lines += ["", review.summary]
     return "\n".join(lines) + "\n"
+
+
+def _status(review: ReleaseReview) -> str:
+    if review.status == "new":
+        return "new: not rendered yet"
+    if review.status == "changed":
+        count = len(review.values) + sum(max(1, len(r.fields)) for r in review.resources)
+        count += len(review.files)
+        return f"changed: {count} change{'s' * (count != 1)}"
+    return review.status
 
 
 def _chart_text(step: Step) -> str:

@@ -84,10 +84,51 @@ class ValueSet:
                 found.append(Origin(layer, own, layer.doc.spans.get(own), value))
         return tuple(found)
 
+    def chain(self, path: Path) -> tuple[Link, ...]:
+        """Every layer that had a say on ``path``, strongest first, each with its effect:
+        ``set`` (holds the value), ``null`` (a null there: deletes a chart default), ``list``
+        (holds the whole list ``path`` indexes into: lists replace wholesale), ``cut`` (holds a
+        non-map value above ``path``, replacing the whole subtree)."""
+        links = []
+        for layer in reversed(self.layers):
+            link = _link(layer, self.layer_path(layer, path))
+            if link is not None:
+                links.append(link)
+        return tuple(links)
+
     def origin(self, path: Path) -> Origin | None:
         """The layer that set the final value at ``path`` (None if nothing did)."""
         origins = self.origins(path)
         return origins[0] if origins else None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One layer's say on a path (see :meth:`ValueSet.chain`)."""
+
+    layer: Layer
+    path: Path          # the path found in the layer (its own addressing; maybe a prefix)
+    span: Span | None
+    value: Any
+    effect: Literal["set", "null", "list", "cut"]
+
+
+def _link(layer: Layer, path: Path) -> Link | None:
+    node: Any = layer.doc.data
+    for depth, part in enumerate(path):
+        here = path[:depth]
+        if isinstance(node, list) and depth and isinstance(part, int):
+            present, element = lookup(node, path[depth:])
+            span = layer.doc.spans.get(path) if present else None
+            return Link(layer, here, span or layer.doc.spans.get(here),
+                        element if present else node, "list")
+        if depth and not isinstance(node, dict):
+            return Link(layer, here, layer.doc.spans.get(here), node,
+                        "null" if node is None else "cut")
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return Link(layer, path, layer.doc.spans.get(path), node, "null" if node is None else "set")
 
 
 def lookup(tree: Any, path: Path) -> tuple[bool, Any]:

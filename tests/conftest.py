@@ -44,11 +44,11 @@ def run_meshc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         old = Path.cwd()
         os.chdir(cwd)
         try:
-            result = runner.invoke(main, list(args), catch_exceptions=False)
+            result = runner.invoke(main, list(args), catch_exceptions=False, prog_name="meshc")
         finally:
             os.chdir(old)
     else:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
+        result = runner.invoke(main, list(args), catch_exceptions=False, prog_name="meshc")
     return result.exit_code, result.stdout, result.stderr
 
 
