@@ -1,0 +1,83 @@
+"""The rules ``meshc check`` knows: name, family, default levels, options, one-line summary.
+
+Every finding belongs to one rule, and every rule can be set per environment in the meshfile::
+
+    policies:                       # top level: every environment
+      min-replicas: {level: error, min: 3}
+    environments:
+      development:
+        policies: {min-replicas: off}   # inherited by environments inheriting this one
+
+Levels: ``error`` (fails the check), ``warning`` (reported), ``off``. Protected environments
+start from each rule's ``protected`` level (the strict set) instead of its ``default``.
+Project-wide rules (``scope="project"``) read only the top-level ``policies:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Level = Literal["error", "warning", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    family: str
+    default: Level
+    protected: Level
+    summary: str
+    options: Mapping[str, Any] = field(default_factory=dict)   # option → default value
+    scope: Literal["environment", "project"] = "environment"
+
+
+RULES: tuple[Rule, ...] = (
+    # Kubernetes schemas
+    Rule("kubernetes-schema", "schemas", "error", "error",
+         "every rendered manifest validates against the strict Kubernetes OpenAPI schema of "
+         "the environment's kubeVersion"),
+    # policies
+    Rule("min-replicas", "policies", "off", "error",
+         "Deployments and StatefulSets run at least `min` replicas (an HPA's minReplicas "
+         "counts)", {"min": 2}),
+    Rule("resources", "policies", "warning", "error",
+         "every container sets resource requests and limits (`requests` and `limits` list "
+         "which)", {"requests": ["cpu", "memory"], "limits": ["cpu", "memory"]}),
+    Rule("image-tag", "policies", "error", "error",
+         "every image names a tag (or digest) that is not `latest`"),
+    Rule("run-as-non-root", "policies", "warning", "error",
+         "pods or all their containers set securityContext.runAsNonRoot: true"),
+    Rule("read-only-root-filesystem", "policies", "warning", "error",
+         "every container sets securityContext.readOnlyRootFilesystem: true"),
+    Rule("no-privilege-escalation", "policies", "warning", "error",
+         "every container sets securityContext.allowPrivilegeEscalation: false and is not "
+         "privileged"),
+    Rule("pod-disruption-budget", "policies", "warning", "error",
+         "a workload with more than one replica is covered by a PodDisruptionBudget"),
+    Rule("anti-affinity", "policies", "off", "error",
+         "a workload with more than one replica spreads its pods (podAntiAffinity or "
+         "topologySpreadConstraints)"),
+    # promotion order
+    Rule("promotion-order", "promotion", "error", "error",
+         "no image tag is ahead of the same image in the environment it is promoted from "
+         "(semantic versions)"),
+    Rule("promotion-unorderable", "promotion", "warning", "error",
+         "image tags compared for promotion are semantic versions"),
+    # stale output
+    Rule("stale-output", "stale", "error", "error",
+         "the committed output directory equals a fresh render"),
+    # graph sanity
+    Rule("needs-disabled", "graph", "warning", "warning",
+         "a release does not need a release that is disabled in the same environment"),
+    Rule("enabled-nowhere", "graph", "warning", "warning",
+         "every release is deployed in at least one deployable environment", scope="project"),
+    Rule("abstract-unused", "graph", "warning", "warning",
+         "every abstract environment is inherited by some environment", scope="project"),
+    Rule("values-file-unused", "graph", "warning", "warning",
+         "every YAML file beside the meshfile's values files is named in the meshfile, and "
+         "every named values file reaches a deployable environment", scope="project"),
+)
+
+RULES_BY_NAME: Mapping[str, Rule] = {rule.name: rule for rule in RULES}
