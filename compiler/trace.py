@@ -141,16 +141,22 @@ def _template_source(templates: Templates, name: str) -> str:
 
 def _find_literal(source: str, text: str, line: int) -> int:
     """The line where literal ``text`` starts in ``source``, searching from ``line``."""
-    if not text:
+    if not text.strip():
         return line
     start = _line_offset(source, line)
     found = source.find(text, start)
-    if found < 0:  # joined raw blocks: look for the first line alone
-        first = text.split("\n", 1)[0] or text.strip().split("\n", 1)[0]
-        found = source.find(first, start) if first else -1
-    if found < 0:
-        return line
-    return source.count("\n", 0, found) + 1
+    if found >= 0:
+        return source.count("\n", 0, found) + 1
+    # Joined with a raw block's text, the chunk is not one piece of the source: find its first
+    # whole line instead, and count back the lines before it.
+    pieces = text.split("\n")
+    for index, piece in enumerate(pieces[1:-1] or pieces, 1 if len(pieces) > 2 else 0):
+        if piece.strip():
+            found = source.find(piece, start)
+            if found >= 0:
+                return source.count("\n", 0, found) + 1 - index
+            break
+    return line
 
 
 def _line_offset(source: str, line: int) -> int:

@@ -5,10 +5,16 @@ or ``project: ROOT`` in case.yaml for the example at the repository's top level.
 ``<name>``: ``<name>.stdout``, ``<name>.stderr``, and, for runs writing to ``{out}``,
 ``<name>.tree/`` — except the example's render, whose golden tree is the committed ``rendered/``.
 Regenerate with ``pytest --update-goldens`` and review the diff.
+
+A case may prepare a scratch copy of its project before each run: ``setup:`` lists meshc
+invocations to run there first (e.g. ``[render]``, so ``meshc check`` finds fresh output without
+a committed ``rendered/`` in the golden project), and ``edit:`` maps project paths to the text
+written afterwards (e.g. to make one rendered file stale).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,13 +34,28 @@ def _project(case: str) -> Path:
     return ROOT if spec.get("project") == "ROOT" else GOLDEN / case / "project"
 
 
+def _prepared(case: str, project: Path, scratch: Path) -> Path:
+    """The project itself, or a scratch copy after the case's ``setup`` runs and ``edit``s."""
+    spec = yaml.safe_load((GOLDEN / case / "case.yaml").read_text())
+    if not spec.get("setup") and not spec.get("edit"):
+        return project
+    shutil.copytree(project, scratch)
+    for args in spec.get("setup") or ():
+        code, _, err = run_meshc(*map(str, args), cwd=scratch)
+        assert code == 0, err
+    for path, text in (spec.get("edit") or {}).items():
+        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / path).write_text(text, encoding="utf-8")
+    return scratch
+
+
 PARAMS = [pytest.param(case, name, run, id=f"{case}/{name}")
           for case in CASES for name, run in _runs(case)]
 
 
 @pytest.mark.parametrize(("case", "name", "run"), PARAMS)
 def test_golden(case: str, name: str, run: dict, tmp_path: Path, update_goldens: bool) -> None:
-    project = _project(case)
+    project = _prepared(case, _project(case), tmp_path / "project")
     out = tmp_path / "out"
     args = [str(a).replace("{out}", str(out)) for a in run["args"]]
     code, stdout, stderr = run_meshc(*args, cwd=project)

@@ -25,6 +25,7 @@ from ..trace import (
     locate_path,
     trace_render,
 )
+from ..values import lookup
 
 if TYPE_CHECKING:
     from .context import CheckContext, Resource
@@ -54,6 +55,7 @@ class ValuesHint:
     value: Any
     present: bool
     default: bool = False       # set only by the chart's values.yaml
+    deleted: Span | None = None  # a null that deletes it (or a map holding it)
 
     def help(self, to: str = "") -> str:
         verb = "change" if self.present and not self.default else "set"
@@ -61,6 +63,8 @@ class ValuesHint:
 
     @property
     def note(self) -> str:
+        if self.deleted is not None:
+            return f"{self.key} is not set: a null deletes it at {self.deleted}"
         if not self.present or self.span is None:
             return f"{self.key} is not set"
         where = "the chart's default, at" if self.default else "set at"
@@ -68,6 +72,8 @@ class ValuesHint:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -101,7 +107,36 @@ class Locator:
         span, exact_note = self._template_span(resource, path)
         if exact_note:
             notes.append(exact_note)
+        notes.extend(self._values_on_line(resource, span, path))
         return Location(span, tuple(notes))
+
+    def _values_on_line(self, resource: Resource, span: Span, path: FieldPath) -> list[str]:
+        """Notes naming the values a template line renders (``{{ values.a.b|toyaml }}``), down
+        to the field in question when the line renders a structure holding it."""
+        text = source_line(self.context.compiler.sources.get(span.file, ""), span.line) or ""
+        refs = _VALUES_REF.findall(text)
+        if not refs:
+            return []
+        rest: FieldPath = ()
+        for index in range(len(path) - 1, -1, -1):
+            part = path[index]
+            if isinstance(part, str) and re.search(rf"(?<![\w.-]){re.escape(part)}\s*:", text):
+                rest = path[index + 1:]
+                break
+        values = resource.output.values
+        notes = []
+        for ref in dict.fromkeys(refs):
+            base = tuple(ref.strip(".").split("."))
+            for candidate in ((*base, *rest), base) if rest else (base,):
+                origin = values.origin(candidate)
+                if origin is None or not lookup(values.values, candidate)[0]:
+                    continue
+                if candidate == base and isinstance(origin.value, dict):
+                    break  # a merged map has no single line to name
+                key = _dotted(origin.path) if origin.layer.scope == "env" else _dotted(candidate)
+                notes.append(f"from values: {key} = {_show(origin.value)}, set at {origin.span}")
+                break
+        return notes
 
     def _rendered_line(self, resource: Resource, path: FieldPath) -> int | None:
         try:
@@ -185,7 +220,9 @@ class Locator:
         release_ctx = {"name": release.name, "namespace": output.namespace,
                        "chart": release.chart.ref, "labels": dict(release.labels),
                        "valuesKey": release.values_key_text}
-        return release_context(output.values, self._env_ctx[env.name], release_ctx)
+        context = release_context(output.values, self._env_ctx[env.name], release_ctx)
+        context.update(output.secrets.template_functions(release))  # secret_ref, has_secret
+        return context
 
     # --- values ---------------------------------------------------------------------------
 
@@ -200,7 +237,7 @@ class Locator:
         env_layer = _env_layer(values)
         for path in candidates:
             origin = values.origin(path)
-            if origin is None:
+            if origin is None or not lookup(values.values, path)[0]:
                 continue
             if origin.layer.kind == "chart":
                 own = values.layer_path(env_layer, path) if env_layer is not None else path
@@ -209,13 +246,25 @@ class Locator:
                               origin.value, True)
         path = candidates[0]
         own = values.layer_path(env_layer, path) if env_layer is not None else path
-        return ValuesHint(_dotted(own), last, None, None, False)
+        return ValuesHint(_dotted(own), last, None, None, False, deleted=_deleted_at(values, path))
 
     def tag_paths(self, output: ReleaseOutput, tag: str) -> tuple[ValuesPath, ...]:
         """Paths of the release's values holding ``tag`` under a key named ``tag``."""
         found: list[ValuesPath] = []
         _walk_tags(output.values.values, (), tag, found)
         return tuple(found)
+
+
+_VALUES_REF = re.compile(r"(?<![\w.])values((?:\.[A-Za-z_]\w*)+)")
+
+
+def _deleted_at(values: Any, path: ValuesPath) -> Span | None:
+    """Where a null deletes ``path`` or one of its parents (the strongest such null)."""
+    for end in range(len(path), 0, -1):
+        origin = values.origin(path[:end])
+        if origin is not None and origin.value is None:
+            return origin.span
+    return None
 
 
 def _env_layer(values: Any) -> Any:

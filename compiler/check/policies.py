@@ -34,20 +34,23 @@ def check_policies(ctx: CheckContext) -> Iterator[Finding]:
             yield from _min_replicas(ctx, resource, hpa)
             yield from _container_rules(ctx, resource, pod_path)
             yield from _run_as_non_root(ctx, resource, pod_path)
-            if _replicas(resource, hpa) > 1:
+            if (_replicas(resource, hpa) or 1) > 1:
                 yield from _pdb(ctx, resource, pdbs)
                 yield from _anti_affinity(ctx, resource, pod_path)
 
 
-def _replicas(resource: Resource, hpa: Resource | None) -> int:
-    """Replicas a scaled workload runs at least (1 for other kinds)."""
+def _replicas(resource: Resource, hpa: Resource | None) -> int | None:
+    """Replicas a scaled workload runs at least (Kubernetes' default 1 when unset; 1 for other
+    kinds); None when the field is not a number (the schema check reports that)."""
     if resource.manifest.kind not in SCALED_KINDS:
         return 1
     if hpa is not None:
         value = dig(hpa.data, ("spec", "minReplicas"))
     else:
         value = dig(resource.data, ("spec", "replicas"))
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+    if value is None:
+        return 1
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _report(ctx: CheckContext, rule: str, resource: Resource, path: tuple[str | int, ...],
@@ -68,6 +71,11 @@ def _report(ctx: CheckContext, rule: str, resource: Resource, path: tuple[str | 
         if location.span is not None:
             notes.insert(0, f"template: {location.span.file}:{location.span.line}")
         span = hint.span
+    elif hint is not None and hint.deleted is not None:  # a null removed it: point there
+        if location.span is not None:
+            notes.insert(0, f"template: {location.span.file}:{location.span.line}")
+        span = hint.deleted
+        notes.append(hint.note)
     elif hint is not None:
         notes.append(hint.note)
     help = hint.help(extra_help) if hint is not None else None
@@ -97,7 +105,7 @@ def _min_replicas(ctx: CheckContext, resource: Resource, hpa: Resource | None) -
         return
     minimum = ctx.option(rule, resource.env, "min")
     replicas = _replicas(resource, hpa)
-    if replicas >= minimum:
+    if replicas is None or replicas >= minimum:
         return
     if hpa is not None:
         yield from _report(ctx, rule, resource, ("spec", "minReplicas"),

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-from packaging.version import InvalidVersion, Version
 from referencing import Registry, Resource as SchemaResource
 
 from ..model import Environment
@@ -36,7 +35,7 @@ class SchemaStore:
         self.root = importlib.resources.files("kubernetes_validate").joinpath(
             "kubernetes-json-schema")
         self.versions = sorted((_version_of(p.name) for p in self.root.iterdir()
-                                if p.name.endswith("-local-strict")), key=Version)
+                                if p.name.endswith("-local-strict")), key=_numbers)
         self._registries: dict[str, Registry] = {}
         self._validators: dict[tuple[str, str], Any] = {}
         self._builtin_groups: set[str] | None = None
@@ -48,12 +47,9 @@ class SchemaStore:
     def folder_for(self, wanted: str) -> str | None:
         """The schema version to use for Kubernetes ``wanted`` (MAJOR.MINOR): the newest
         known that is not newer; None when ``wanted`` is outside what the package knows."""
-        try:
-            target = Version(_major_minor(wanted))
-        except InvalidVersion:
-            return None
-        usable = [v for v in self.versions if Version(_major_minor(v)) <= target]
-        if not usable or target > Version(self.newest):
+        target = _numbers(_major_minor(wanted))
+        usable = [v for v in self.versions if _numbers(_major_minor(v)) <= target]
+        if not usable or target > _numbers(self.newest):
             return None
         return usable[-1]
 
@@ -101,6 +97,11 @@ class SchemaStore:
 
 def _version_of(folder: str) -> str:
     return folder.removeprefix("v").split("-", 1)[0]
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    """``1.31.0`` → (1, 31, 0): versions compared as numbers (``1.9 < 1.31``)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
 def _major_minor(version: str) -> str:

@@ -31,7 +31,7 @@ def check_stale(ctx: CheckContext) -> Iterator[Finding]:
         count = len(differ)
         finding = ctx.finding(
             RULE, env, f"{output}/{env.name} is stale: {count} file{'s' * (count != 1)} "
-            "differ from a fresh render", env.span, help="run `meshc render` and commit "
+            f"{'differs' if count == 1 else 'differ'} from a fresh render", env.span, help="run `meshc render` and commit "
             f"{output}/", notes=tuple(listed))
         if finding is not None:
             yield finding
