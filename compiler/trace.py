@@ -87,7 +87,7 @@ def trace_render(templates: Templates, name: str, context: Mapping[str, Any]) ->
 
 def _innermost_frame(generator: Any) -> FrameType | None:
     """The frame of the innermost generator a ``yield from`` chain is suspended in."""
-    frame = generator.gi_frame
+    frame: FrameType | None = generator.gi_frame
     inner = generator.gi_yieldfrom
     while isinstance(inner, GeneratorType) and inner.gi_frame is not None:
         frame = inner.gi_frame

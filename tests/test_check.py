@@ -7,6 +7,7 @@ the library behaviour behind them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -14,15 +15,14 @@ from pathlib import Path
 import pytest
 from conftest import GOLDEN, ROOT, run_meshc
 
-from compiler.secrets import ReleaseSecrets, environment_secrets
 from compiler.check import CheckOptions, run_checks
 from compiler.check.report import format_github
 from compiler.check.semver import parse_semver
-from compiler.diagnostics import CompileError
+from compiler.diagnostics import CompileError, Diagnostics
 from compiler.files import ProjectFiles
 from compiler.pipeline import environment_tree, load_project, release_values
 from compiler.render import release_context
-from compiler.diagnostics import Diagnostics
+from compiler.secrets import ReleaseSecrets, environment_secrets
 from compiler.trace import trace_render
 
 BASE = GOLDEN / "check-ok" / "project"
@@ -63,7 +63,7 @@ def _line_of(root: Path, path: str, needle: str) -> int:
 
 def test_example_passes_meshc_check():
     """CI's gate on the example: `meshc check` (every environment, stale output included)."""
-    code, stdout, stderr = run_meshc("check", cwd=ROOT)
+    code, _, stderr = run_meshc("check", cwd=ROOT)
     assert code == 0, stderr
     assert "meshc check passed: 4 environments" in stderr
     assert " 0 errors, 0 warnings" in stderr
@@ -227,8 +227,8 @@ SEMVER_ORDER = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.
 def test_semver_precedence_follows_semver_org():
     versions = [parse_semver(text) for text in SEMVER_ORDER]
     assert all(versions)
-    assert all(a < b for a, b in zip(versions, versions[1:]))
-    assert sorted(reversed(versions)) == versions
+    assert all(a < b for a, b in itertools.pairwise(versions))
+    assert sorted(versions[1::2] + versions[::2]) == versions
     assert parse_semver("1.0.0+build.7") == parse_semver("1.0.0")
     assert parse_semver("v1.2.3") == parse_semver("1.2.3")
 

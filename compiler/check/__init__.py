@@ -42,14 +42,14 @@ CHECKS: tuple[tuple[str, Check], ...] = (
 
 
 def run_checks(compiler: Compiler, environments: Sequence[Environment],
-               options: CheckOptions = CheckOptions(),
+               options: CheckOptions | None = None,
                checks: Sequence[tuple[str, Check]] = CHECKS) -> CheckReport:
     """Run ``checks`` on ``environments`` (deployable ones) of ``compiler``'s project.
 
     Raises :class:`~compiler.diagnostics.CompileError` when the project does not compile; every
     check finding is in the returned report instead.
     """
-    ctx = CheckContext(compiler, environments, options)
+    ctx = CheckContext(compiler, environments, options or CheckOptions())
     findings: list[Finding] = list(ctx.setting_errors)
     for name, check in checks:
         for item in check(ctx):

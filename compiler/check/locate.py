@@ -25,7 +25,7 @@ from ..trace import (
     locate_path,
     trace_render,
 )
-from ..values import lookup
+from ..values import ValueSet, lookup
 
 if TYPE_CHECKING:
     from .context import CheckContext, Resource
@@ -256,7 +256,7 @@ class Locator:
 _VALUES_REF = re.compile(r"(?<![\w.])values((?:\.[A-Za-z_]\w*)+)")
 
 
-def _deleted_at(values: Any, path: ValuesPath) -> Span | None:
+def _deleted_at(values: ValueSet, path: ValuesPath) -> Span | None:
     """Where a null deletes ``path`` or one of its parents (the strongest such null)."""
     for end in range(len(path), 0, -1):
         origin = values.origin(path[:end])

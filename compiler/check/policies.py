@@ -238,4 +238,4 @@ def _anti_affinity(ctx: CheckContext, resource: Resource,
                        [("affinity", "podAntiAffinity")], False)
 
 
-__all__ = ["check_policies", "image_tag", "dotted"]
+__all__ = ["check_policies", "dotted", "image_tag"]

@@ -107,8 +107,8 @@ def _compare(ctx: CheckContext, env: Environment, source: Environment, release: 
                 f"{subject}: tag '{version.tag}' in '{where.name}' is not a semantic version, so "
                 f"the promotion {source.name} -> {env.name} cannot be ordered", version.span,
                 help="use MAJOR.MINOR.PATCH tags (pre-releases: 1.2.0-rc.1), see semver.org",
-                notes=(f"'{env.name}' runs {target.tag} ({target.where}); '{source.name}' runs "
-                       f"{origin.tag} ({origin.where})",))
+                notes=((f"'{env.name}' runs {target.tag} ({target.where}); '{source.name}' "
+                        f"runs {origin.tag} ({origin.where})"),))
             if finding is not None:
                 yield finding
         return

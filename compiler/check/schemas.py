@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
-from referencing import Registry, Resource as SchemaResource
+import jsonschema  # type: ignore[import-untyped]
+from referencing import Registry
+from referencing import Resource as SchemaResource
 
 from ..model import Environment
 from .context import CheckContext, Finding, Resource
@@ -199,11 +200,12 @@ def _short(error: jsonschema.ValidationError) -> str:
             expected, list) else expected
         return f"{_brief(error.instance)} is not of type {expected}"
     if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
+        return str(error.message).replace("is a required property", "is required")
     if error.validator == "enum":
         return f"{_brief(error.instance)} is not one of " + ", ".join(
             repr(v) for v in error.validator_value if v is not None)
-    return error.message if len(error.message) < 200 else error.message[:197] + "..."
+    message = str(error.message)
+    return message if len(message) < 200 else message[:197] + "..."
 
 
 def _brief(value: Any) -> str:
