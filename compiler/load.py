@@ -45,7 +45,9 @@ DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
 HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
 ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
             "kubeContext", "labels", "promotesFrom", "protected", "description", "kubeVersion",
-            "policies")
+            "policies", "sops")
+SOPS_KEYS = ("age",)
+AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 RELEASE_KEYS = ("chart", "repo", "version", "valuesKey", "condition", "needs", "labels", "values",
                 "namespace", "helm", "patches", "description")
 PATCH_KEYS = ("target", "ops")
@@ -248,7 +250,23 @@ class _Reader:
             description=_value(get("description", self.text)),
             kube_version=get("kubeVersion", self.kube_version),
             policies=get("policies", self.policies, ()),
+            sops_age=get("sops", self.sops, None),
         )
+
+    def sops(self, node: Node, what: str) -> tuple[Text, ...]:
+        """``sops: {age: [age1…]}``: the age recipients secrets files are encrypted to."""
+        entries = self.entries(node, what, SOPS_KEYS)
+        if "age" not in entries:
+            self.diags.error(f"{what} needs 'age:', a list of age recipients", self.span(node),
+                             "generate a key with `meshc secrets keygen`; list its public key")
+            return ()
+        recipients = self.texts(entries["age"][1], f"{what}.age")
+        for recipient in recipients:
+            if not AGE_RECIPIENT.fullmatch(recipient.value):
+                self.diags.error(f"'{recipient.value}' is not an age recipient", recipient.span,
+                                 "an age public key: 'age1' and 58 more characters "
+                                 "(never the AGE-SECRET-KEY-… private key)")
+        return recipients
 
     def kube_version(self, node: Node, what: str) -> Text | None:
         text = self.text(node, what)

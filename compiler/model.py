@@ -108,6 +108,19 @@ class EnvironmentSpec:
     description: str | None = None
     kube_version: Text | None = None
     policies: tuple[RuleSetting, ...] = ()
+    sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsFile:
+    """A SOPS-encrypted secrets file of an environment: where the meshfile names it, which
+    environment lists it (descendants inherit it), and the age recipients it is encrypted to
+    (the owner's ``sops.age``, own or inherited; empty when the meshfile gives none)."""
+
+    path: str                          # project-relative, normalised
+    span: Span
+    owner: str
+    recipients: tuple[Text, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +179,8 @@ class Environment:
     description: str | None = None
     kube_version: Text | None = None            # inherited: the nearest in the chain
     policies: tuple[RuleSetting, ...] = ()      # the chain's settings, root first
+    sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
+    secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
 
 
 @dataclass(frozen=True, slots=True)

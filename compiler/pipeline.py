@@ -8,10 +8,10 @@ problem found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import wrapper_chart
 from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
@@ -30,6 +30,15 @@ from .model import Environment, HelmOptions, Project, Release
 from .plan import Plan, Target, build_plan, format_json
 from .render import Manifest, release_context, render_release
 from .resolve import default_helm, parse_values_key, resolve_project
+from .secrets import (
+    EnvSecrets,
+    ReleaseSecrets,
+    SecretObject,
+    environment_secrets,
+    release_collisions,
+    release_inputs,
+    secret_functions,
+)
 from .source import Span
 from .strvals import SetError, apply_set
 from .templating import Templates
@@ -60,6 +69,7 @@ class ReleaseOutput:
     values: ValueSet
     manifests: tuple[Manifest, ...] | None  # None for remote charts
     helm: HelmOptions
+    secrets: ReleaseSecrets = ReleaseSecrets()  # Secrets it creates, encrypted files it needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,16 @@ def with_sets(compiler: Compiler, flags: Iterable[SetFlag],
     return Compiler(compiler.project, compiler.files, compiler.templates, sets, sources)
 
 
+def input_paths(compiler: Compiler) -> list[str]:
+    """Every project path the compile reads: files read so far, chart folders, features."""
+    project = compiler.project
+    paths = set(compiler.files.texts)
+    paths.update(r.chart.ref for r in project.releases if r.chart.local)
+    if project.features is not None:
+        paths.add(project.features.value)
+    return sorted(paths)
+
+
 def find_environment(project: Project, name: str) -> Environment:
     """The deployable environment ``name`` (or alias); a diagnostic listing valid names if not."""
     env = project.environment(name)
@@ -267,44 +287,88 @@ def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> t
     return value, "" if value else f"{release.condition.value} is false"
 
 
-def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutput:
-    """Values, manifests and plan of every release of one deployable environment."""
-    project = compiler.project
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An environment ready for its releases to be compiled (cheap; see :func:`prepare`)."""
+
+    env: Environment
+    env_values: EnvValues
+    env_ctx: dict[str, Any]
+    env_secrets: EnvSecrets
+    enabled: tuple[Release, ...]
+    disabled: tuple[tuple[str, str], ...]
+
+
+def prepare(compiler: Compiler, env: Environment) -> Prepared:
+    """Environment-wide work: values tree, features, secret key names, enabled releases."""
     env_values, env_ctx = environment_tree(compiler, env)
     diags = Diagnostics()
+    env_secrets = EnvSecrets(env.name, (), {})
+    try:  # the key structure only: compiling never decrypts (see compiler/secrets.py)
+        env_secrets = environment_secrets(compiler.files, env)
+    except CompileError as exc:
+        diags.absorb(exc)
     enabled: list[Release] = []
     disabled: list[tuple[str, str]] = []
-    for release in project.releases:
+    for release in compiler.project.releases:
         on, why = is_enabled(release, env_values, diags)
         if on:
             enabled.append(release)
         elif why:
             disabled.append((release.name, why))
+    diags.raise_if_errors()
+    return Prepared(env, env_values, env_ctx, env_secrets, tuple(enabled), tuple(disabled))
+
+
+def compile_releases(compiler: Compiler, prepared: Prepared,
+                     releases: Iterable[Release]) -> tuple[ReleaseOutput, ...]:
+    """Values and manifests of ``releases`` (enabled ones of ``prepared``); all errors at once."""
+    diags = Diagnostics()
     outputs = []
-    for release in enabled:
+    for release in releases:
         try:
-            outputs.append(_compile_release(compiler, release, env_values, env_ctx, diags))
+            outputs.append(_compile_release(compiler, release, prepared.env_values,
+                                            prepared.env_ctx, diags, prepared.env_secrets))
         except CompileError as exc:
             diags.absorb(exc, f"while compiling release '{release.name}' for environment "
-                              f"'{env.name}'")
+                              f"'{prepared.env.name}'")
     diags.raise_if_errors()
-    plan = _plan(compiler, env, tuple(outputs), tuple(disabled))
-    return EnvironmentOutput(env, tuple(outputs), plan)
+    return tuple(outputs)
+
+
+def finish(compiler: Compiler, prepared: Prepared,
+           outputs: tuple[ReleaseOutput, ...]) -> EnvironmentOutput:
+    """The environment's output once its releases are compiled: adds the plan."""
+    plan = plan_environment(compiler, prepared.env, outputs, prepared.disabled)
+    return EnvironmentOutput(prepared.env, outputs, plan)
+
+
+def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutput:
+    """Values, manifests and plan of every release of one deployable environment."""
+    prepared = prepare(compiler, env)
+    return finish(compiler, prepared, compile_releases(compiler, prepared, prepared.enabled))
 
 
 def _compile_release(compiler: Compiler, release: Release, env_values: EnvValues,
-                     env_ctx: dict[str, Any], diags: Diagnostics) -> ReleaseOutput:
+                     env_ctx: dict[str, Any], diags: Diagnostics,
+                     env_secrets: EnvSecrets) -> ReleaseOutput:
     env = env_values.env
     namespace = _namespace(compiler, release, env, env_ctx)
     values = release_values(release, env_values, diags)
     helm = release.helm.over(env.helm).over(default_helm())
     manifests = None
+    secret_objects: dict[str, SecretObject] = {}
     if release.chart.local:
         release_ctx = {"name": release.name, "namespace": namespace, "chart": release.chart.ref,
                        "labels": dict(release.labels), "valuesKey": release.values_key_text}
         context = release_context(values, env_ctx, release_ctx)
+        context.update(secret_functions(env_secrets, release, secret_objects))
         manifests = render_release(release, context, compiler.templates, namespace, env.name)
-    return ReleaseOutput(release, namespace, values, manifests, helm)
+    diags.extend(release_collisions(env_secrets, release, values))
+    objects = tuple(sorted(secret_objects.values(), key=lambda o: o.name))
+    secrets = ReleaseSecrets(objects, release_inputs(env_secrets, release, release.chart.local,
+                                                     objects), env_secrets)
+    return ReleaseOutput(release, namespace, values, manifests, helm, secrets)
 
 
 def _namespace(compiler: Compiler, release: Release, env: Environment,
@@ -321,7 +385,20 @@ def _namespace(compiler: Compiler, release: Release, env: Environment,
     return namespace
 
 
-def _plan(compiler: Compiler, env: Environment, outputs: tuple[ReleaseOutput, ...],
+class Placed(Protocol):
+    """What the plan needs of a compiled release (a ReleaseOutput, or a worker's summary)."""
+
+    @property
+    def release(self) -> Release: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def helm(self) -> HelmOptions: ...
+    @property
+    def secrets(self) -> ReleaseSecrets: ...
+
+
+def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
           disabled: tuple[tuple[str, str], ...]) -> Plan:
     output = compiler.project.output.rstrip("/")
     names = {o.release.name for o in outputs}
@@ -335,7 +412,7 @@ def _plan(compiler: Compiler, env: Environment, outputs: tuple[ReleaseOutput, ..
             dropped_needs=tuple(n.name for n in r.needs if n.name not in names),
             helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
-            repo=r.chart.repo, version=r.chart.version))
+            repo=r.chart.repo, version=r.chart.version, secrets=o.secrets.inputs))
     generations = waves(needs_graph(o.release for o in outputs))
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled)
@@ -348,14 +425,24 @@ def output_files(result: EnvironmentOutput) -> dict[str, str]:
     env = result.env.name
     files = {f"{env}/plan.json": format_json(result.plan)}
     for o in result.releases:
-        folder = f"{env}/{o.release.name}"
-        files[f"{folder}/values.yaml"] = values_yaml(o.values)
-        if o.manifests is None:
-            continue
-        files[f"{folder}/Chart.yaml"] = wrapper_chart.chart_yaml(o.release.name)
-        files[f"{folder}/{wrapper_chart.TEMPLATE_PATH}"] = wrapper_chart.manifests_template()
-        for manifest in o.manifests:
-            files[f"{folder}/manifests/{manifest.filename}"] = manifest.text
+        files.update(release_files(env, o))
+    return files
+
+
+def release_files(env: str, o: ReleaseOutput) -> dict[str, str]:
+    """The files of ``rendered/<env>/<release>/``."""
+    folder = f"{env}/{o.release.name}"
+    files = {f"{folder}/values.yaml": values_yaml(o.values)}
+    if o.manifests is None:
+        return files
+    files[f"{folder}/Chart.yaml"] = wrapper_chart.chart_yaml(o.release.name)
+    files[f"{folder}/{wrapper_chart.TEMPLATE_PATH}"] = wrapper_chart.manifests_template()
+    for manifest in o.manifests:
+        files[f"{folder}/manifests/{manifest.filename}"] = manifest.text
+    if o.secrets.objects:
+        files[f"{folder}/{wrapper_chart.SECRETS_TEMPLATE_PATH}"] = \
+            wrapper_chart.secrets_template(o.release.name, o.namespace, [
+                (obj.name, obj.path, obj.keys) for obj in o.secrets.objects])
     return files
 
 

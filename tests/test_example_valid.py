@@ -132,7 +132,13 @@ def test_every_wrapper_chart_is_meshcs(rendered_example):
         assert (release / "Chart.yaml").read_text() == wrapper_chart.chart_yaml(release.name), \
             where
         templates = sorted(p.name for p in (release / "templates").iterdir())
-        assert templates == [Path(wrapper_chart.TEMPLATE_PATH).name], where
+        secrets = Path(wrapper_chart.SECRETS_TEMPLATE_PATH).name
+        assert [t for t in templates if t != secrets] == [Path(wrapper_chart.TEMPLATE_PATH).name], \
+            where
+        if secrets in templates:  # meshc's Secrets template: regenerated from its own parse
+            text = (release / wrapper_chart.SECRETS_TEMPLATE_PATH).read_text()
+            assert text == wrapper_chart.secrets_template(
+                release.name, _secrets_namespace(text), secret_objects(text)), where
         assert (release / wrapper_chart.TEMPLATE_PATH).read_text() == \
             wrapper_chart.manifests_template(), where
         assert (release / "values.yaml").is_file(), where
@@ -153,12 +159,56 @@ def _identity(doc: dict) -> tuple:
     return doc.get("apiVersion"), doc.get("kind"), meta.get("namespace"), meta.get("name")
 
 
-def test_helm_installs_exactly_the_reviewed_manifests(rendered_example):
-    """helm install --dry-run=client of each wrapper chart yields its manifests/, unchanged."""
+_SECRET_BLOCK = re.compile(r"  name: (\S+)\n.*?dig ((?:\"[^\"]*\" )+)dict \.Values\.AsMap }}\n"
+                           r"\{\{- range \$k := list ((?:\"[^\"]*\" ?)+) }}", re.S)
+
+
+def secret_objects(text: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(name, path, keys) of every Secret of a generated templates/secrets.yaml."""
+    return [(name, tuple(re.findall(r'"([^"]*)"', path)), tuple(re.findall(r'"([^"]*)"', keys)))
+            for name, path, keys in _SECRET_BLOCK.findall(text)]
+
+
+def _secrets_namespace(text: str) -> str:
+    return re.search(r"\n  namespace: (\S+)\n", text).group(1)
+
+
+def placeholder_secrets(chart: Path, tmp: Path) -> tuple[Path | None, dict[str, dict]]:
+    """For a chart with meshc's Secrets template: its values.yaml plus a placeholder for every
+    secret key (as the decrypted secrets file would add them), and the Secrets expected."""
+    template = chart / wrapper_chart.SECRETS_TEMPLATE_PATH
+    if not template.exists():
+        return None, {}
+    values = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    expected = {}
+    for name, path, keys in secret_objects(template.read_text()):
+        node = values
+        for part in path:
+            node = node.setdefault(part, {})
+        for key in keys:
+            node[key] = f"placeholder-{name}-{key}"
+        expected[name] = {k: f"placeholder-{name}-{k}" for k in keys}
+    out = tmp / f"{chart.parent.name}-{chart.name}-values.yaml"
+    out.write_text(yaml.safe_dump(values))
+    return out, expected
+
+
+def test_helm_installs_exactly_the_reviewed_manifests(rendered_example, tmp_path):
+    """helm install --dry-run=client of each wrapper chart yields its manifests/, unchanged,
+    plus, where the chart has meshc's Secrets template, those Secrets holding exactly the
+    values of the (here: placeholder) decrypted secrets passed to helm."""
+    import base64
+
     charts = wrapper_charts(rendered_example)
     assert charts, f"no wrapper charts under {rendered_example}"
     problems = []
-    for chart, result in zip(charts, render_charts(charts)):
+    values_for, secrets_expected = {}, {}
+    for chart in charts:
+        values, expected = placeholder_secrets(chart, tmp_path)
+        if values is not None:
+            values_for[chart], secrets_expected[chart] = values, expected
+    assert secrets_expected, "the example should create Secrets from its encrypted secrets"
+    for chart, result in zip(charts, render_charts(charts, values_for=values_for)):
         where = chart.relative_to(rendered_example)
         if result.error:
             problems.append(f"{where}: {result.error}")
@@ -170,13 +220,22 @@ def test_helm_installs_exactly_the_reviewed_manifests(rendered_example):
         if raw != "".join("---\n" + text for text in texts):
             problems.append(f"{where}: template output differs from the files of manifests/")
         # What Helm would apply (after its own split and sort) means the same as the files.
-        installed = {_identity(doc): doc for doc in load_documents(result.manifest)}
+        applied = load_documents(result.manifest)
+        secrets = {doc["metadata"]["name"]: {k: base64.b64decode(v).decode()
+                                             for k, v in doc["data"].items()}
+                   for doc in applied if doc.get("kind") == "Secret"
+                   and doc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by")
+                   == "meshc"}
+        if secrets != secrets_expected.get(chart, {}):
+            problems.append(f"{where}: Secrets {secrets} != {secrets_expected.get(chart)}")
+        applied = [doc for doc in applied if doc["metadata"]["name"] not in secrets
+                   or doc.get("kind") != "Secret"]
+        installed = {_identity(doc): doc for doc in applied}
         reviewed = {}
         for path, text in zip(files, texts):
             for doc in load_documents(text):
                 reviewed[_identity(doc)] = (path.name, doc)
-        if set(installed) != set(reviewed) or len(installed) != len(load_documents(
-                result.manifest)):
+        if set(installed) != set(reviewed) or len(installed) != len(applied):
             problems.append(f"{where}: Helm would apply {sorted(map(str, installed))}, "
                             f"manifests/ holds {sorted(map(str, reviewed))}")
             continue

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..diagnostics import Diagnostic
 from ..model import Environment
 from ..pipeline import Compiler
+from .leaks import check_leaks
 from .context import CheckContext, CheckOptions, CheckReport, Finding, Resource
 from .policies import check_policies
 from .promotion import check_promotion
@@ -38,6 +39,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("promotion", check_promotion),
     ("stale", check_stale),
     ("graph", check_sanity),
+    ("secrets", check_leaks),
 )
 
 

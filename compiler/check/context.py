@@ -7,12 +7,12 @@ parsed manifests, traced renders) are per run, never module state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import Diagnostic, Diagnostics, did_you_mean
-from ..model import Environment, RuleSetting
+from ..model import Environment, RuleSetting, SecretsFile
 from ..pipeline import Compiler, EnvironmentOutput, ReleaseOutput, compile_environment
 from ..render import Manifest
 from ..source import Span
@@ -26,6 +26,9 @@ class CheckOptions:
 
     stale: bool = True
     rules: frozenset[str] | None = None
+    # a secrets file's plaintext (JSON, in memory) when an age key is available: enables the
+    # secret-canary scan (compiler.secrets.Decrypt; the CLI builds it from SOPS_AGE_KEY*)
+    decrypt: Callable[[SecretsFile], bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)

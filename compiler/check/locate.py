@@ -220,7 +220,9 @@ class Locator:
         release_ctx = {"name": release.name, "namespace": output.namespace,
                        "chart": release.chart.ref, "labels": dict(release.labels),
                        "valuesKey": release.values_key_text}
-        return release_context(output.values, self._env_ctx[env.name], release_ctx)
+        context = release_context(output.values, self._env_ctx[env.name], release_ctx)
+        context.update(output.secrets.template_functions(release))  # secret_ref, has_secret
+        return context
 
     # --- values ---------------------------------------------------------------------------
 

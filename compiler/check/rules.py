@@ -75,6 +75,15 @@ RULES: tuple[Rule, ...] = (
          "every release is deployed in at least one deployable environment", scope="project"),
     Rule("abstract-unused", "graph", "warning", "warning",
          "every abstract environment is inherited by some environment", scope="project"),
+    # secrets (compiler/secrets.py)
+    Rule("plaintext-secret", "secrets", "error", "error",
+         "no secret-like plain value (password, token, apiKey, privateKey, connection strings "
+         "with credentials, private keys) in ordinary values files", scope="project"),
+    Rule("unencrypted-secrets", "secrets", "error", "error",
+         "every secrets file is SOPS-encrypted, with no value in clear text", scope="project"),
+    Rule("secret-canary", "secrets", "error", "error",
+         "with an age key available: no secret value occurs in the committed output or in "
+         "values files", scope="project"),
     Rule("values-file-unused", "graph", "warning", "warning",
          "every YAML file beside the meshfile's values files is named in the meshfile, and "
          "every named values file reaches a deployable environment", scope="project"),

@@ -1,0 +1,196 @@
+"""A content-addressed cache of compiled releases, so an unchanged re-render is cheap.
+
+The key of a release in an environment is a hash of everything its files depend on: meshc's
+own source code, the environment's template context and secret key names, the release's
+settings (chart, labels, valuesKey, namespace, helm options, patches), its computed values, and
+the text of every template its chart can load (static imports and includes followed; a dynamic
+one makes every project template count). A hit can therefore never be stale: any change to any
+of these is a different key. Entries live in ``.meshc-cache/`` beside the meshfile (it ignores
+itself in git), one pack per environment holding only the current keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import pickle
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError, meta
+
+from .files import ProjectFiles
+from .model import Release
+from .templating import Templates
+
+CACHE_DIR = ".meshc-cache"
+FORMAT = 1
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of meshc's own source: a new meshc never reads an old meshc's entries."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(str(FORMAT).encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _text_hash(files: ProjectFiles, name: str) -> str:
+    try:
+        return hashlib.sha256(files.read(name).encode()).hexdigest()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "missing"
+
+
+@dataclass
+class Cache:
+    """Per-run access to the cache directory (loaded lazily, saved once at the end)."""
+
+    root: Path
+    files: ProjectFiles
+    templates: Templates
+    packs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closures: dict[str, str] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def chart_hash(self, release: Release) -> str:
+        """A hash of every template the release's chart can load."""
+        folder = release.chart.ref
+        if folder not in self.closures:
+            names = self._closure(list(release.chart.templates))
+            if names is None:  # a dynamic include: every template of the project counts
+                names = sorted(p for p in self.files.texts if p.endswith(".j2"))
+                names += [p.as_posix() for p in sorted(self.files.root.rglob("*.j2"))]
+            digest = hashlib.sha256()
+            for name in sorted(set(names)):
+                digest.update(f"{name}\0{_text_hash(self.files, name)}\0".encode())
+            self.closures[folder] = digest.hexdigest()
+        return self.closures[folder]
+
+    def _closure(self, start: list[str]) -> list[str] | None:
+        seen: list[str] = []
+        todo = list(start)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.append(name)
+            try:
+                ast = self.templates.env.parse(self.files.read(name))
+            except (TemplateError, OSError, UnicodeDecodeError, ValueError):
+                continue  # unreadable or broken: rendering reports it, nothing gets cached
+            for ref in meta.find_referenced_templates(ast):
+                if ref is None:
+                    return None
+                if ref.startswith(("./", "../")):
+                    ref = posixpath.normpath(posixpath.join(posixpath.dirname(name), ref))
+                todo.append(ref)
+        return seen
+
+    def key(self, parts: dict[str, Any]) -> str:
+        text = json.dumps({"code": code_fingerprint(), **parts}, sort_keys=True, default=repr,
+                          ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, env: str, key: str) -> Any | None:
+        if env not in self.packs:
+            self.packs[env] = self._load(env)
+        entry = self.packs[env].get(key)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+            self.fresh.setdefault(env, {})[key] = entry
+        return entry
+
+    def put(self, env: str, key: str, entry: Any) -> None:
+        self.fresh.setdefault(env, {})[key] = entry
+
+    def _load(self, env: str) -> dict[str, Any]:
+        try:
+            with open(self.root / f"{env}.pickle", "rb") as handle:
+                data = pickle.load(handle)
+            return data if isinstance(data, dict) else {}
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
+                TypeError, ValueError):
+            return {}  # a missing or unreadable pack is just a cold cache
+
+    def save(self) -> None:
+        """Write this run's entries (only those used: stale ones are dropped). Best effort: a
+        cache that cannot be written costs speed, never correctness."""
+        try:
+            self.root.mkdir(exist_ok=True)
+            ignore = self.root / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+            for env, entries in self.fresh.items():
+                temp = self.root / f".{env}.pickle.tmp"
+                with open(temp, "wb") as handle:
+                    pickle.dump(entries, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                temp.replace(self.root / f"{env}.pickle")
+        except OSError:
+            pass
+
+    # --- the output directory ---------------------------------------------------------------
+
+    def output_unchanged(self, target: Path, files: dict[str, str]) -> bool:
+        """Whether ``target`` holds exactly ``files`` as meshc last wrote them: same content
+        (by hash), and no file added, removed or touched since (by size and mtime)."""
+        try:
+            with open(self.root / "output.pickle", "rb") as handle:
+                snapshot = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+            return False
+        if not isinstance(snapshot, dict) or snapshot.get("target") != str(target.resolve()):
+            return False
+        if snapshot.get("content") != _content_digest(files):
+            return False
+        return snapshot.get("stat") == _stat_digest(target)
+
+    def record_output(self, target: Path, files: dict[str, str]) -> None:
+        """Remember what was just written to ``target`` (see :meth:`output_unchanged`)."""
+        snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
+                    "stat": _stat_digest(target)}
+        try:
+            self.root.mkdir(exist_ok=True)
+            with open(self.root / "output.pickle", "wb") as handle:
+                pickle.dump(snapshot, handle)
+        except OSError:
+            pass
+
+
+def _content_digest(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _stat_digest(target: Path) -> str | None:
+    """Every file under ``target`` with its size and modification time, hashed."""
+    digest = hashlib.sha256()
+    try:
+        stack = [str(target)]
+        entries = []
+        while stack:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
+    except OSError:
+        return None
+    for line in sorted(entries):
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()

@@ -1,0 +1,190 @@
+"""Rendering many releases on every core.
+
+The environment-wide work (values trees, features, conditions) is cheap and done once in the
+parent; the releases — values, templates, YAML — are split into interleaved chunks and compiled
+in forked worker processes, which inherit the loaded project and template cache. Workers return
+plain data (files and what the plan needs); the output is byte-identical to a serial compile.
+Where ``fork`` is unavailable, or the work is small, everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import Cache
+from .diagnostics import CompileError, Diagnostic, Diagnostics
+from .emit import write_files
+from .model import Environment, HelmOptions, Release
+from .pipeline import (
+    Compiler,
+    Prepared,
+    ReleaseSecrets,
+    compile_releases,
+    plan_environment,
+    prepare,
+    release_files,
+)
+from .plan import format_json
+from .values import release_values
+
+PARALLEL_THRESHOLD = 200  # releases × environments below which forking costs more than it saves
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A release compiled by a worker: what the plan needs, and its files."""
+
+    env: str
+    release: Release
+    namespace: str
+    helm: HelmOptions
+    secrets: ReleaseSecrets
+    files: dict[str, str]
+
+
+# Set in the parent just before forking, read by the forked children (never mutated there).
+_SHARED: tuple[Compiler, list[Prepared], Path | None, bool] | None = None
+
+
+def _work(chunk: list[tuple[int, int]]) -> tuple[list[Placed], list[Diagnostic], dict[str, str]]:
+    assert _SHARED is not None
+    compiler, prepared, write_root, keep_texts = _SHARED
+    placed: list[Placed] = []
+    diags = Diagnostics()
+    for env_index, release_index in chunk:
+        prep = prepared[env_index]
+        try:
+            (output,) = compile_releases(compiler, prep, [prep.enabled[release_index]])
+        except CompileError as exc:
+            diags.absorb(exc)
+            continue
+        files = release_files(prep.env.name, output)
+        if write_root is not None:  # write here, in parallel
+            write_files(write_root, files)
+            if not keep_texts:
+                files = dict.fromkeys(files, "")
+        placed.append(Placed(prep.env.name, output.release, output.namespace, output.helm,
+                             output.secrets, files))
+    return placed, diags.items, diags.sources
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A render split into releases served by the cache and releases still to compile."""
+
+    prepared: list[Prepared]
+    done: list[Placed]
+    todo: list[tuple[int, int]]
+    keys: dict[tuple[int, int], str]
+
+    def cached_files(self, compiler: Compiler) -> dict[str, str]:
+        """Every output file, when the cache served every release (``todo`` is empty)."""
+        assert not self.todo
+        return _assemble(compiler, self.prepared, [(self.done, [], {})])
+
+
+def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) -> Work:
+    """Prepare ``envs`` and look every enabled release up in ``cache``."""
+    prepared = [prepare(compiler, env) for env in envs]
+    work = Work(prepared, [], [], {})
+    for e, prep in enumerate(prepared):
+        for r, release in enumerate(prep.enabled):
+            key = release_key(compiler, cache, prep, release) if cache is not None else None
+            entry = cache.get(prep.env.name, key) if cache is not None and key else None
+            if entry is not None:
+                work.done.append(Placed(prep.env.name, release, *entry))
+                continue
+            work.todo.append((e, r))
+            if key:
+                work.keys[(e, r)] = key
+    return work
+
+
+def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None = None,
+                 write_root: Path | None = None, cache: Cache | None = None,
+                 work: Work | None = None) -> dict[str, str]:
+    """The output files of ``envs`` (paths relative to the output directory), compiled on
+    ``jobs`` processes (default: every core), releases found in ``cache`` reused. With
+    ``write_root`` the files are also written there (by the workers, in parallel); then,
+    without a cache, the returned texts of compiled releases are empty. Raises
+    :class:`CompileError` with all problems."""
+    global _SHARED
+    work = work or plan_work(compiler, envs, cache)
+    jobs = jobs or os.cpu_count() or 1
+    _SHARED = (compiler, work.prepared, write_root, cache is not None)
+    try:
+        if jobs <= 1 or len(work.todo) < PARALLEL_THRESHOLD or \
+                "fork" not in multiprocessing.get_all_start_methods():
+            results = [_work(work.todo)]
+        else:
+            chunks = [work.todo[i::jobs * 4] for i in range(jobs * 4)]
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+                results = list(pool.map(_work, chunks))
+    finally:
+        _SHARED = None
+    if cache is not None:
+        _remember(cache, work.prepared, work.keys, results)
+    files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results])
+    if write_root is not None:
+        write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()})
+        write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")})
+    return files
+
+
+def release_key(compiler: Compiler, cache: Cache, prep: Prepared, release: Release) -> str | None:
+    """The cache key of ``release`` in ``prep``'s environment (None: do not cache)."""
+    diags = Diagnostics()
+    try:
+        values = release_values(release, prep.env_values, diags)
+    except CompileError:
+        return None
+    if diags.has_errors:
+        return None
+    env = prep.env
+    return cache.key({
+        "env": env.name, "context": prep.env_ctx, "secrets": repr(prep.env_secrets),
+        "envHelm": repr(env.helm), "envNamespace": repr(env.namespace),
+        "release": [release.name, release.chart.ref, release.chart.local, release.labels,
+                    release.values_key_text, repr(release.namespace), repr(release.helm),
+                    repr(release.patches)],
+        "values": values.values,
+        "templates": cache.chart_hash(release) if release.chart.local else None,
+    })
+
+
+def _remember(cache: Cache, prepared: list[Prepared], keys: dict[tuple[int, int], str],
+              results: list[tuple[list[Placed], list[Diagnostic], dict[str, str]]]) -> None:
+    by_name = {(prep.env.name, release.name): (e, r) for e, prep in enumerate(prepared)
+               for r, release in enumerate(prep.enabled)}
+    for placed, _, _ in results:
+        for p in placed:
+            key = keys.get(by_name[(p.env, p.release.name)])
+            if key is not None:
+                cache.put(p.env, key, (p.namespace, p.helm, p.secrets, p.files))
+
+
+def _assemble(compiler: Compiler, prepared: list[Prepared],
+              results: list[tuple[list[Placed], list[Diagnostic], dict[str, str]]]) -> dict[str, str]:
+    diags = Diagnostics()
+    by_key: dict[tuple[str, str], Placed] = {}
+    for placed, found, sources in results:
+        diags.items.extend(found)
+        diags.sources.update(sources)
+        for p in placed:
+            by_key[(p.env, p.release.name)] = p
+    diags.raise_if_errors()
+    files: dict[str, str] = {}
+    for prep in prepared:
+        env = prep.env.name
+        ordered = tuple(by_key[(env, r.name)] for r in prep.enabled)
+        plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        files[f"{env}/plan.json"] = format_json(plan)
+        for p in ordered:
+            files.update(p.files)
+    return files
+
