@@ -34,8 +34,13 @@ FORMAT = 1
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """A hash of meshc's own source: a new meshc never reads an old meshc's entries."""
+    import jinja2
+    import jsonpatch
+    import yaml
+
     root = Path(__file__).resolve().parent
-    digest = hashlib.sha256(str(FORMAT).encode())
+    versions = f"{FORMAT} {jinja2.__version__} {yaml.__version__} {jsonpatch.__version__}"
+    digest = hashlib.sha256(versions.encode())
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())

@@ -19,7 +19,7 @@ import click
 from . import __version__
 from .cache import CACHE_DIR, Cache
 from .diagnostics import CompileError, Diagnostic, format_all
-from .diff import env_diff_json, format_env_diff, unified_diff
+from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
 from .emit import EmitError, check_target, staged_output
 from .explain import explain_value, explanation_json, format_explanation
 from .files import ProjectFiles
@@ -38,11 +38,10 @@ from .pipeline import (
     load_project,
     output_files,
     release_output,
-    review_output,
     values_yaml,
     with_sets,
 )
-from .plan import format_json, format_sh, format_text
+from .plan import Plan, format_json, format_sh, format_text
 from .strvals import SetError
 
 EXIT_INVALID = 1
@@ -135,6 +134,13 @@ def _echo(text: str) -> None:
     click.echo(text, nl=False)
 
 
+def _cache(compiler: Compiler, disabled: bool) -> Cache | None:
+    """The project's release cache (``.meshc-cache/`` beside the meshfile), unless disabled."""
+    if disabled:
+        return None
+    return Cache(compiler.files.root / CACHE_DIR, compiler.files, compiler.templates)
+
+
 class _Session:
     """Loads the project once per command and turns failures into diagnostics."""
 
@@ -173,9 +179,11 @@ def main(ctx: click.Context, meshfile: Path) -> None:
               show_default=True, help="text for people, json for CI, sh for a shell script.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the plan differs from the committed rendered output.")
+@click.option("--no-cache", is_flag=True, help="Compile every release afresh.")
 @_set_options
 @click.pass_obj
-def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, **kwargs: Any) -> None:
+def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_cache: bool,
+         **kwargs: Any) -> None:
     """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
 
     \b
@@ -187,14 +195,23 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, **kwa
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
-        result = compile_environment(compiler, env)
-        review = review_output(compiler, result) if fmt == "text" or exit_code else None
+        plans: dict[str, Plan] = {}
+        cache = _cache(compiler, no_cache)
+        files = render_files(compiler, [env], cache=cache, plans=plans)
+        if cache is not None:
+            cache.save()
+        plan = plans[env.name]
+        review = None
+        if fmt == "text" or exit_code:
+            review = review_environment(env.name, [s.release for s in plan.steps], files,
+                                        committed_files(compiler, env.name),
+                                        f"{compiler.project.output.rstrip('/')}/{env.name}")
         if fmt == "json":
-            click.echo(format_json(result.plan), nl=False)
+            click.echo(format_json(plan), nl=False)
         elif fmt == "sh":
-            click.echo(format_sh(result.plan, session.name), nl=False)
+            click.echo(format_sh(plan, session.name), nl=False)
         else:
-            _echo(format_text(result.plan, review, _paint()))
+            _echo(format_text(plan, review, _paint()))
         return EXIT_CHANGES if exit_code and review is not None and review.any else 0
 
     code = session.run(work)
@@ -230,8 +247,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                 else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
         check_target(target, compiler.files.root, input_paths(compiler))
-        cache = None if no_cache else Cache(compiler.files.root / CACHE_DIR, compiler.files,
-                                            compiler.templates)
+        cache = _cache(compiler, no_cache)
         work = plan_work(compiler, envs, cache)
         if cache is not None and not work.todo and not environments:
             files = work.cached_files(compiler)

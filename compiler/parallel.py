@@ -28,7 +28,7 @@ from .pipeline import (
     prepare,
     release_files,
 )
-from .plan import format_json
+from .plan import Plan, format_json
 from .values import release_values
 
 PARALLEL_THRESHOLD = 200  # releases × environments below which forking costs more than it saves
@@ -106,12 +106,12 @@ def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) 
 
 def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None = None,
                  write_root: Path | None = None, cache: Cache | None = None,
-                 work: Work | None = None) -> dict[str, str]:
+                 work: Work | None = None, plans: dict[str, Plan] | None = None) -> dict[str, str]:
     """The output files of ``envs`` (paths relative to the output directory), compiled on
     ``jobs`` processes (default: every core), releases found in ``cache`` reused. With
     ``write_root`` the files are also written there (by the workers, in parallel); then,
-    without a cache, the returned texts of compiled releases are empty. Raises
-    :class:`CompileError` with all problems."""
+    without a cache, the returned texts of compiled releases are empty. ``plans``, if given,
+    receives each environment's plan. Raises :class:`CompileError` with all problems."""
     global _SHARED
     work = work or plan_work(compiler, envs, cache)
     jobs = jobs or os.cpu_count() or 1
@@ -129,7 +129,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
         _SHARED = None
     if cache is not None:
         _remember(cache, work.prepared, work.keys, results)
-    files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results])
+    files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results], plans)
     if write_root is not None:
         write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()})
         write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")})
@@ -169,7 +169,8 @@ def _remember(cache: Cache, prepared: list[Prepared], keys: dict[tuple[int, int]
 
 
 def _assemble(compiler: Compiler, prepared: list[Prepared],
-              results: list[tuple[list[Placed], list[Diagnostic], dict[str, str]]]) -> dict[str, str]:
+              results: list[tuple[list[Placed], list[Diagnostic], dict[str, str]]],
+              plans: dict[str, Plan] | None = None) -> dict[str, str]:
     diags = Diagnostics()
     by_key: dict[tuple[str, str], Placed] = {}
     for placed, found, sources in results:
@@ -183,6 +184,8 @@ def _assemble(compiler: Compiler, prepared: list[Prepared],
         env = prep.env.name
         ordered = tuple(by_key[(env, r.name)] for r in prep.enabled)
         plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        if plans is not None:
+            plans[env] = plan
         files[f"{env}/plan.json"] = format_json(plan)
         for p in ordered:
             files.update(p.files)

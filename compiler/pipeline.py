@@ -17,11 +17,9 @@ from . import wrapper_chart
 from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
 from .diff import (
     ReleaseDiff,
-    Review,
     diff_release,
     manifest_resources,
     read_tree,
-    review_environment,
 )
 from .files import ProjectFiles
 from .graph import check_needs, needs_graph, waves
@@ -42,8 +40,7 @@ from .secrets import (
 from .source import Span
 from .strvals import SetError, apply_set
 from .templating import Templates
-from .values import (ENV_WIDE_KEYS, EnvValues, ValueSet, environment_values, lookup,
-                     release_values)
+from .values import ENV_WIDE_KEYS, EnvValues, ValueSet, environment_values, lookup, release_values
 from .yamlsrc import Path as ValuePath
 from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
@@ -453,14 +450,6 @@ def values_yaml(values: ValueSet) -> str:
 
 def release_output(result: EnvironmentOutput, name: str) -> ReleaseOutput | None:
     return next((o for o in result.releases if o.release.name == name), None)
-
-
-def review_output(compiler: Compiler, result: EnvironmentOutput) -> Review:
-    """What rendering ``result`` would change in the committed output directory."""
-    env = result.env.name
-    return review_environment(env, [o.release.name for o in result.releases],
-                              output_files(result), committed_files(compiler, env),
-                              f"{compiler.project.output.rstrip('/')}/{env}")
 
 
 def committed_files(compiler: Compiler, env: str) -> dict[str, str]:
