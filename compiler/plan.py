@@ -167,7 +167,8 @@ _SH_SECRETS = [
     "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
     "decrypt() {  # decrypt FILE EXTRACT OUT: the release's part of FILE, readable by us only",
     '  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
-    '"$1" > "$3")',
+    '"$1" > "$3") || { echo "meshc: cannot decrypt $1 (sops said why, above; the age key comes'
+    ' from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)" >&2; exit 1; }',
     "}",
 ]
 
