@@ -269,3 +269,14 @@ def test_traced_render_equals_render_and_maps_every_line(env_name):
                     pass  # a key written on the template line itself
                 elif line.strip():
                     assert "{{" in written, (template, number, line, written)
+
+
+def test_invalid_policy_options_are_errors_and_the_rule_keeps_its_default(tmp_path):
+    root = _project(tmp_path, {"meshfile.yaml": "    chart: charts/app\n>>>    chart: charts/app\n"
+                               "policies: {min-replicas: {min: two}, resources: {limits: cpu}}\n"},
+                    render=False)
+    report = _check(root, stale=False)
+    messages = sorted(f.diagnostic.message for f in report.findings)
+    assert messages == ["option 'limits' of policy 'resources' must be a list of names",
+                        "option 'min' of policy 'min-replicas' must be a whole number"]
+    assert all(str(f.diagnostic.span).startswith("meshfile.yaml:") for f in report.findings)

@@ -164,7 +164,9 @@ class CheckContext:
         scope_env = env if spec.scope == "environment" else None
         setting = self._settings_for(scope_env).get(rule)
         options = dict(setting.options) if setting is not None else {}
-        return options.get(name, spec.options.get(name))
+        value = options.get(name, spec.options.get(name))
+        # an invalid option was reported (setting_errors); the rule runs with its default
+        return value if _option_problem(spec, name, value) is None else spec.options.get(name)
 
     def enabled(self, rule: str, env: Environment | None) -> bool:
         return self.level(rule, env) != "off"
@@ -210,19 +212,27 @@ class CheckContext:
 
 def _check_options(rule: Rule, setting: RuleSetting, diags: Diagnostics) -> None:
     for name, value in setting.options:
-        default = rule.options.get(name)
         if name not in rule.options:
             known = ", ".join(sorted(rule.options)) or "none"
             diags.error(f"policy '{rule.name}' has no option '{name}'", setting.span,
                         f"options of {rule.name}: {known}")
-        elif isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)
-                                           or value < 0):
-            diags.error(f"option '{name}' of policy '{rule.name}' must be a whole number",
+            continue
+        problem = _option_problem(rule, name, value)
+        if problem is not None:
+            diags.error(f"option '{name}' of policy '{rule.name}' must be {problem}",
                         setting.span)
-        elif isinstance(default, list) and (not isinstance(value, list)
-                                            or not all(isinstance(v, str) for v in value)):
-            diags.error(f"option '{name}' of policy '{rule.name}' must be a list of names",
-                        setting.span)
+
+
+def _option_problem(rule: Rule, name: str, value: Any) -> str | None:
+    """What ``value`` should be for option ``name`` of ``rule``, or None if it is fine."""
+    default = rule.options.get(name)
+    if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)
+                                     or value < 0):
+        return "a whole number"
+    if isinstance(default, list) and (not isinstance(value, list)
+                                      or not all(isinstance(v, str) for v in value)):
+        return "a list of names"
+    return None
 
 
 def pod_spec_path(kind: str) -> tuple[str, ...] | None:
