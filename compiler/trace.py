@@ -86,10 +86,17 @@ def trace_render(templates: Templates, name: str, context: Mapping[str, Any]) ->
 
 
 def _innermost_frame(generator: Any) -> FrameType | None:
-    """The frame of the innermost generator a ``yield from`` chain is suspended in."""
+    """The frame of the innermost template generator the render is suspended in: through
+    ``yield from`` (extends, blocks) and through the ``for event in gen: yield event`` loop
+    Jinja compiles ``{% include %}`` to."""
     frame: FrameType | None = generator.gi_frame
     inner = generator.gi_yieldfrom
-    while isinstance(inner, GeneratorType) and inner.gi_frame is not None:
+    while frame is not None:
+        if not isinstance(inner, GeneratorType) and "gen" in frame.f_code.co_varnames:
+            inner = frame.f_locals.get("gen")  # an include's generator, while it runs
+        if not isinstance(inner, GeneratorType) or inner.gi_frame is None \
+                or "__jinja_template__" not in inner.gi_frame.f_globals:
+            return frame
         frame = inner.gi_frame
         inner = inner.gi_yieldfrom
     return frame

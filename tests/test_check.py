@@ -280,3 +280,30 @@ def test_invalid_policy_options_are_errors_and_the_rule_keeps_its_default(tmp_pa
     assert messages == ["option 'limits' of policy 'resources' must be a list of names",
                         "option 'min' of policy 'min-replicas' must be a whole number"]
     assert all(str(f.diagnostic.span).startswith("meshfile.yaml:") for f in report.findings)
+
+
+def test_traced_render_follows_extends_blocks_and_includes(tmp_path):
+    charts = tmp_path / "charts" / "app"
+    charts.mkdir(parents=True)
+    (charts / "_base.j2").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+                                     "  name: {{ release.name }}\nspec:\n"
+                                     "{% block spec %}{% endblock %}\n")
+    (charts / "_part.j2").write_text("      containers:\n        - name: app\n"
+                                     "          badField: {{ values.x }}\n")
+    (charts / "d.yaml.j2").write_text("{% extends './_base.j2' %}\n{% block spec %}\n"
+                                      "  template:\n    spec:\n{% include './_part.j2' %}\n"
+                                      "{% endblock %}\n")
+    (charts / "values.yaml").write_text("x: 1\n")
+    (tmp_path / "meshfile.yaml").write_text("apiVersion: meshc/v1\nenvironments:\n  dev: {}\n"
+                                            "releases:\n  api: {chart: charts/app}\n")
+    compiler = load_project(ProjectFiles(tmp_path))
+    context = {"values": {"x": 1}, "release": {"name": "api"}}
+    traced = trace_render(compiler.templates, "charts/app/d.yaml.j2", context)
+    assert traced.text == compiler.templates.render_file("charts/app/d.yaml.j2", context)
+    origins = [f"{o.template.rsplit('/', 1)[1]}:{o.line}" for o in traced.lines]
+    assert origins[:9] == ["_base.j2:1", "_base.j2:2", "_base.j2:3", "_base.j2:4", "_base.j2:5",
+                           "d.yaml.j2:3", "d.yaml.j2:4", "_part.j2:1", "_part.j2:2"]
+    assert origins[9] == "_part.j2:3" and traced.text.split("\n")[9].strip() == "badField: 1"
+    report = run_checks(compiler, compiler.project.deployable, CheckOptions(stale=False))
+    [finding] = [f for f in report.findings if "badField" in f.diagnostic.message]
+    assert str(finding.diagnostic.span) == "charts/app/_part.j2:3:11"

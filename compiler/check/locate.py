@@ -233,7 +233,8 @@ class Locator:
         if not candidates:
             return None
         values = output.values
-        last = env.values[-1].file if env.values else self.context.project.root_file
+        last = (env.values[-1].file if env.values
+                else f"a values file of environment '{env.name}' (it has none yet)")
         env_layer = _env_layer(values)
         for path in candidates:
             origin = values.origin(path)
