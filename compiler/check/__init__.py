@@ -58,7 +58,9 @@ def run_checks(compiler: Compiler, environments: Sequence[Environment],
             findings.append(item if isinstance(item, Finding) else Finding(name, None, item))
     resources = sum(len(ctx.resources(env)) for env in ctx.environments)
     return CheckReport(tuple(e.name for e in ctx.environments), tuple(findings), resources,
-                       dict(ctx.kube_versions), tuple(ctx.unchecked), dict(ctx.sources))
+                       dict(ctx.kube_versions),
+                       tuple(f"{what} ({', '.join(envs)})" for what, envs in ctx.unchecked.items()),
+                       dict(ctx.sources))
 
 
 __all__ = ["CHECKS", "RULES", "RULES_BY_NAME", "Check", "CheckContext", "CheckOptions",

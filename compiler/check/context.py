@@ -92,7 +92,7 @@ class CheckContext:
         self.environments = tuple(environments)
         self.options = options
         self.sources: dict[str, str] = {}          # extra texts for excerpts
-        self.unchecked: list[str] = []
+        self.unchecked: dict[str, list[str]] = {}   # "apiVersion Kind/name" → environments
         self.kube_versions: dict[str, str] = {}
         self._outputs: dict[str, EnvironmentOutput] = {}
         self._resources: dict[str, tuple[Resource, ...]] = {}

@@ -155,9 +155,9 @@ def _validate(ctx: CheckContext, store: SchemaStore, version: str,
             if finding is not None:
                 yield finding
         else:
-            entry = f"{data['apiVersion']} {resource.ref} ({resource.env.name})"
-            if entry not in ctx.unchecked:
-                ctx.unchecked.append(entry)
+            envs = ctx.unchecked.setdefault(f"{data['apiVersion']} {resource.ref}", [])
+            if resource.env.name not in envs:
+                envs.append(resource.env.name)
         return
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
