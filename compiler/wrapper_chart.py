@@ -7,6 +7,7 @@ Layout of one rendered release (the emit stage writes it; this module only suppl
         templates/manifests.yaml   manifests_template()
         values.yaml                the computed values
         manifests/<kind>-<name>.yaml
+        templates/secrets.yaml     secrets_template(...), only where templates call secret_ref()
 
 so that ``helm upgrade --install <release> rendered/<env>/<release>
 --values rendered/<env>/<release>/values.yaml`` installs exactly the reviewed bytes.
@@ -38,9 +39,15 @@ Caveats the emit stage must respect (they hold for every Helm chart, not only ou
 
 No ``.helmignore`` is written: the release directory holds nothing but the chart's own
 files, and without one Helm ignores nothing we need. ``values.yaml`` is loaded as the
-chart's default values; passing the same file with ``--values`` changes nothing, and the
-template does not read values at all (nor ``.Release``/``.Capabilities``), so nothing
-but the files of ``manifests/`` can influence what is installed.
+chart's default values; passing the same file with ``--values`` changes nothing, and
+``manifests.yaml`` does not read values at all (nor ``.Release``/``.Capabilities``), so
+nothing but the files of ``manifests/`` can influence the manifests installed.
+
+The one exception is secrets (see compiler/secrets.py): a release whose templates reference
+Kubernetes Secrets with ``secret_ref()`` gets a second template, ``templates/secrets.yaml``,
+which writes those Secrets' names, namespace and keys as fixed text and templates only their
+``data`` from ``.Values`` — the decrypted secrets that ``meshc plan -o sh`` passes as one more
+``--values`` file when the plan runs. No secret value is ever in the chart directory.
 
 The chart version is a constant: the reviewed content lives in ``manifests/``, and a
 changing version (or a timestamp) would only make renders differ for identical input.
