@@ -40,16 +40,16 @@ from .yamlsrc import (
 
 API_VERSION = "meshc/v1"
 TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases",
-            "policies")
+            "policies", "versionKeys")
 DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
 HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
 ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
             "kubeContext", "labels", "promotesFrom", "protected", "description", "kubeVersion",
-            "policies", "sops")
+            "policies", "sops", "chartVersions")
 SOPS_KEYS = ("age",)
 AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 RELEASE_KEYS = ("chart", "repo", "version", "valuesKey", "condition", "needs", "labels", "values",
-                "namespace", "helm", "patches", "description")
+                "namespace", "helm", "patches", "description", "versionKeys")
 PATCH_KEYS = ("target", "ops")
 TARGET_KEYS = ("kind", "name", "namespace", "apiVersion", "group", "version")
 
@@ -189,8 +189,10 @@ class _Reader:
         releases = self.releases(top.get("releases"), root)
         features = self.optional_text(top, "features", "features")
         policies = self.policies(top["policies"][1], "policies") if "policies" in top else ()
+        version_keys = (self.texts(top["versionKeys"][1], "versionKeys")
+                        if "versionKeys" in top else None)
         return Spec(self.file, project.value, output, defaults, environments, releases, features,
-                    policies=policies)
+                    policies=policies, version_keys=version_keys)
 
     def api_version(self, top: Entries, root: Node) -> None:
         if "apiVersion" not in top:
@@ -251,7 +253,17 @@ class _Reader:
             kube_version=get("kubeVersion", self.kube_version),
             policies=get("policies", self.policies, ()),
             sops_age=get("sops", self.sops, None),
+            chart_versions=get("chartVersions", self.chart_versions, ()),
         )
+
+    def chart_versions(self, node: Node, what: str) -> tuple[tuple[Ref, Text], ...]:
+        """``chartVersions: {release: version}``: this environment's remote chart versions."""
+        result = []
+        for name, (key_node, value_node) in self.entries(node, what, None).items():
+            version = self.text(value_node, f"{what}.{name}")
+            if version is not None:
+                result.append((Ref(name, self.span(key_node)), version))
+        return tuple(result)
 
     def sops(self, node: Node, what: str) -> tuple[Text, ...]:
         """``sops: {age: [age1…]}``: the age recipients secrets files are encrypted to."""
@@ -335,6 +347,7 @@ class _Reader:
             namespace=get("namespace", self.text), helm=get("helm", self.helm, HelmOptions()),
             patches=get("patches", self.patches, ()),
             description=_value(get("description", self.text)),
+            version_keys=get("versionKeys", self.texts, None),
         )
 
     def release_values(self, node: Node, what: str) -> tuple[Text | InlineValues, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import MeshfileLimits
 from .source import Span
 from .yamlsrc import Path, ValuesDoc
 
@@ -109,6 +110,7 @@ class EnvironmentSpec:
     kube_version: Text | None = None
     policies: tuple[RuleSetting, ...] = ()
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
+    chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ class ReleaseSpec:
     helm: HelmOptions = HelmOptions()
     patches: tuple[Patch, ...] = ()
     description: str | None = None
+    version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,9 @@ class Spec:
     releases: tuple[ReleaseSpec, ...]
     features: Text | None = None
     policies: tuple[RuleSetting, ...] = ()
+    limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/limits.py)
+    allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
+    version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
 
 
 # --- resolved -------------------------------------------------------------------------------
@@ -181,6 +187,12 @@ class Environment:
     policies: tuple[RuleSetting, ...] = ()      # the chain's settings, root first
     sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
+    chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
+
+    def chart_version(self, release: Release) -> str | None:
+        """The version of ``release``'s remote chart here: the chain's nearest
+        ``chartVersions:`` entry, else the release's ``version:``."""
+        return dict(self.chart_versions).get(release.name, release.chart.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +224,7 @@ class Release:
     helm: HelmOptions
     patches: tuple[Patch, ...]
     description: str | None = None
+    version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
 
 
 @dataclass(frozen=True, slots=True)

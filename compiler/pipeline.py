@@ -409,7 +409,7 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             dropped_needs=tuple(n.name for n in r.needs if n.name not in names),
             helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
-            repo=r.chart.repo, version=r.chart.version, secrets=o.secrets.inputs))
+            repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs))
     generations = waves(needs_graph(o.release for o in outputs))
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled)

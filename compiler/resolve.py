@@ -46,6 +46,12 @@ def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None =
                    releases, spec.features, files.texts, policies=spec.policies)
 
 
+def version_keys(texts: Iterable[Text] | None, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``versionKeys:`` entries as paths (``image.tag`` → ("image", "tag")); ``default`` when
+    not set."""
+    return default if texts is None else tuple(parse_values_key(t.value) for t in texts)
+
+
 class _Resolver:
     def __init__(self, spec: Spec, files: ProjectFiles, diags: Diagnostics) -> None:
         self.spec = spec
@@ -122,6 +128,7 @@ class _Resolver:
         secrets: list[Text] = []
         sops_age: tuple[Text, ...] = ()
         secret_files: list[SecretsFile] = []
+        chart_versions: dict[str, str] = {}
         for layer in layers:
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
@@ -134,6 +141,8 @@ class _Resolver:
             secrets.extend(own)
             sops_age = layer.sops_age if layer.sops_age is not None else sops_age
             secret_files.extend(SecretsFile(t.value, t.span, layer.name, sops_age) for t in own)
+            chart_versions.update(self.chart_versions(layer) if layer is spec else
+                                  {ref.name: text.value for ref, text in layer.chart_versions})
         promotes = (self.lookup(spec.promotes_from, f"environment '{spec.name}' promotes from")
                     if spec.promotes_from else None)
         return Environment(
@@ -144,7 +153,27 @@ class _Resolver:
             labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
             description=spec.description, kube_version=kube_version,
             policies=tuple(setting for layer in layers for setting in layer.policies),
-            sops_age=sops_age, secret_files=tuple(secret_files))
+            sops_age=sops_age, secret_files=tuple(secret_files),
+            chart_versions=tuple(sorted(chart_versions.items())))
+
+    def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
+        """An environment's own ``chartVersions:``, checked: remote releases only."""
+        releases = {r.name: r for r in self.spec.releases}
+        result = {}
+        for ref, text in spec.chart_versions:
+            release = releases.get(ref.name)
+            if release is None:
+                self.diags.error(f"chartVersions of environment '{spec.name}' names unknown "
+                                 f"release '{ref.name}'", ref.span,
+                                 did_you_mean(ref.name, releases) or
+                                 f"releases: {', '.join(releases)}")
+            elif self.files.is_dir(release.chart.value):
+                self.diags.error(f"chartVersions of environment '{spec.name}': release "
+                                 f"'{ref.name}' has a local chart, which has no version",
+                                 ref.span, "only remote charts (repo + version) have versions")
+            else:
+                result[ref.name] = text.value
+        return result
 
     def check_promotion(self, environments: list[Environment]) -> None:
         by_name = {env.name: env for env in environments}
@@ -237,7 +266,9 @@ class _Resolver:
             values_key=parse_values_key(key_text), values_key_text=key_text,
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
-            description=spec.description)
+            description=spec.description,
+            version_keys=version_keys(spec.version_keys,
+                                      version_keys(self.spec.version_keys, (("image", "tag"),))))
 
     def chart(self, spec: ReleaseSpec) -> Chart:
         ref = spec.chart
