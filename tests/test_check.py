@@ -307,3 +307,16 @@ def test_traced_render_follows_extends_blocks_and_includes(tmp_path):
     report = run_checks(compiler, compiler.project.deployable, CheckOptions(stale=False))
     [finding] = [f for f in report.findings if "badField" in f.diagnostic.message]
     assert str(finding.diagnostic.span) == "charts/app/_part.j2:3:11"
+
+
+def test_remote_chart_version_ahead_of_its_source_environment(tmp_path):
+    root = _project(tmp_path, {"meshfile.yaml": 'kubeVersion: "1.31"\n>>>kubeVersion: "1.31"\n'
+                               "    chartVersions: {prom: 25.9.0}\n"}, render=False)
+    meshfile = root / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text() + "  prom:\n    chart: prometheus\n"
+                        "    repo: https://example.com/charts\n    version: 25.8.0\n")
+    report = _check(root, stale=False)
+    [finding] = [f for f in report.findings if f.rule == "promotion-order"]
+    assert "prom: chart version: 'prod' runs 25.9.0, ahead of 25.8.0 in 'dev'" in \
+        finding.diagnostic.message
+    assert finding.diagnostic.span.line == _line_of(root, "meshfile.yaml", "  prod:")

@@ -1,8 +1,9 @@
 """Promotion order: nothing runs ahead of the environment it is promoted from.
 
 For every environment with ``promotesFrom`` and every release deployed in both, each image
-(matched by resource and container; for remote charts, by the values path of each ``tag``) must
-not be newer in the target than in the source, compared as semantic versions
+(matched by resource and container; for remote charts, by the values path of each ``tag``) and
+each remote chart's version (``version:``, or the environment's ``chartVersions:``) must not be
+newer in the target than in the source, compared as semantic versions
 (:mod:`.semver`). A tag that is not a semantic version cannot be ordered: it is reported as
 such (rule ``promotion-unorderable``), never compared as a string.
 """
@@ -67,6 +68,14 @@ def _versions(ctx: CheckContext, env: Environment, output: ReleaseOutput) -> dic
                 what = f"{resource.ref} container '{container.get('name', '?')}'"
                 found[what] = _image_version(ctx, resource, path, what, tag)
         return found
+    release = output.release
+    version = env.chart_version(release)
+    if version is not None:
+        own = dict(env.chart_versions).get(release.name)
+        where = (f"chartVersions of environment '{env.name}'" if own is not None
+                 else f"version of release '{release.name}'")
+        span = env.span if own is not None else release.span
+        found["chart version"] = _Version("chart version", version, span, f"{where}, at {span}")
     for path, tag in _tags(output.values.values, ()):
         hint = ctx.locator.values(output, env, (path,))
         span = hint.span if hint is not None else None
