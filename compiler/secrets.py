@@ -238,6 +238,35 @@ class ReleaseSecrets:
     inputs: tuple[SecretInput, ...] = ()     # encrypted files its plan step needs
     env: EnvSecrets | None = field(default=None, compare=False, repr=False)
 
+    def secret_leaves(self, release: Release, path: ValuePath) -> list[SecretLeaf]:
+        """The secrets at or under ``path`` of the release's values (where, never what)."""
+        if self.env is None:
+            return []
+        return list(self.env.leaves((*release.values_key, *path)))
+
+    def explain_json(self, release: Release, path: ValuePath) -> dict[str, Any]:
+        return {"environment": self.env.env if self.env else "", "release": release.name,
+                "path": ".".join(map(str, path)), "secret": True,
+                "sources": [{"key": ".".join(map(str, leaf.path[len(release.values_key):])),
+                             "file": leaf.file, "line": leaf.span.line, "col": leaf.span.col}
+                            for leaf in self.secret_leaves(release, path)]}
+
+    def explain(self, release: Release, path: ValuePath) -> str | None:
+        """For ``meshc explain``: which encrypted files and lines hold the secrets at or under
+        ``path`` (in the release's values) — never a value. None when there are none."""
+        leaves = self.secret_leaves(release, path)
+        if self.env is None or not leaves:
+            return None
+        dotted = ".".join(map(str, path))
+        lines = [f"{release.name} in {self.env.env}: {dotted} is a secret (SOPS-encrypted; meshc "
+                 "never shows its value)"]
+        lines += [f"  {'.'.join(map(str, leaf.path[len(release.values_key):]))}  from "
+                  f"{leaf.span}" for leaf in leaves]
+        lines.append("  reaches helm only when the plan runs (meshc plan -o sh)"
+                     if release.chart.local is False or self.objects else
+                     "  no secret_ref() uses it: the release does not receive it")
+        return "\n".join(lines) + "\n"
+
     def template_functions(self, release: Release) -> dict[str, Callable[..., Any]]:
         """``secret_ref``/``has_secret`` as the release's render saw them (for re-rendering a
         template, e.g. to trace it)."""

@@ -450,3 +450,14 @@ def test_example_development_secrets_decrypt_with_the_test_key_and_plan_runs(tmp
 
 def run_plan_example(tmp: Path) -> tuple[subprocess.CompletedProcess[str], str]:
     return run_plan(ROOT, EXAMPLE_KEY, tmp)
+
+
+def test_explain_names_the_encrypted_file_never_the_value(project):
+    root, _, _ = project
+    code, out, err = meshc(root, "explain", "dev", "grafana", "adminPassword")
+    assert code == 0, err
+    assert "adminPassword is a secret" in out and "env/dev-secrets.yaml:7:24" in out
+    code, out, _ = meshc(root, "explain", "dev", "api", "db", "-o", "json")
+    assert code == 0 and json.loads(out)["secret"] is True
+    assert {s["key"] for s in json.loads(out)["sources"]} == {"db.apiKey", "db.password"}
+    assert not any(p in out for p in PLAINTEXTS)
