@@ -268,6 +268,8 @@ class _Reader:
     def sops(self, node: Node, what: str) -> tuple[Text, ...]:
         """``sops: {age: [age1…]}``: the age recipients secrets files are encrypted to."""
         entries = self.entries(node, what, SOPS_KEYS)
+        if not isinstance(node, MappingNode):
+            return ()
         if "age" not in entries:
             self.diags.error(f"{what} needs 'age:', a list of age recipients", self.span(node),
                              "generate a key with `meshc secrets keygen`; list its public key")

@@ -42,7 +42,7 @@ from typing import Any
 
 from .diagnostics import CompileError, Diagnostic, Diagnostics
 from .files import ProjectFiles
-from .model import Environment, Project, Release, SecretsFile, Text
+from .model import Environment, Project, Release, SecretsFile
 from .source import Span, file_span
 from .templating import TemplateFailure
 from .values import ValueSet, lookup
@@ -122,7 +122,8 @@ def read_encrypted(files: ProjectFiles, source: SecretsFile, diags: Diagnostics)
                     help=f"encrypt it in place: meshc secrets encrypt {source.owner} {source.path}",
                     notes=("a secrets file in plain text is a leaked secret once committed",))
         return None
-    ages = meta.get("age") if isinstance(meta.get("age"), list) else []
+    ages = meta.get("age")
+    ages = ages if isinstance(ages, list) else []
     encrypted_to = tuple(str(a["recipient"]) for a in ages
                          if isinstance(a, dict) and "recipient" in a)
     tree = _structure(doc, meta, (), doc.data, diags)
@@ -162,16 +163,29 @@ def _encrypted(value: Any) -> bool:
 
 
 def _meant_clear(path: ValuePath, meta: dict[str, Any]) -> bool:
-    """Whether sops's own settings in the file leave this value unencrypted."""
+    """Whether sops's own settings in the file leave this value unencrypted (a setting of the
+    wrong type, or an invalid pattern, counts as absent: the value must then be encrypted)."""
     keys = [str(k) for k in path]
-    if meta.get("unencrypted_suffix") and any(k.endswith(meta["unencrypted_suffix"]) for k in keys):
+
+    def setting(name: str) -> str:
+        value = meta.get(name)
+        return value if isinstance(value, str) else ""
+
+    def matches(pattern: str) -> bool:
+        try:
+            return any(re.search(pattern, k) for k in keys)
+        except re.error:
+            return False
+
+    if setting("unencrypted_suffix") and any(k.endswith(setting("unencrypted_suffix"))
+                                             for k in keys):
         return True
-    if meta.get("encrypted_suffix"):
-        return not any(k.endswith(meta["encrypted_suffix"]) for k in keys)
-    if meta.get("unencrypted_regex"):
-        return any(re.search(meta["unencrypted_regex"], k) for k in keys)
-    if meta.get("encrypted_regex"):
-        return not any(re.search(meta["encrypted_regex"], k) for k in keys)
+    if setting("encrypted_suffix"):
+        return not any(k.endswith(setting("encrypted_suffix")) for k in keys)
+    if setting("unencrypted_regex"):
+        return matches(setting("unencrypted_regex"))
+    if setting("encrypted_regex"):
+        return not matches(setting("encrypted_regex"))
     return False
 
 
@@ -258,8 +272,8 @@ class ReleaseSecrets:
         if self.env is None or not leaves:
             return None
         dotted = ".".join(map(str, path))
-        lines = [f"{release.name} in {self.env.env}: {dotted} is a secret (SOPS-encrypted; meshc "
-                 "never shows its value)"]
+        lines = [(f"{release.name} in {self.env.env}: {dotted} is a secret (SOPS-encrypted; meshc "
+                 "never shows its value)")]
         lines += [f"  {'.'.join(map(str, leaf.path[len(release.values_key):]))}  from "
                   f"{leaf.span}" for leaf in leaves]
         lines.append("  reaches helm only when the plan runs (meshc plan -o sh)"
@@ -419,8 +433,8 @@ _SECRET_WORDS = (("password",), ("passwd",), ("passphrase",), ("secret",), ("tok
 _NOT_A_VALUE = frozenset({"name", "names", "ref", "refs", "reference", "file", "files", "path",
                           "paths", "enabled", "enable", "ttl", "length", "expiry", "expires",
                           "lifetime", "mount", "dir", "type", "policy", "source", "existing",
-                          "env", "key" + "ref", "selector", "length", "url", "endpoint"})
-_REFERENCE = re.compile(r"^(\$\{[^}]*\}|\{\{.*\}\}|ENC\[.*\]|vault:.*|ref\+.*|<[^>]*>)$", re.S)
+                          "env", "selector", "url", "endpoint"})
+_REFERENCE = re.compile(r"^(\$\{[^}]*\}|\{\{.*\}\}|ENC\[.*\]|vault:.*|ref\+.*|<[^>]*>)$", re.DOTALL)
 _URL_CREDENTIALS = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^@\s/]+)@")
 _KEY_MATERIAL = (
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),

