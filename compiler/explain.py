@@ -13,11 +13,10 @@ from typing import Any
 
 from .diagnostics import CompileError, Diagnostic, did_you_mean
 from .keypath import format_key_path, leaf_paths
-from .source import Span, source_line
+from .source import COMMAND_LINE, Span, source_line
 from .values import Link, ValueSet, lookup
 from .yamlsrc import Path
 
-COMMAND_LINE = "<command line>"
 LAYER_NAMES = {"chart": "chart default", "environment": "environment values",
                "features": "features template", "release": "release values",
                "set": "command line"}

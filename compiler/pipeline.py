@@ -23,6 +23,7 @@ from .diff import (
 )
 from .files import ProjectFiles
 from .graph import check_needs, needs_graph, waves
+from .inputs import inputs_digest
 from .load import DNS_LABEL, load_meshfile
 from .model import Environment, HelmOptions, Project, Release
 from .plan import Plan, Target, build_plan, format_json
@@ -411,8 +412,10 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs))
     generations = waves(needs_graph(o.release for o in outputs))
+    digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
+                           (o.release for o in outputs), compiler.sets)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
-                      disabled)
+                      disabled, digest)
 
 
 # --- output files ---------------------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+COMMAND_LINE = "<command line>"  # the pseudo file of --set flags in spans and diagnostics
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A region of a source file. Lines and columns are 1-based; ``file`` is project-relative."""
