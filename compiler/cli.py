@@ -715,7 +715,8 @@ def promote(ctx: click.Context, /, source: str, target: str, releases: tuple[str
         click.echo(f"note: not deployed in both, left out: {', '.join(promotion.notes)}",
                    err=True)
     if not promotion.changed:
-        click.echo(f"nothing to promote: '{dst}' runs the versions of '{src}'", err=True)
+        click.echo(f"nothing to promote from '{src}' into '{dst}': the versions of the "
+                   "releases both deploy are in sync", err=True)
         return
     _echo(promotion_diff(promotion))
     click.echo(f"promote {src} -> {dst}:", err=True)

@@ -202,7 +202,8 @@ def _location(compiler: Compiler, src: EnvVersions, dst: EnvVersions, release: s
               theirs: Version) -> tuple[str, ValuePath, str]:
     """(file, path in that file, scalar style for an inserted value)."""
     if key == CHART:
-        return _chart_location(compiler, dst.env, release)
+        file, path = _chart_location(compiler, dst.env, release)
+        return file, path, _style(compiler, theirs.span)
     assert theirs.path is not None
     values = dst.values[release]
     own = own_values_files(compiler.project, dst.env)
@@ -253,20 +254,20 @@ def _style(compiler: Compiler, span: Span | None) -> str:
 
 
 def _chart_location(compiler: Compiler, dst: Environment, release: str
-                    ) -> tuple[str, ValuePath, str]:
+                    ) -> tuple[str, ValuePath]:
     project = compiler.project
     meshfile = project.root_file
     spec = load_meshfile(compiler.files.read(meshfile), meshfile, Diagnostics())
     overrides = {e.name: {ref.name for ref, _ in e.chart_versions} for e in spec.environments}
     if release in overrides.get(dst.name, set()):
-        return meshfile, ("environments", dst.name, "chartVersions", release), ""
+        return meshfile, ("environments", dst.name, "chartVersions", release)
     setter = next((n for n in reversed(dst.chain) if release in overrides.get(n, set())), None)
     readers = [e.name for e in project.deployable
                if not any(release in overrides.get(n, set()) for n in e.chain)]
     if setter is None and all(dst.name in project.environment(n).chain  # type: ignore[union-attr]
                               for n in readers):
-        return meshfile, ("releases", release, "version"), ""
-    return meshfile, ("environments", dst.name, "chartVersions", release), ""
+        return meshfile, ("releases", release, "version")
+    return meshfile, ("environments", dst.name, "chartVersions", release)
 
 
 def _edited_texts(compiler: Compiler, changes: list[tuple[str, Change]]
@@ -319,10 +320,32 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str, str]], src: Environm
                 f"ahead of its source '{cell.source}' ({cell.version.text} > "
                 f"{cell.source_version.text})", None,
                 f"'{cell.env}' shares the edited file; promote '{cell.source}' first"))
+    moved = tuple(e.name for e in edited.project.deployable
+                  if e.name != dst.name and _texts(before[e.name]) != _texts(after[e.name]))
+    problems += _new_promotion_errors(compiler, edited, (dst.name, *moved))
     if problems:
         raise CompileError(problems, files.texts)
-    return tuple(e.name for e in edited.project.deployable
-                 if e.name != dst.name and _texts(before[e.name]) != _texts(after[e.name]))
+    return moved
+
+
+def _new_promotion_errors(compiler: Compiler, edited: Compiler,
+                          names: Sequence[str]) -> list[Diagnostic]:
+    """``meshc check``'s promotion-order rule (rendered images, matched by resource and
+    container) on the environments the promotion changes: the errors it reports on the edited
+    project and not on the project as it is."""
+    from .check import CheckOptions, run_checks
+    from .check.promotion import check_promotion
+
+    def errors(target: Compiler) -> dict[tuple[str | None, str], Diagnostic]:
+        envs = [e for e in target.project.deployable if e.name in names]
+        report = run_checks(target, envs, CheckOptions(stale=False,
+                                                       rules=frozenset({"promotion-order"})),
+                            checks=(("promotion", check_promotion),))
+        return {(f.environment, f.diagnostic.message.split(" runs ")[0]): f.diagnostic
+                for f in report.findings if f.diagnostic.severity == "error"}
+
+    old = errors(compiler)
+    return [diag for key, diag in errors(edited).items() if key not in old]
 
 
 def _texts(env: EnvVersions) -> dict[tuple[str, str], str]:

@@ -129,7 +129,17 @@ def _apply(text: str, change: Change) -> str:
                         node.start_mark.line + 1, node.start_mark.column + 1)
     style = node.style if node.style in ("'", '"') else "" if node.style is None else '"'
     start, end = node.start_mark.index, node.end_mark.index
-    return text[:start] + render_scalar(change.value, style) + text[end:]
+    new = render_scalar(change.value, style)
+    return text[:start] + new + _keep_comment_column(text[end:], len(new) - (end - start))
+
+
+def _keep_comment_column(rest: str, grown: int) -> str:
+    """The text after a replaced scalar, with the blanks before a trailing ``# comment`` adjusted
+    so the comment stays in its column (at least one blank remains)."""
+    blanks = len(rest) - len(rest.lstrip(" "))
+    if not grown or not rest[blanks:].startswith("#") or blanks == 0:
+        return rest
+    return " " * max(blanks - grown, 1) + rest[blanks:]
 
 
 def _last_end(node: Node) -> int:

@@ -135,13 +135,14 @@ class _ChartSpans:
                      for e in spec.environments}
         self.releases = {r.name: r.version.span if r.version else None for r in spec.releases}
 
-    def where(self, env: Environment, release: Release) -> str:
+    def where(self, env: Environment, release: Release) -> tuple[str, Span | None]:
+        """Where ``env`` gets ``release``'s chart version: text for people, and the span."""
         for name in reversed(env.chain):
             span = self.envs.get(name, {}).get(release.name)
             if span is not None:
-                return f"{span} (environments.{name}.chartVersions)"
+                return f"{span} (environments.{name}.chartVersions)", span
         span = self.releases.get(release.name)
-        return f"{span} (releases.{release.name}.version)" if span else "meshfile"
+        return (f"{span} (releases.{release.name}.version)" if span else "meshfile"), span
 
 
 def environment_versions(compiler: Compiler, env: Environment,
@@ -156,8 +157,9 @@ def environment_versions(compiler: Compiler, env: Environment,
         if not release.chart.local:
             version = env.chart_version(release)
             if version is not None:
+                where, span = spans.where(env, release)
                 versions[(release.name, CHART)] = Version(release.name, CHART, None, version,
-                                                          spans.where(env, release))
+                                                          where, span)
         values = release_values(release, prepared.env_values, diags)
         value_sets[release.name] = values
         for path in version_paths(values.values, release.version_keys):
