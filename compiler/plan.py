@@ -56,6 +56,7 @@ class Plan:
     waves: int
     disabled: tuple[tuple[str, str], ...]  # (release, why)
     notes: tuple[str, ...]
+    inputs_digest: str = ""  # see compiler/inputs.py: `meshc apply --plan` refuses stale plans
 
 
 def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
@@ -86,7 +87,7 @@ def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
 
 def build_plan(environment: str, protected: bool, kube_context: str | None,
                targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
-               disabled: tuple[tuple[str, str], ...]) -> Plan:
+               disabled: tuple[tuple[str, str], ...], inputs_digest: str = "") -> Plan:
     """Order ``targets`` by ``generations`` (waves) and build each step's argv."""
     by_name = {t.release: t for t in targets}
     steps = tuple(
@@ -101,7 +102,7 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
         notes.append(f"remote charts ({', '.join(remote)}) are rendered by helm when the plan "
                      "runs; meshc computed their values only")
     return Plan(environment, protected, kube_context, steps, len(generations), disabled,
-                tuple(notes))
+                tuple(notes), inputs_digest)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -117,6 +118,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "kubeContext": plan.kube_context,
         "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
         "notes": list(plan.notes),
+        "inputsDigest": plan.inputs_digest,
     }
 
 
