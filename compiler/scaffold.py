@@ -64,18 +64,28 @@ def new_environment(compiler: Compiler, name: str, source: str,
     own = own_values_files(project, base) if not base.abstract else []
     copied = own[-1] if own else None
     values = [*own[:-1], values_file]
-    entry = _entry(text, base, name, values, upstream, aliases, description)
-    new_text = _insert_entry(text, base, entry)
-    notes = []
-    for env in downstream:
-        new_text = _edit(new_text, meshfile, [Change(("environments", env.name, "promotesFrom"),
-                                                      name, "")])
-        notes.append(f"'{env.name}' now promotes from '{name}' (was: "
-                     f"{env.promotes_from or 'nothing'})")
     values_text = _values_text(compiler, name, base, copied, source)
-    texts: dict[str, tuple[str | None, str]] = {meshfile: (text, new_text),
-                                                values_file: (None, values_text)}
-    namespaces = _verify(compiler, texts, name)
+    notes = []
+    for own_namespace in (None, f"{project.name or name}-{{{{ env.name }}}}"):
+        entry = _entry(text, base, name, values, upstream, aliases, description, own_namespace)
+        new_text = _insert_entry(text, base, entry)
+        for env in downstream:
+            new_text = _edit(new_text, meshfile, [Change(
+                ("environments", env.name, "promotesFrom"), name, "")])
+        texts: dict[str, tuple[str | None, str]] = {meshfile: (text, new_text),
+                                                    values_file: (None, values_text)}
+        namespaces, shared = _verify(compiler, texts, name)
+        if not shared:
+            break
+    if shared:
+        notes.append(f"'{name}' shares namespace{'s' * (len(shared) != 1)} "
+                     f"{', '.join(shared)} (same kubeContext) with other environments: set "
+                     "`namespace:` on the releases concerned")
+    elif own_namespace is not None:
+        notes.append(f"{base.name}'s namespace would be shared: '{name}' gets namespace: "
+                     f"\"{own_namespace}\"")
+    notes += [f"'{env.name}' now promotes from '{name}' (was: {env.promotes_from or 'nothing'})"
+              for env in downstream]
     if base.secret_files and not base.abstract:
         notes.append(f"secrets are not copied ({', '.join(s.path for s in base.secret_files)} "
                      f"{'is' if len(base.secret_files) == 1 else 'are'} encrypted to "
@@ -130,7 +140,7 @@ def _entry_node(text: str, env: str) -> tuple[Node, Node]:
 
 def _entry(text: str, base: Environment, name: str, values: list[str],
            upstream: Environment | None, aliases: Sequence[str],
-           description: str | None) -> str:
+           description: str | None, namespace: str | None) -> str:
     key, node = _entry_node(text, base.name)
     indent = key.start_mark.column
     step = 2
@@ -138,7 +148,7 @@ def _entry(text: str, base: Environment, name: str, values: list[str],
     if isinstance(node, MappingNode) and not node.flow_style and node.value:
         step = node.value[0][0].start_mark.column - indent
         if not base.abstract:
-            copied = _copied_lines(text, node)
+            copied = _copied_lines(text, node, skip=("namespace",) if namespace else ())
     pad = " " * (indent + step)
     lines = [f"{' ' * indent}{name}:"]
     if description:
@@ -151,14 +161,16 @@ def _entry(text: str, base: Environment, name: str, values: list[str],
     if upstream is not None:
         lines.append(f"{pad}promotesFrom: {upstream.name}")
     lines.append(f"{pad}values: [{', '.join(values)}]")
+    if namespace:
+        lines.append(f"{pad}namespace: {json.dumps(namespace)}")
     return "\n".join(lines) + "\n" + "".join(copied)
 
 
-def _copied_lines(text: str, node: MappingNode) -> list[str]:
+def _copied_lines(text: str, node: MappingNode, skip: Sequence[str] = ()) -> list[str]:
     """The text of ENV's copied keys, each from its key line to the end of its value."""
     result = []
     for key, value in node.value:
-        if key.value not in COPIED_KEYS:
+        if key.value not in COPIED_KEYS or key.value in skip:
             continue
         start = text.rfind("\n", 0, key.start_mark.index) + 1
         end = _line_after(text, max(key.end_mark.index, _last_end(value)))
@@ -209,9 +221,9 @@ def _values_text(compiler: Compiler, name: str, base: Environment, copied: str |
 # --- checking the result --------------------------------------------------------------------
 
 def _verify(compiler: Compiler, texts: dict[str, tuple[str | None, str]],
-            name: str) -> tuple[str, ...]:
-    """Compile the new environment in memory: it must render and plan; returns its
-    namespaces."""
+            name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Compile the new environment in memory: it must render and plan. Returns its namespaces,
+    and those another deployable environment also deploys to in the same kubeContext."""
     files = copy_with_texts(compiler.files, {file: new for file, (_, new) in texts.items()})
     try:
         edited = load_project(files, compiler.project.root_file)
@@ -222,7 +234,19 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str | None, str]],
         raise CompileError([Diagnostic("error", f"the new environment '{name}' would not "
                                        "compile; nothing written"), *exc.diagnostics],
                            {**files.texts, **exc.sources}) from None
-    return tuple(sorted({step.namespace for step in result.plan.steps}))
+    mine = {(env.kube_context, step.namespace) for step in result.plan.steps}
+    others = {(other.kube_context, namespace) for other in edited.project.deployable
+              if other.name != name for namespace in _namespaces(edited, other)}
+    return (tuple(sorted({ns for _, ns in mine})),
+            tuple(sorted({ns for _, ns in mine & others})))
+
+
+def _namespaces(compiler: Compiler, env: Environment) -> set[str]:
+    """Every namespace ``env``'s releases would use (enabled or not; nothing is rendered)."""
+    from .pipeline import _namespace
+
+    context = env_context(compiler, env)
+    return {_namespace(compiler, release, env, context) for release in compiler.project.releases}
 
 
 def scaffold_diff(scaffold: Scaffold) -> str:

@@ -173,6 +173,18 @@ def test_chart_versions_are_promoted_in_the_meshfile(example: Path,
     assert '"25.9.0"' in stdout and '"7.4.0"' in stdout
 
 
+def test_new_environment_gets_a_namespace_of_its_own(example: Path) -> None:
+    meshfile = example / "meshfile.yaml"
+    context = "    kubeContext: prod-main             # helm --kube-context\n"
+    meshfile.write_text(meshfile.read_text().replace(context, context + "    namespace: mcp\n"))
+    code, stdout, stderr = meshc(example, "env", "new", "canary", "--from", "prod")
+    assert code == 0, stderr
+    assert '+    namespace: "mcp-mesh-{{ env.name }}"' in stdout
+    assert "namespace mcp-mesh-canary" in stderr and "would be shared" in stderr
+    code, stdout, _ = meshc(example, "plan", "canary", "-o", "json")
+    assert code == 0 and '"namespace": "mcp-mesh-canary"' in stdout
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 def test_promotion_against_the_order_is_refused(example: Path, update_goldens: bool) -> None:
