@@ -363,7 +363,7 @@ def copy_with_texts(files: ProjectFiles, texts: dict[str, str]) -> ProjectFiles:
 
 def promotion_diff(promotion: Promotion) -> str:
     """The edits as a unified diff (``a/FILE`` before, ``b/FILE`` after)."""
-    out = []
+    out: list[str] = []
     for file, (old, new) in promotion.texts.items():
         out += difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                     f"a/{file}", f"b/{file}")

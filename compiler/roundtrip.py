@@ -77,7 +77,8 @@ def edit_text(text: str, changes: Sequence[Change]) -> str:
 
 def _compose(text: str) -> Node | None:
     try:
-        return YAML(typ="rt").compose(text)
+        node: Node | None = YAML(typ="rt").compose(text)
+        return node
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise EditError(f"cannot read the file as YAML: {getattr(exc, 'problem', exc)}",
@@ -99,7 +100,8 @@ def _key_text(node: Node) -> str | None:
 def _find(mapping: MappingNode, key: str) -> Node | None:
     for key_node, value_node in mapping.value:
         if _key_text(key_node) == key:
-            return value_node
+            found: Node = value_node
+            return found
     return None
 
 
@@ -147,10 +149,12 @@ def _last_end(node: Node) -> int:
     token starts, after trailing comments: look at their last item instead)."""
     if isinstance(node, MappingNode) and not node.flow_style and node.value:
         key, value = node.value[-1]
-        return max(key.end_mark.index, _last_end(value))
+        key_end: int = key.end_mark.index
+        return max(key_end, _last_end(value))
     if isinstance(node, SequenceNode) and not node.flow_style and node.value:
         return _last_end(node.value[-1])
-    return int(node.end_mark.index)
+    end: int = node.end_mark.index
+    return end
 
 
 def _line_after(text: str, index: int) -> int:
@@ -291,12 +295,12 @@ def _set(data: Any, path: ValuePath, value: Scalar) -> Any:
         return value
     head, rest = path[0], path[1:]
     if isinstance(data, list) and isinstance(head, int):
-        copy = list(data)
-        copy[head] = _set(copy[head], rest, value)
-        return copy
-    copy = dict(data) if isinstance(data, dict) else {}
-    copy[head] = _set(copy.get(head), rest, value)
-    return copy
+        items = list(data)
+        items[head] = _set(items[head], rest, value)
+        return items
+    mapping = dict(data) if isinstance(data, dict) else {}
+    mapping[head] = _set(mapping.get(head), rest, value)
+    return mapping
 
 
 def _dotted(path: ValuePath) -> str:
@@ -323,17 +327,17 @@ def write_files(root: Path, texts: Mapping[str, str], expected: Mapping[str, str
             if current != expected.get(rel):
                 raise OSError(f"{rel} changed on disk while meshc was working; nothing written")
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".meshc-tmp",
-                                            dir=target.parent)
+            handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".meshc-tmp",
+                                                 dir=target.parent)
             with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
             if target.exists():
-                os.chmod(temp, target.stat().st_mode & 0o7777)
+                os.chmod(temp_name, target.stat().st_mode & 0o7777)
             else:
-                os.chmod(temp, 0o644)
-            staged.append((Path(temp), target))
+                os.chmod(temp_name, 0o644)
+            staged.append((Path(temp_name), target))
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)

@@ -250,7 +250,7 @@ def _namespaces(compiler: Compiler, env: Environment) -> set[str]:
 
 
 def scaffold_diff(scaffold: Scaffold) -> str:
-    out = []
+    out: list[str] = []
     for file, (old, new) in scaffold.texts.items():
         if old is None:
             continue

@@ -189,9 +189,9 @@ def version_table(compiler: Compiler, releases: Sequence[str] = (),
                 if name == release.name}
         rows += [(release.name, key) for key in sorted(keys, key=lambda k: (k != CHART, k))]
     cells = {}
-    for release, key in rows:
+    for name, key in rows:
         for env in envs:
-            cells[(release, key, env.name)] = _cell(release, key, env, per_env)
+            cells[(name, key, env.name)] = _cell(name, key, env, per_env)
     return VersionTable(envs, tuple(rows), cells)
 
 
@@ -222,7 +222,7 @@ def format_table(table: VersionTable, project: Project,
         return "no versions found (versionKeys: see README, \"meshc versions\")\n"
     names = [e.name for e in table.environments]
     head = ["release", "version", *names]
-    body = []
+    body: list[list[Any]] = []
     for release, key in table.rows:
         body.append([release, key, *(_cell_text(table.cell(release, key, n)) for n in names)])
     widths = [max(len(row[i][0] if isinstance(row[i], tuple) else row[i])

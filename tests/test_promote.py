@@ -185,6 +185,40 @@ def test_new_environment_gets_a_namespace_of_its_own(example: Path) -> None:
     assert code == 0 and '"namespace": "mcp-mesh-canary"' in stdout
 
 
+def test_version_keys_are_configurable(example: Path) -> None:
+    meshfile = example / "meshfile.yaml"
+    text = meshfile.read_text().replace("features: templates/features.yaml.j2\n",
+                                        "features: templates/features.yaml.j2\n"
+                                        "versionKeys: [image.repository]\n")
+    meshfile.write_text(text.replace("    labels: {tier: core}\n",
+                                     "    labels: {tier: core}\n    versionKeys: []\n", 1))
+    code, stdout, stderr = meshc(example, "versions", "-o", "json")
+    assert code == 0, stderr
+    assert '"key": "image.repository"' in stdout and '"key": "image.tag"' not in stdout
+    assert '"release": "registry"' not in stdout
+
+
+def test_ahead_of_the_source_is_shown_as_an_error(example: Path) -> None:
+    development = example / "environments/development/values.yaml"
+    development.write_text(development.read_text().replace('"1.1.0-dev.1"', '"1.0.0"'))
+    code, stdout, _ = meshc(example, "versions", "--release", "weather-agent")
+    assert code == 0
+    assert "1.0.1-rc.1 >" in stdout and "ahead of their source (errors):" in stdout
+    assert "development -> staging: weather-agent image.tag 1.0.1-rc.1 (source: 1.0.0)" in stdout
+
+
+def test_chart_versions_are_checked(example: Path) -> None:
+    meshfile = example / "meshfile.yaml"
+    staging = "    helm: {timeout: 10m, rollbackOnFailure: true}\n"
+    meshfile.write_text(meshfile.read_text().replace(
+        staging, staging + "    chartVersions: {promethus: 1.0.0, registry: 1.0.0, grafana: 7.4}\n"))
+    code, _, stderr = meshc(example, "versions")
+    assert code == 1
+    assert "unknown release 'promethus'" in stderr and "did you mean 'prometheus'?" in stderr
+    assert "release 'registry' has a local chart" in stderr
+    assert "must be a string" in stderr and "^" in stderr and "Traceback" not in stderr
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 def test_promotion_against_the_order_is_refused(example: Path, update_goldens: bool) -> None:
