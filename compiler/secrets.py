@@ -344,6 +344,19 @@ def release_inputs(secrets: EnvSecrets, release: Release, local: bool,
     return tuple(inputs)
 
 
+def undelivered(secrets: EnvSecrets,
+                releases: Sequence[tuple[Release, ReleaseSecrets]]) -> list[SecretLeaf]:
+    """The environment's secrets no deployed release receives: a remote chart gets those under
+    its valuesKey, a local chart only the maps its templates reference with ``secret_ref``."""
+    delivered: set[ValuePath] = set()
+    for release, mine in releases:
+        roots = ([release.values_key] if not release.chart.local else
+                 [(*release.values_key, *obj.path) for obj in mine.objects])
+        for root in roots:
+            delivered.update(leaf.path for leaf in secrets.leaves(root))
+    return [leaf for leaf in secrets.leaves() if leaf.path not in delivered]
+
+
 def release_collisions(secrets: EnvSecrets, release: Release, values: ValueSet) -> list[Diagnostic]:
     """Secrets under the release's valuesKey whose path its plain values also set (or cross)."""
     found = []

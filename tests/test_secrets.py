@@ -495,3 +495,15 @@ def test_odd_secrets_files_give_diagnostics(tmp_path, text):
         assert code == 0, err
     else:
         assert code == 1 and BAD_SECRETS[text] in err, err
+
+
+def test_check_warns_about_a_secret_no_release_receives(project):
+    root, _, _ = project
+    chart = root / "charts/api/deployment.yaml.j2"
+    chart.write_text(chart.read_text().replace("{% set db = secret_ref('db') %}",
+                                               "{% set db = namespace(keys=[], name='x') %}"))
+    code, _, err = meshc(root, "check", "--no-stale")
+    assert code == 0, err
+    assert "env/dev-secrets.yaml:3:" in err
+    assert "warning: secret 'api.db.apiKey' reaches no release in 'dev' [secret-unused]" in err
+    assert "monitoring.grafana.adminPassword' reaches" not in err

@@ -4,6 +4,7 @@
   apiKey, privateKey keys; connection strings with credentials; private key material);
 * ``unencrypted-secrets``: a ``secrets:`` file that is not SOPS-encrypted, or holds a value in
   clear text;
+* ``secret-unused``: a secret no deployed release receives (warning);
 * ``secret-canary``: with a key (``CheckOptions.decrypt``), no secret value occurs in the
   committed output directory or in any values file.
 """
@@ -13,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..diagnostics import Diagnostic
-from ..secrets import canary_leaks, plaintext_leaks, rendered_texts, unencrypted_secrets
+from ..secrets import (
+    canary_leaks,
+    plaintext_leaks,
+    rendered_texts,
+    undelivered,
+    unencrypted_secrets,
+)
 from .context import CheckContext, Finding
 
 
@@ -24,6 +31,8 @@ def check_leaks(ctx: CheckContext) -> Iterable[Finding | Diagnostic]:
     problems, readable = unencrypted_secrets(files, ctx.environments)
     for diag in problems:
         yield from _finding(ctx, "unencrypted-secrets", diag)
+    if not problems:
+        yield from _unused(ctx)
     decrypt = getattr(ctx.options, "decrypt", None)
     if decrypt is None or not readable or ctx.level("secret-canary", None) == "off":
         return
@@ -34,6 +43,22 @@ def check_leaks(ctx: CheckContext) -> Iterable[Finding | Diagnostic]:
             yield Finding("secret-canary", None, diag)
         else:
             yield from _finding(ctx, "secret-canary", diag)
+
+
+def _unused(ctx: CheckContext) -> Iterable[Finding]:
+    for env in ctx.environments:
+        outputs = ctx.output(env).releases
+        if not outputs or outputs[0].secrets.env is None:
+            continue
+        pairs = [(o.release, o.secrets) for o in outputs]
+        for leaf in undelivered(outputs[0].secrets.env, pairs):
+            found = ctx.finding(
+                "secret-unused", env, f"secret '{'.'.join(map(str, leaf.path))}' reaches no "
+                f"release in '{env.name}'", leaf.span,
+                "a remote chart receives the secrets under its valuesKey; a local chart only "
+                "the maps its templates reference with secret_ref() — or delete the secret")
+            if found is not None:
+                yield found
 
 
 def _finding(ctx: CheckContext, rule: str, diag: Diagnostic) -> Iterable[Finding]:

@@ -81,6 +81,9 @@ RULES: tuple[Rule, ...] = (
          "with credentials, private keys) in ordinary values files", scope="project"),
     Rule("unencrypted-secrets", "secrets", "error", "error",
          "every secrets file is SOPS-encrypted, with no value in clear text", scope="project"),
+    Rule("secret-unused", "secrets", "warning", "warning",
+         "every secret of an environment reaches a deployed release (remote charts: under "
+         "their valuesKey; local charts: through secret_ref)"),
     Rule("secret-canary", "secrets", "error", "error",
          "with an age key available: no secret value occurs in the committed output or in "
          "values files", scope="project"),
