@@ -824,6 +824,28 @@ def _apply_can_prompt() -> bool:
     return sys.stdin.isatty()
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop an apply as Ctrl-C does: nothing new starts, running helm
+    commands end, every decrypted secrets file is removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _confirm_protected(plan: Any, yes: bool) -> None:
     """A protected environment's plan runs after its name is typed, or with --yes."""
     if not plan.protected or yes:
@@ -918,8 +940,9 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         paint = _paint()
         view = LiveView(sys.stdout, paint) if sys.stdout.isatty() else LineLog(sys.stdout)
         try:
-            result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency),
-                             decrypt_file=decrypt_file, report=view)
+            with _terminate_as_interrupt():
+                result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency),
+                                 decrypt_file=decrypt_file, report=view)
         except KeyboardInterrupt:
             click.echo("meshc: interrupted: running helm commands ended, nothing else "
                        "started", err=True)

@@ -51,13 +51,16 @@ def input_files(files: ProjectFiles, templates: Templates, project: Project, env
     found += [source.path for source in env.secret_files]
     if project.features is not None:
         found += template_closure(files, templates, [files.normalize(project.features.value)])
+    charts: dict[str, list[str]] = {}  # many releases share a chart: follow its imports once
     for release in releases:
         found += [doc.file for doc in release.values]
-        if release.chart.local:
-            if release.chart.defaults is not None:
-                found.append(release.chart.defaults.file)
-            found += template_closure(files, templates, list(release.chart.templates))
-    return found
+        chart = release.chart
+        if chart.local:
+            if chart.defaults is not None:
+                found.append(chart.defaults.file)
+            if chart.ref not in charts:
+                charts[chart.ref] = template_closure(files, templates, list(chart.templates))
+    return found + [name for names in charts.values() for name in names]
 
 
 def template_closure(files: ProjectFiles, templates: Templates, start: list[str]) -> list[str]:

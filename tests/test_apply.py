@@ -477,3 +477,28 @@ def test_shell_plan_and_apply_issue_the_same_helm_commands(which: str, example: 
     assert _normalise(from_sh) == _normalise(from_apply)
     if which == "example-development":
         assert any(secrets for _, secrets in _normalise(from_apply))
+
+
+def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
+                                                                  tmp_path: Path) -> None:
+    import signal
+    import time
+
+    fakehelm.configure(example.config, sleep={"weather-agent": 2.0})
+    temp = tmp_path / "tmpdir"
+    environ = {k: v for k, v in example.environ().items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "compiler.cli", "apply", "development"],
+                            cwd=example.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**environ, "TMPDIR": str(temp), "HOME": str(tmp_path),
+                                            "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while not any(temp.iterdir()):  # the weather-agent step's private directory
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert [c["release"] for c in example.calls()] == ["registry", "weather-agent"]
+    assert example.calls()[1]["code"] == 0, "the running helm command was let finish"
+    assert list(temp.iterdir()) == []
