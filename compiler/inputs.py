@@ -6,8 +6,9 @@ It covers, by project-relative path and content: the meshfile; the environment's
 secrets files (the whole inheritance chain); the features template; and for every release the
 environment deploys, its values files and, for a local chart, its ``values.yaml`` and every
 template the chart can load (imports and includes followed) — plus the ``--set``-family flags,
-by the values they set. Nothing machine- or time-dependent goes in: the digest is as stable as
-the rest of ``rendered/``.
+by the values they set, and the environment variables the meshfile lets templates read
+(``allowEnv``), if any. Nothing else machine- or time-dependent goes in: the digest is as stable
+as the rest of ``rendered/``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def inputs_digest(files: ProjectFiles, templates: Templates, project: Project,
     flags = json.dumps(sets.data if sets is not None else None, sort_keys=True, default=repr,
                        ensure_ascii=False)
     digest.update(f"<command line>\0{flags}\0".encode())
+    environ = getattr(templates, "environ", None)  # variables the meshfile's allowEnv exposes
+    if environ:
+        digest.update(f"<environment>\0{json.dumps(dict(sorted(environ.items())))}\0".encode())
     return PREFIX + digest.hexdigest()
 
 
