@@ -14,8 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import GOLDEN, ROOT, check_text, tree_files
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compiler import cli
+from compiler.diagnostics import CompileError
 from compiler.roundtrip import Change, EditError, edit_text, write_files
 
 CASES = Path(__file__).resolve().parent / "roundtrip"
@@ -93,7 +96,7 @@ def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def check_run(name: str, result: tuple[int, str, str], update: bool) -> None:
-    code, stdout, stderr = result
+    _, stdout, stderr = result
     check_text(EXPECTED / f"{name}.stdout", stdout, update)
     check_text(EXPECTED / f"{name}.stderr", stderr, update)
     assert "Traceback" not in stderr
@@ -131,7 +134,7 @@ def test_new_environment_then_promote_into_it(example: Path, update_goldens: boo
     staging = before["environments/staging/values.yaml"]
     assert made["environments/qa/values.yaml"].endswith(staging)
 
-    code, stdout, stderr = meshc(example, "plan", "qa")
+    code, _, stderr = meshc(example, "plan", "qa")
     assert code == 0, stderr
     code, _, stderr = meshc(example, "render", "qa")
     assert code == 0, stderr
@@ -324,3 +327,41 @@ def test_render_after_promotion(example: Path) -> None:
     assert "rendered 4 environments" in stderr
     code, stdout, _ = meshc(example, "diff", "--rendered", "staging", "--exit-code")
     assert code == 0, stdout
+
+
+# --- properties -----------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(["image", "tag", "a", "b", "on", "x.y", "1", "env"])
+_SCALARS = st.one_of(st.sampled_from(["1.0.0", "yes", "1.10", "", "a b", "#x", "'q'"]),
+                     st.integers(-5, 5), st.booleans(), st.none())
+_DATA = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.dictionaries(_KEYS, inner, max_size=4), st.lists(inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.dictionaries(_KEYS, _DATA, max_size=5),
+       flow=st.booleans(), indent=st.sampled_from([2, 4]),
+       path=st.lists(st.one_of(_KEYS, st.integers(0, 2)), min_size=1, max_size=4),
+       value=st.sampled_from(["2.0.0", "no", "0777", "x: y", "ok"]),
+       style=st.sampled_from(['"', "'", ""]))
+def test_any_edit_is_exact_or_refused(data: dict, flow: bool, indent: int, path: list,
+                                      value: str, style: str) -> None:
+    """Any document and change: the exact change (read back the way meshc reads values), or an
+    EditError — never another exception, never a different document."""
+    from compiler.yamlsrc import load_documents
+
+    text = yaml.safe_dump(data, default_flow_style=flow, indent=indent, sort_keys=False)
+    try:
+        load_documents(text, "<t>")
+    except CompileError:   # PyYAML wrote something Helm's reader rejects (a null key)
+        return
+    try:
+        after = edit_text(text, [Change(tuple(path), value, style)])
+    except EditError:
+        return
+    (doc,) = load_documents(after, "<t>") or [{}]
+    assert isinstance(doc, dict)
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    assert node[path[-1]] == value
