@@ -299,6 +299,9 @@ def values(options: Options, /, environment: str, release: str, fmt: str, **kwar
                                   ensure_ascii=False))
         else:
             click.echo(values_yaml(found.values), nl=False)
+        note = found.secrets.note(found.release)  # compiler/secrets.py: names, never values
+        if note:
+            click.echo(note, err=True)
 
     session.run(work)
 

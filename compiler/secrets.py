@@ -258,6 +258,17 @@ class ReleaseSecrets:
             return []
         return list(self.env.leaves((*release.values_key, *path)))
 
+    def note(self, release: Release) -> str | None:
+        """For ``meshc values``: which secrets helm receives besides these values, by name."""
+        if not self.inputs:
+            return None
+        leaves = self.secret_leaves(release, ())  # all under the valuesKey: what is passed
+        names = ", ".join(".".join(map(str, leaf.path[len(release.values_key):]))
+                          for leaf in leaves)
+        files = ", ".join(item.file for item in self.inputs)
+        return (f"note: when the plan runs, helm also receives the secrets {names} (from "
+                f"{files}); meshc never shows their values")
+
     def explain_json(self, release: Release, path: ValuePath) -> dict[str, Any]:
         return {"environment": self.env.env if self.env else "", "release": release.name,
                 "path": ".".join(map(str, path)), "secret": True,
