@@ -369,6 +369,16 @@ def explain(options: Options, /, environment: str, release: str, key_path: str, 
         if found is None:
             raise CompileError([Diagnostic("error", f"release '{release}' is not deployed in "
                                            f"'{env.name}'")])
+        from .values import lookup
+
+        secret = found.secrets.explain(found.release, path)  # compiler/secrets.py: no value
+        if secret is not None and not lookup(found.values.values, path)[0]:
+            click.echo(json.dumps(found.secrets.explain_json(found.release, path), indent=2)
+                       if fmt == "json" else secret.rstrip("\n"))
+            return
+        if secret is not None and fmt != "json":
+            click.echo(secret.replace(" is a secret (", " also holds secrets (", 1), err=True,
+                       nl=False)
         exp = explain_value(found.values, path)
         if fmt == "json":
             click.echo(json.dumps(explanation_json(exp, compiler.sources), indent=2,
