@@ -75,7 +75,7 @@ def edit_text(text: str, changes: Sequence[Change]) -> str:
 
 # --- locating -------------------------------------------------------------------------------
 
-def _compose(text: str) -> Node | None:
+def compose_text(text: str) -> Node | None:
     try:
         node: Node | None = YAML(typ="rt").compose(text)
         return node
@@ -97,7 +97,7 @@ def _key_text(node: Node) -> str | None:
     return None if value is None else str(value) if not isinstance(value, str) else value
 
 
-def _find(mapping: MappingNode, key: str) -> Node | None:
+def find_key(mapping: MappingNode, key: str) -> Node | None:
     for key_node, value_node in mapping.value:
         if _key_text(key_node) == key:
             found: Node = value_node
@@ -106,14 +106,14 @@ def _find(mapping: MappingNode, key: str) -> Node | None:
 
 
 def _apply(text: str, change: Change) -> str:
-    root = _compose(text)
+    root = compose_text(text)
     if root is None:
         return _append_top(text, change)
     node: Node = root
     parent_indent = -1
     for depth, part in enumerate(change.path):
         if isinstance(node, MappingNode) and isinstance(part, str):
-            found = _find(node, part)
+            found = find_key(node, part)
             if found is None:
                 return _insert(text, node, change.path[depth:], change, parent_indent)
             if not node.flow_style and node.value:
@@ -144,20 +144,20 @@ def _keep_comment_column(rest: str, grown: int) -> str:
     return " " * max(blanks - grown, 1) + rest[blanks:]
 
 
-def _last_end(node: Node) -> int:
+def last_end(node: Node) -> int:
     """Where the last character of ``node``'s own text ends (block collections end where the next
     token starts, after trailing comments: look at their last item instead)."""
     if isinstance(node, MappingNode) and not node.flow_style and node.value:
         key, value = node.value[-1]
         key_end: int = key.end_mark.index
-        return max(key_end, _last_end(value))
+        return max(key_end, last_end(value))
     if isinstance(node, SequenceNode) and not node.flow_style and node.value:
-        return _last_end(node.value[-1])
+        return last_end(node.value[-1])
     end: int = node.end_mark.index
     return end
 
 
-def _line_after(text: str, index: int) -> int:
+def line_after(text: str, index: int) -> int:
     """The index just past the end of the line holding ``index - 1`` (its comment included)."""
     if index > 0 and text[index - 1] == "\n":
         return index
@@ -182,7 +182,7 @@ def _insert(text: str, mapping: MappingNode, rest: ValuePath, change: Change,
                         mapping.start_mark.line + 1, mapping.start_mark.column + 1)
     indent = mapping.value[0][0].start_mark.column
     step = indent - parent_indent if parent_indent >= 0 else _indent_step(text)
-    at = _line_after(text, _last_end(mapping))
+    at = line_after(text, last_end(mapping))
     lines = _block_lines(keys, change, indent, step)
     prefix = "" if at == 0 or text[at - 1] == "\n" else "\n"
     return text[:at] + prefix + lines + text[at:]

@@ -28,7 +28,17 @@ from .load import DNS_LABEL, DNS_LABEL_MAX
 from .model import Environment, Project
 from .pipeline import Compiler, compile_environment, env_context, load_project
 from .promote import copy_with_texts, own_values_files
-from .roundtrip import Change, EditError, _compose, _find, _last_end, _line_after, edit_text
+from .roundtrip import (
+    Change,
+    EditError,
+    compose_text,
+    edit_text,
+    find_key,
+    last_end,
+    line_after,
+    render_scalar,
+)
+from .source import Span
 
 COPIED_KEYS = ("helm", "namespace", "kubeContext", "labels", "protected", "kubeVersion",
                "policies", "chartVersions")
@@ -127,8 +137,8 @@ def _environment(project: Project, name: str, option: str,
 # --- the meshfile entry ---------------------------------------------------------------------
 
 def _entry_node(text: str, env: str) -> tuple[Node, Node]:
-    root = _compose(text)
-    envs = _find(root, "environments") if isinstance(root, MappingNode) else None
+    root = compose_text(text)
+    envs = find_key(root, "environments") if isinstance(root, MappingNode) else None
     if not isinstance(envs, MappingNode) or envs.flow_style:
         raise CompileError([Diagnostic("error", "meshc env new needs `environments:` as a "
                                        "block map in the meshfile")])
@@ -152,7 +162,7 @@ def _entry(text: str, base: Environment, name: str, values: list[str],
     pad = " " * (indent + step)
     lines = [f"{' ' * indent}{name}:"]
     if description:
-        lines.append(f"{pad}description: {json.dumps(description, ensure_ascii=False)}")
+        lines.append(f"{pad}description: {render_scalar(description, '')}")
     inherits = base.name if base.abstract else (base.chain[-2] if len(base.chain) > 1 else None)
     if inherits:
         lines.append(f"{pad}inherits: {inherits}")
@@ -173,7 +183,7 @@ def _copied_lines(text: str, node: MappingNode, skip: Sequence[str] = ()) -> lis
         if key.value not in COPIED_KEYS or key.value in skip:
             continue
         start = text.rfind("\n", 0, key.start_mark.index) + 1
-        end = _line_after(text, max(key.end_mark.index, _last_end(value)))
+        end = line_after(text, max(key.end_mark.index, last_end(value)))
         result.append(text[start:end] if text[start:end].endswith("\n")
                       else text[start:end] + "\n")
     return result
@@ -181,7 +191,7 @@ def _copied_lines(text: str, node: MappingNode, skip: Sequence[str] = ()) -> lis
 
 def _insert_entry(text: str, base: Environment, entry: str) -> str:
     key, node = _entry_node(text, base.name)
-    at = _line_after(text, max(key.end_mark.index, _last_end(node)))
+    at = line_after(text, max(key.end_mark.index, last_end(node)))
     separated = text[at:at + 1] == "\n"   # entries separated by blank lines: keep doing so
     prefix = "" if at == 0 or text[at - 1] == "\n" else "\n"
     return text[:at] + prefix + ("\n" if separated else "") + entry + text[at:]
@@ -191,7 +201,9 @@ def _edit(text: str, file: str, changes: list[Change]) -> str:
     try:
         return edit_text(text, changes)
     except EditError as exc:
-        raise CompileError([Diagnostic("error", f"cannot edit {file}: {exc.message}")]) from None
+        span = Span(file, exc.line, exc.col, exc.line, exc.col + 1) if exc.line else None
+        raise CompileError([Diagnostic("error", f"cannot edit {file}: {exc.message}", span,
+                                       exc.help)], {file: text}) from None
 
 
 # --- the values file ------------------------------------------------------------------------
@@ -209,7 +221,7 @@ def _values_text(compiler: Compiler, name: str, base: Environment, copied: str |
                    "# global:",
                    f"#   environment: {name}",
                    "# registry:",
-                   "#   replicaCount: 2", ""]
+                   "#   replicaCount: 2"]
         return "\n".join(header) + "\n"
     header += [f"# It started as a copy of {copied}, so '{name}' runs what",
                f"# '{base.name}' runs; change what differs here (domains, hosts, replicas,",
