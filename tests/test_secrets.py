@@ -106,6 +106,7 @@ for arg in "$@"; do
   fi
   prev="$arg"
 done
+if [[ -n "${FAKE_HELM_KILL:-}" ]]; then kill -TERM "$PPID"; sleep 0.2; fi
 exit "${FAKE_HELM_EXIT:-0}"
 """
 
@@ -228,6 +229,12 @@ def test_shell_plan_removes_the_plaintext_when_helm_fails(project, tmp_path):
     done, log = run_plan(root, key, tmp_path, helm_exit=7)
     assert done.returncode == 7
     assert PASSWORD in log  # helm did receive it before failing; run_plan checked TMPDIR empty
+
+
+def test_shell_plan_removes_the_plaintext_when_terminated(project, tmp_path):
+    root, key, _ = project
+    done, log = run_plan(root, key, tmp_path, extra_env={"FAKE_HELM_KILL": "1"})
+    assert done.returncode == 143 and log.count("ARGV") == 1  # stopped after the first step
 
 
 def test_shell_plan_without_a_key_or_sops_stops_before_helm(project, tmp_path):
