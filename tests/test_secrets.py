@@ -113,8 +113,10 @@ exit "${FAKE_HELM_EXIT:-0}"
 
 def meshc(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run the CLI in-process in ``project`` with ``env`` as the only SOPS-related settings."""
+    temp = project.parent / "meshc-tmp"  # every temporary file meshc or sops makes goes here
+    temp.mkdir(exist_ok=True)
     base = {"SOPS_AGE_KEY_FILE": None, "SOPS_AGE_KEY": None, "MESHC_SOPS": None,
-            "XDG_CONFIG_HOME": str(project / ".no-config"),
+            "XDG_CONFIG_HOME": str(project / ".no-config"), "TMPDIR": str(temp),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     old = Path.cwd()
     os.chdir(project)
@@ -124,6 +126,10 @@ def meshc(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple
     finally:
         os.chdir(old)
     return result.exit_code, result.stdout, result.stderr
+
+
+def no_temp_files(project: Path) -> bool:
+    return list((project.parent / "meshc-tmp").iterdir()) == []
 
 
 def write_key(path: Path) -> tuple[Path, str]:
@@ -255,7 +261,7 @@ def test_no_key_names_environment_file_and_variables(project):
     assert "error: no age key to decrypt 'env/dev-secrets.yaml' (environment 'dev')" in err
     assert "SOPS_AGE_KEY_FILE" in err and "SOPS_AGE_KEY," in err
     assert "meshfile.yaml:8:" in err  # where the meshfile lists the file
-    assert "Traceback" not in err
+    assert "Traceback" not in err and no_temp_files(root)
 
 
 def test_wrong_key_and_the_examples_staging_secrets(project, tmp_path):
@@ -263,6 +269,7 @@ def test_wrong_key_and_the_examples_staging_secrets(project, tmp_path):
     other, _ = write_key(tmp_path / "other.txt")
     code, _, err = meshc(root, "secrets", "rotate", "dev", env={"SOPS_AGE_KEY_FILE": str(other)})
     assert code == 1 and "cannot decrypt 'env/dev-secrets.yaml'" in err and recipient in err
+    assert no_temp_files(root)
     # the example's test key opens development, not staging (other recipients)
     sops = find_sops(os.environ.get("PATH", "") + os.pathsep + str(BIN))
     key = AgeKey(file=str(EXAMPLE_KEY))
@@ -279,6 +286,7 @@ def test_tampered_file_is_a_mac_mismatch(project):
     path.write_text("".join(line for line in lines if "apiKey" not in line))  # drop a value
     code, _, err = meshc(root, "secrets", "rotate", "dev", env={"SOPS_AGE_KEY_FILE": str(key)})
     assert code == 1 and "was modified after it was encrypted (SOPS MAC mismatch)" in err
+    assert no_temp_files(root)
 
 
 def test_sops_missing(project, monkeypatch):
@@ -287,6 +295,7 @@ def test_sops_missing(project, monkeypatch):
     code, _, err = meshc(root, "secrets", "rotate", "dev",
                          env={"SOPS_AGE_KEY_FILE": str(key), "PATH": "/nonexistent"})
     assert code == 1 and "error: sops is not installed" in err and "pip install" in err
+    assert no_temp_files(root)
 
 
 def test_secret_colliding_with_a_plain_value_is_refused(project):
@@ -298,6 +307,7 @@ def test_secret_colliding_with_a_plain_value_is_refused(project):
     assert ("secret 'monitoring.grafana.adminPassword' of environment 'dev' is also a plain "
             "value of release 'grafana'") in err
     assert "env/dev-secrets.yaml:" in err and "env/dev.yaml:5:20" in err
+    assert no_temp_files(root)
     assert GRAFANA not in err  # the excerpt shows ciphertext only
 
 
