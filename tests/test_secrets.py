@@ -161,7 +161,7 @@ def project(tmp_path: Path) -> tuple[Path, Path, str]:
 
 def all_text(root: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(root.rglob("*"))
-                     if p.is_file() and ".meshc-cache" not in p.parts)
+                     if p.is_file())
 
 
 def run_plan(root: Path, key: Path, tmp: Path, helm_exit: int = 0,
