@@ -316,20 +316,22 @@ def write_files(root: Path, texts: Mapping[str, str], expected: Mapping[str, str
     """Write project files atomically: every file to a temporary file beside it first, then
     each renamed into place. ``expected`` holds each file's text as read (None: must not
     exist); a file changed on disk meanwhile stops everything before any rename. If a rename
-    fails, files already replaced get their old text back."""
+    fails, files already replaced get their old text back. A file with CRLF line endings keeps
+    them."""
     staged: list[tuple[Path, Path]] = []
+    endings: dict[Path, str] = {}
     try:
         for rel, text in texts.items():
             target = root / rel
-            current = target.read_text(encoding="utf-8") if target.exists() else None
-            if current is not None:
-                current = current.replace("\r\n", "\n")
+            raw = target.read_bytes() if target.exists() else None
+            current = raw.decode("utf-8").replace("\r\n", "\n") if raw is not None else None
+            endings[target] = "\r\n" if raw is not None and b"\r\n" in raw else "\n"
             if current != expected.get(rel):
                 raise OSError(f"{rel} changed on disk while meshc was working; nothing written")
             target.parent.mkdir(parents=True, exist_ok=True)
             handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".meshc-tmp",
                                                  dir=target.parent)
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            with os.fdopen(handle, "w", encoding="utf-8", newline=endings[target]) as out:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
@@ -354,7 +356,7 @@ def write_files(root: Path, texts: Mapping[str, str], expected: Mapping[str, str
             if old is None:
                 target.unlink(missing_ok=True)
             else:
-                target.write_text(old, encoding="utf-8", newline="\n")
+                target.write_text(old, encoding="utf-8", newline=endings[target])
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
         raise

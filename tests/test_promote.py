@@ -59,6 +59,9 @@ def test_write_files_is_atomic_and_checks_the_disk(tmp_path: Path) -> None:
         write_files(tmp_path, {"a.yaml": "a: 3\n"}, {"a.yaml": "a: 1\n"})
     assert (tmp_path / "a.yaml").read_text() == "a: 2\n"
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".meshc-tmp")]
+    (tmp_path / "crlf.yaml").write_bytes(b"a: 1\r\nb: 2\r\n")
+    write_files(tmp_path, {"crlf.yaml": "a: 1\nb: 3\n"}, {"crlf.yaml": "a: 1\nb: 2\n"})
+    assert (tmp_path / "crlf.yaml").read_bytes() == b"a: 1\r\nb: 3\r\n"
 
 
 # --- the example, copied --------------------------------------------------------------------
