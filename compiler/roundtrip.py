@@ -191,6 +191,9 @@ def _insert(text: str, mapping: MappingNode, rest: ValuePath, change: Change,
 def _append_top(text: str, change: Change) -> str:
     keys = [str(part) for part in change.path]
     prefix = "" if not text or text.endswith("\n") else "\n"
+    lines = text.rstrip("\n").splitlines()
+    if lines and lines[-1].lstrip().startswith("#"):
+        prefix += "\n"   # after a closing comment block: a blank line, as people write it
     return text + prefix + _block_lines(keys, change, 0, _indent_step(text))
 
 
