@@ -702,7 +702,7 @@ def versions(options: Options, /, releases: tuple[str, ...], fmt: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Only show the change; write nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Write without asking.")
 @click.option("--render", "render_after", is_flag=True,
-              help="Then re-render the environments whose versions changed.")
+              help="Then run `meshc render` (rendered/ is stale after a promotion).")
 @click.pass_context
 def promote(ctx: click.Context, /, source: str, target: str, releases: tuple[str, ...],
             dry_run: bool, yes: bool, render_after: bool) -> None:
