@@ -496,9 +496,51 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert [c["release"] for c in example.calls()] == ["registry", "weather-agent"]
     assert example.calls()[1]["code"] == 0, "the running helm command was let finish"
     assert list(temp.iterdir()) == []
+
+
+# --- the views ---------------------------------------------------------------------------------
+
+def test_live_view_redraws_its_wave_in_place() -> None:
+    import io
+
+    from compiler.apply import Event
+    from compiler.progress import LiveView
+
+    out = io.StringIO()
+    clock = iter(range(100)).__next__
+    view = LiveView(out, interval=60, clock=lambda: float(clock()))
+    view(Event("wave", 0, releases=("db", "metrics")))
+    view(Event("start", 0, "db"))
+    view(Event("done", 0, "db", 1.5))
+    view(Event("wave", 1, releases=("api",)))
+    view(Event("failed", 1, "api", 0.25))
+    view.close()
+    text = out.getvalue()
+    assert text.count("\x1b[3F") == 2, "the wave-0 block (3 lines) is redrawn in place"
+    assert "\x1b[2F" in text, "so is the wave-1 block"
+    last = text.rsplit("\x1b[2F", 1)[1]
+    assert "api" in last and "failed" in last and "0.2s" in last
+    assert "✓ db       done      1.5s" in text.replace("\x1b[2K", "")
+
+
+def test_line_log_is_one_line_per_event() -> None:
+    import io
+
+    from compiler.apply import Event
+    from compiler.progress import LineLog
+
+    out = io.StringIO()
+    log = LineLog(out, clock=lambda: 0.0)
+    for event in (Event("wave", 0, releases=("db", "metrics")), Event("start", 0, "db"),
+                  Event("done", 0, "db", 1.25), Event("failed", 0, "metrics", 0.5)):
+        log(event)
+    assert out.getvalue().splitlines() == [
+        "[   0.0s] wave 0: db, metrics", "[   0.0s]   db: running",
+        "[   0.0s]   db: done in 1.2s", "[   0.0s]   metrics: FAILED after 0.5s"]
+    assert "\x1b" not in out.getvalue()
