@@ -149,9 +149,10 @@ def read_plan(text: str, source: str) -> Plan:
 
 def _read_step(item: dict[str, Any]) -> Step:
     argv = item["argv"]
-    if not isinstance(argv, list) or not argv or argv[0] != "helm" or \
-            not all(isinstance(a, str) for a in argv):
-        raise ValueError(f"step {item.get('release')!r}: argv must be a helm command")
+    if not isinstance(argv, list) or argv[:3] != ["helm", "upgrade", "--install"] or \
+            argv[3:4] != [item["release"]] or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"step {item.get('release')!r}: argv must be a helm upgrade --install "
+                         "of the release")
     secrets = tuple(SecretInput(str(s["file"]), _parse_extract(str(s["extract"])))
                     for s in item.get("secrets", []))
     return Step(str(item["release"]), int(item["wave"]), tuple(map(str, item["needs"])),
@@ -187,10 +188,12 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
                  f"review the change (`meshc diff --rendered {env.name}` shows it)")])
 
 
-def reviewed_plan(text: str, source: str, env: Environment, digest: str) -> Plan:
-    """The plan in ``text``, if it is ``env``'s and was made from inputs of digest ``digest``
-    (the inputs now). Raises :class:`CompileError`."""
+def reviewed_plan(text: str, source: str, env: Environment, fresh: Plan) -> Plan:
+    """The plan in ``text``, if it is ``env``'s, was made from the inputs ``fresh`` (the plan
+    compiled now) was made from, and is that plan: an edited plan, or one another meshc version
+    made, is refused too. Raises :class:`CompileError`."""
     plan = read_plan(text, source)
+    digest = fresh.inputs_digest
     if plan.environment != env.name:
         raise CompileError([Diagnostic(
             "error", f"{source} is the plan of '{plan.environment}', not of '{env.name}'")])
@@ -202,6 +205,14 @@ def reviewed_plan(text: str, source: str, env: Environment, digest: str) -> Plan
             notes=(f"plan: {plan.inputs_digest or '(none)'}", f"now:  {digest}"),
             help=f"make and review a new plan (`meshc plan {env.name} -o json`), with the "
                  "same --set flags as this apply")])
+    if plan != fresh:
+        theirs, ours = {s.release: s for s in plan.steps}, {s.release: s for s in fresh.steps}
+        differ = sorted(n for n in set(theirs) | set(ours) if theirs.get(n) != ours.get(n))
+        what = f"steps of {', '.join(differ)}" if differ else "its settings"
+        raise CompileError([Diagnostic(
+            "error", f"{source} is not the plan its inputs compile to ({what} differ): edited, "
+                     "or made by another meshc version",
+            help=f"make and review a new plan (`meshc plan {env.name} -o json`)")])
     return plan
 
 
@@ -214,7 +225,7 @@ def prepare_apply(compiler: Compiler, env: Environment, plan_text: str | None = 
     result = compile_environment(compiler, env)
     plan = result.plan
     if plan_text is not None:
-        plan = reviewed_plan(plan_text, plan_source, env, result.plan.inputs_digest)
+        plan = reviewed_plan(plan_text, plan_source, env, result.plan)
     check_rendered(compiler, env, output_files(result))
     return select_steps(plan, compiler.project, selectors, needs)
 
