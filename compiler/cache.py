@@ -23,6 +23,7 @@ from typing import Any
 
 from jinja2 import TemplateError, meta
 
+from . import sealed
 from .files import ProjectFiles
 from .model import Release
 from .templating import Templates
@@ -123,7 +124,7 @@ class Cache:
     def _load(self, env: str) -> dict[str, Any]:
         try:
             with open(self.root / f"{env}.pickle", "rb") as handle:
-                data = pickle.load(handle)
+                data = sealed.load(handle)  # never a pickle a checkout brought: sealed.py
             return data if isinstance(data, dict) else {}
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
                 TypeError, ValueError):
@@ -133,14 +134,14 @@ class Cache:
         """Write this run's entries (only those used: stale ones are dropped). Best effort: a
         cache that cannot be written costs speed, never correctness."""
         try:
-            self.root.mkdir(exist_ok=True)
+            sealed.own_dir(self.root)
             ignore = self.root / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
             for env, entries in self.fresh.items():
                 temp = self.root / f".{env}.pickle.tmp"
                 with open(temp, "wb") as handle:
-                    pickle.dump(entries, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    sealed.dump(entries, handle)
                 temp.replace(self.root / f"{env}.pickle")
         except OSError:
             pass
@@ -152,7 +153,7 @@ class Cache:
         (by hash), and no file added, removed or touched since (by size and mtime)."""
         try:
             with open(self.root / "output.pickle", "rb") as handle:
-                snapshot = pickle.load(handle)
+                snapshot = sealed.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
             return False
         if not isinstance(snapshot, dict) or snapshot.get("target") != str(target.resolve()):
@@ -166,9 +167,9 @@ class Cache:
         snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
                     "stat": _stat_digest(target)}
         try:
-            self.root.mkdir(exist_ok=True)
+            sealed.own_dir(self.root)
             with open(self.root / "output.pickle", "wb") as handle:
-                pickle.dump(snapshot, handle)
+                sealed.dump(snapshot, handle)
         except OSError:
             pass
 

@@ -7,8 +7,10 @@ Exit codes: 0 success; 1 invalid input (a diagnostic was printed); 2 a malformed
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +18,15 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
+from . import __version__, limits
 from .cache import CACHE_DIR, Cache
 from .diagnostics import CompileError, Diagnostic, format_all
 from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
 from .emit import EmitError, check_target, staged_output
 from .explain import explain_value, explanation_json, format_explanation
-from .files import ProjectFiles
+from .files import ProjectFiles, read_bounded
+from .limits import resource_exhausted
+from .lock import output_lock
 from .graph import format_graph
 from .keypath import KeyPathError, parse_key_path
 from .parallel import plan_work, render_files
@@ -79,6 +83,9 @@ def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterat
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
         raise Failed("") from None
+    except (MemoryError, RecursionError, BrokenProcessPool) as exc:  # resource limits
+        click.echo(f"error: {resource_exhausted(exc)}", err=True)
+        raise Failed("") from None
     except OSError as exc:  # an input or output the OS refused: say which, no traceback
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         raise Failed("") from None
@@ -108,8 +115,7 @@ def _flags(kwargs: dict[str, Any]) -> list[SetFlag]:
 
 def _read_set_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        return read_bounded(path).decode("utf-8")  # limits.fileSize, checked before reading
     except OSError as exc:
         raise SetError(f"cannot read file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -145,7 +151,8 @@ class _Session:
     """Loads the project once per command and turns failures into diagnostics."""
 
     def __init__(self, options: Options) -> None:
-        self.files = ProjectFiles(options.meshfile.parent)
+        # templates read only the variables the meshfile's allowEnv lists (compiler/sandbox.py)
+        self.files = ProjectFiles(options.meshfile.parent, os.environ)
         self.name = options.meshfile.name
         self.holder: list[Compiler] = []
 
@@ -166,10 +173,18 @@ class _Session:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-f", "--file", "meshfile", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("meshfile.yaml"), show_default=True, help="The meshfile to compile.")
+@click.option("--limit", "limit_flags", multiple=True, metavar="NAME=VALUE",
+              help="Raise or lower a resource limit (templateSteps=5000000, fileSize=64Mi, "
+                   "memory=4Gi, …; see README 'Security'). Beyond the meshfile's limits.")
 @click.version_option(__version__, prog_name="meshc")
 @click.pass_context
-def main(ctx: click.Context, meshfile: Path) -> None:
+def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> None:
     """meshc compiles a meshfile into rendered Helm values, manifests and ordered helm plans."""
+    try:
+        overrides = limits.parse_overrides(limit_flags)
+    except limits.LimitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--limit") from None
+    ctx.with_resource(limits.session(overrides))  # the bounds, for this command only
     ctx.obj = Options(meshfile)
 
 
@@ -224,6 +239,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
               help="Write here instead of the meshfile's output directory.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to compile with (default: one per core; small projects use one).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True,
+              metavar="SECONDS", help="Wait this long for another render into the same output "
+                                       "to finish (0: fail at once).")
 @click.option("--no-cache", is_flag=True,
               help="Compile every release afresh (ignore and do not update .meshc-cache/).")
 @_set_options
@@ -246,6 +264,8 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         envs = ([find_environment(project, name) for name in environments] if environments
                 else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
+        click.get_current_context().with_resource(  # until the command ends: compiler/lock.py
+            output_lock(target, kwargs["lock_timeout"], lambda note: click.echo(note, err=True)))
         check_target(target, compiler.files.root, input_paths(compiler))
         cache = _cache(compiler, no_cache)
         work = plan_work(compiler, envs, cache)

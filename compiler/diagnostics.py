@@ -16,6 +16,7 @@ from .source import Span, source_line
 
 Severity = Literal["error", "warning", "note"]
 WHOLE_LINE = 1 << 16  # a span's end_col meaning "the whole line" (runtime template errors)
+EXCERPT_WIDTH = 160  # longer source lines are excerpted around the column
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,13 @@ def _excerpt(span: Span, text: str | None) -> list[str]:
     if span.end_col >= WHOLE_LINE:  # underline the line's content, not its indentation
         col = len(line) - len(line.lstrip()) + 1
         width = max(1, len(line.strip()))
+    if len(line) > EXCERPT_WIDTH:  # a huge line (minified or hostile input): a window of it
+        start = max(0, col - 1 - EXCERPT_WIDTH // 4)
+        head = "…" if start else ""
+        tail = "…" if start + EXCERPT_WIDTH < len(line) else ""
+        line = head + line[start:start + EXCERPT_WIDTH] + tail
+        col = col - start + len(head)
+        width = max(1, min(width, EXCERPT_WIDTH - (col - 1 - len(head))))
     caret_prefix = "".join("\t" if ch == "\t" else " " for ch in line[: col - 1])
     return [f"  {gutter} | {line}", f"  {pad} | {caret_prefix}{'^' * width}"]
 

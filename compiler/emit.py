@@ -55,6 +55,8 @@ def write_files(root: Path, files: Mapping[str, str]) -> None:
     """Write ``files`` (relative POSIX paths → text) under ``root``: UTF-8, LF endings."""
     made: set[str] = set()
     for rel in sorted(files):
+        if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
+            raise EmitError(f"refusing to write {rel!r}: it would leave the output directory")
         folder = rel.rpartition("/")[0]
         if folder not in made:
             (root / folder).mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .diagnostics import CompileError, Diagnostics, did_you_mean
+from .limits import read_safety
 from .model import (
     Defaults,
     EnvironmentSpec,
@@ -41,6 +42,7 @@ from .yamlsrc import (
 API_VERSION = "meshc/v1"
 TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases",
             "policies", "versionKeys")
+TOP_KEYS = (*TOP_KEYS, "limits", "allowEnv")  # read by compiler/limits.py
 DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
 HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
 ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
@@ -77,6 +79,7 @@ def load_meshfile(text: str, file: str, diags: Diagnostics | None = None) -> Spe
         local.error("a meshfile holds exactly one YAML document, a map", span)
         raise CompileError(local.items)
     spec = _Reader(file, local).spec(docs[0])
+    spec = read_safety(spec, docs[0], file, local)  # limits:, allowEnv:
     if diags is None:
         local.raise_if_errors()
     return spec

@@ -149,6 +149,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared, release: Relea
     return cache.key({
         "env": env.name, "context": prep.env_ctx, "secrets": repr(prep.env_secrets),
         "envHelm": repr(env.helm), "envNamespace": repr(env.namespace),
+        "environ": compiler.templates.environ,  # allowEnv variables templates may read
         "release": [release.name, release.chart.ref, release.chart.local, release.labels,
                     release.values_key_text, repr(release.namespace), repr(release.helm),
                     repr(release.patches)],

@@ -21,8 +21,9 @@ from .diff import (
     manifest_resources,
     read_tree,
 )
-from .files import ProjectFiles
+from .files import InputRefused, NotUTF8, ProjectFiles
 from .graph import check_needs, needs_graph, waves
+from .limits import activate as activate_limits
 from .inputs import inputs_digest
 from .load import DNS_LABEL, load_meshfile
 from .model import Environment, HelmOptions, Project, Release
@@ -100,15 +101,21 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml") -> Compiler:
         text = files.read(name)
     except FileNotFoundError:
         raise CompileError([_no_meshfile(meshfile)]) from None
+    except NotUTF8 as exc:  # where the bad byte is
+        raise CompileError([_at(f"{name} is {exc}", Span(name, exc.line, exc.col))]) from None
+    except InputRefused as exc:  # too large (limits.fileSize), not a regular file
+        raise CompileError([_cli_error(f"cannot read {meshfile}: {exc.strerror}", None)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CompileError([_no_meshfile(meshfile, str(exc))]) from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CompileError([_no_meshfile(meshfile, why)]) from None
     diags = Diagnostics()
     spec = load_meshfile(text, name, diags)
+    activate_limits(spec.limits)  # before any other input is read
     project = resolve_project(spec, files, diags)
     check_needs(project, diags)
     _check_output(project, spec.output.span, files, diags)
     diags.raise_if_errors()
-    return Compiler(project, files, Templates(files))
+    return Compiler(project, files, Templates(files, files.environ, spec.allow_env))
 
 
 def _no_meshfile(meshfile: Path, why: str = "") -> Any:

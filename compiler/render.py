@@ -24,6 +24,8 @@ from .values import ValueSet
 from .yamlsrc import dump_yaml, load_documents
 
 RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
+API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[a-z0-9]{1,63}")
 CLUSTER_SCOPED = frozenset({
     "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
     "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
@@ -112,6 +114,10 @@ def _object_problem(doc: Any) -> str | None:
     for key in ("apiVersion", "kind"):
         if not isinstance(doc.get(key), str) or not doc[key]:
             return f"has no '{key}'"
+    if not KIND.fullmatch(doc["kind"]):  # it names files: no '/', '..', spaces
+        return f"has an invalid kind {doc['kind']!r} (letters and digits, e.g. ConfigMap)"
+    if not API_VERSION.fullmatch(doc["apiVersion"]):
+        return f"has an invalid apiVersion {doc['apiVersion']!r} (e.g. v1, apps/v1)"
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
         return "has no 'metadata.name'"

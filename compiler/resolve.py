@@ -213,8 +213,14 @@ class _Resolver:
             self.diags.error(f"{what} '{ref.value}' does not exist", ref.span)
         except IsADirectoryError:
             self.diags.error(f"{what} '{ref.value}' is a directory, not a file", ref.span)
-        except UnicodeDecodeError:
-            self.diags.error(f"{what} '{ref.value}' is not UTF-8 text", ref.span)
+        except UnicodeDecodeError as exc:
+            line = getattr(exc, "line", None)  # files.NotUTF8: at the bad byte
+            if line is None:
+                self.diags.error(f"{what} '{ref.value}' is not UTF-8 text", ref.span)
+            else:
+                self.diags.error(f"{what} '{ref.value}' is {exc}",
+                                 Span(self.files.normalize(ref.value), line, exc.col),  # type: ignore[attr-defined]
+                                 notes=(f"named at {ref.span}",))
         except OSError as exc:
             self.diags.error(f"cannot read {what} '{ref.value}': {exc.strerror}", ref.span)
         return None

@@ -18,10 +18,10 @@ from typing import Any, NoReturn
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .diagnostics import WHOLE_LINE, CompileError, Diagnostic
-from .files import OutsideProject, ProjectFiles
+from .files import NotUTF8, OutsideProject, ProjectFiles
+from .sandbox import EnvironmentVariableError, GuardedSandbox, environment_functions, limit_message
 from .source import Span
 from .yamlsrc import dump_yaml
 
@@ -40,11 +40,16 @@ class _ProjectLoader(jinja2.BaseLoader):
             return self.files.read(template), template, lambda: True
         except OutsideProject as exc:
             raise jinja2.TemplateNotFound(f"{template} ({exc})") from None
-        except (OSError, UnicodeDecodeError):
+        except FileNotFoundError:
             raise jinja2.TemplateNotFound(template) from None
+        except NotUTF8 as exc:  # at the bad byte's line
+            raise jinja2.TemplateSyntaxError(str(exc), exc.line, template, template) from None
+        except (OSError, UnicodeDecodeError) as exc:  # too large, not UTF-8, unreadable
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise jinja2.TemplateNotFound(f"{template} ({reason})") from None
 
 
-class _Environment(ImmutableSandboxedEnvironment):
+class _Environment(GuardedSandbox):
     def join_path(self, template: str, parent: str) -> str:
         """``./x`` and ``../x`` are relative to the including template; other names to the project."""
         if template.startswith(("./", "../")):
@@ -113,19 +118,24 @@ GLOBALS: Mapping[str, Any] = {"fail": _fail, "required": _required}
 class Templates:
     """Compiles and renders project templates, turning every failure into a diagnostic."""
 
-    def __init__(self, files: ProjectFiles) -> None:
+    def __init__(self, files: ProjectFiles, environ: Mapping[str, str] | None = None,
+                 allow_env: tuple[str, ...] = ()) -> None:
+        # only the meshfile's allowEnv variables are kept, and only env_var() reads them
+        given = environ or {}
+        self.environ = {name: given[name] for name in allow_env if name in given}
         self.env = _Environment(
             loader=_ProjectLoader(files), undefined=jinja2.StrictUndefined, trim_blocks=True,
             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False, cache_size=-1,
             finalize=_finalize)
         self.env.filters.update(FILTERS)
         self.env.globals.update(GLOBALS)
+        self.env.globals.update(environment_functions(allow_env, self.environ))
         self._strings: dict[str, jinja2.Template] = {}
 
     def render_file(self, name: str, context: Mapping[str, Any]) -> str:
         """Render project file ``name``. Raises :class:`CompileError` pointing into the template."""
         try:
-            return self.env.get_template(name).render(context)
+            return self.env.render_bounded(self.env.get_template(name), context)
         except Exception as exc:  # noqa: BLE001 - every template failure becomes a diagnostic
             raise CompileError([template_diagnostic(exc, name)]) from None
 
@@ -137,7 +147,7 @@ class Templates:
             template = self._strings.get(source)
             if template is None:
                 template = self._strings[source] = self.env.from_string(source)
-            return template.render(context)
+            return self.env.render_bounded(template, context)
         except Exception as exc:  # noqa: BLE001
             raise CompileError([Diagnostic("error", _message(exc), span)]) from None
 
@@ -158,8 +168,13 @@ def template_diagnostic(exc: BaseException, name: str) -> Diagnostic:
 
 
 def _message(exc: BaseException) -> str:
+    bounded = limit_message(exc)  # steps, time, output, recursion, memory
+    if bounded is not None:
+        return bounded
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined in template: {exc.message}"
+    if isinstance(exc, EnvironmentVariableError):
+        return f"template error: {exc}"
     if isinstance(exc, SecurityError):
         return f"template tried something the sandbox forbids: {exc}"
     if isinstance(exc, TemplateFailure):

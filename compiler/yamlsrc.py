@@ -24,6 +24,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 from .diagnostics import CompileError, Diagnostic, Diagnostics
+from .limits import Limits
+from .limits import current as current_limits
+from .limits import describe as describe_limit
 from .source import Span, span_from_marks
 
 LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
@@ -123,34 +126,48 @@ def _make_loader(text: str) -> Any:
 
 
 @dataclass(slots=True)
-class Limits:
-    """Bounds against hostile input (alias bombs, runaway nesting)."""
-
-    max_nodes: int = 5_000_000
-    max_depth: int = 200
-
-
-@dataclass(slots=True)
 class _Builder:
     """Turns composed nodes into plain Python values, typed like Go, recording spans."""
 
     file: str
     diags: Diagnostics
     spans: dict[Path, Span] | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = field(default_factory=current_limits)  # alias bombs, runaway nesting
     visited: int = 0
+    size: int = 0  # scalar characters, aliases expanded
+    seen: set[int] = field(default_factory=set)  # container nodes built once (by id)
+    aliasing: bool = False  # inside an alias's expansion
+    aliased: int = 0  # nodes built inside alias expansions
 
     def build(self, node: Node, path: Path = (), depth: int = 0) -> Any:
         self.visited += 1
-        if self.visited > self.limits.max_nodes or depth > self.limits.max_depth:
-            raise _TooBig(node, depth > self.limits.max_depth)
+        if self.visited > self.limits.yaml_nodes or depth > self.limits.yaml_depth:
+            raise _TooBig(node, "yaml_depth" if depth > self.limits.yaml_depth else "yaml_nodes")
+        if self.aliasing:  # go-yaml's rule, so a billion laughs stops in milliseconds
+            self.aliased += 1
+            if self.aliased > 100 and self.visited > 1000 and \
+                    self.aliased > self.visited * _alias_ratio(self.visited):
+                raise _TooBig(node, "aliasing")
         if self.spans is not None:
             self.spans[path] = span_from_marks(self.file, node.start_mark, node.end_mark)
         if isinstance(node, ScalarNode):
+            self.size += len(node.value)
+            if self.size > self.limits.yaml_bytes:
+                raise _TooBig(node, "yaml_bytes")
             return self.scalar(node)
+        if not self.aliasing and id(node) in self.seen:  # an alias of a map or list
+            self.aliasing = True
+            try:
+                return self.container(node, path, depth)
+            finally:
+                self.aliasing = False
+        self.seen.add(id(node))
+        return self.container(node, path, depth)
+
+    def container(self, node: Node, path: Path, depth: int) -> Any:
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        return self.mapping(node, path, depth)
+        return self.mapping(node, path, depth)  # type: ignore[arg-type]
 
     def scalar(self, node: ScalarNode) -> Any:
         tag = node.tag
@@ -261,10 +278,20 @@ def duplicate_key(file: str, key: str, node: Node, first: Node) -> Diagnostic:
                       notes=(f"first defined at {file}:{mark.line + 1}:{mark.column + 1}",))
 
 
+def _alias_ratio(decoded: int) -> float:
+    """go-yaml's allowedAliasRatio: the share of nodes that may come from aliases, 99% for
+    documents up to 400,000 nodes, falling to 10% at 4,000,000."""
+    if decoded <= 400_000:
+        return 0.99
+    if decoded >= 4_000_000:
+        return 0.10
+    return 0.99 - 0.89 * (decoded - 400_000) / 3_600_000
+
+
 class _TooBig(Exception):
-    def __init__(self, node: Node, too_deep: bool) -> None:
+    def __init__(self, node: Node, limit: str) -> None:
         self.node = node
-        self.too_deep = too_deep
+        self.limit = limit  # the field of compiler.limits.Limits exceeded
 
 
 def compose_documents(text: str, file: str) -> list[Node]:
@@ -280,9 +307,23 @@ def compose_documents(text: str, file: str) -> list[Node]:
     except yaml.MarkedYAMLError as exc:
         raise CompileError([_syntax_diagnostic(exc, file)]) from None
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a position too
-        raise CompileError([Diagnostic("error", f"invalid YAML: {exc}", Span(file, 1, 1))]) from None
+        raise CompileError([_reader_diagnostic(exc, text, file)]) from None
     finally:
         loader.dispose()
+
+
+def _reader_diagnostic(exc: yaml.YAMLError, text: str, file: str) -> Diagnostic:
+    """A reader error (a character YAML does not allow) at its line and column."""
+    position = getattr(exc, "position", None)
+    if not isinstance(position, int):
+        return Diagnostic("error", f"invalid YAML: {exc}", Span(file, 1, 1))
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = getattr(exc, "character", "")
+    what = f"character U+{char:04X}" if isinstance(char, int) else f"character {char!r}"
+    return Diagnostic("error", f"invalid YAML: {what} is not allowed here "
+                               f"({getattr(exc, 'reason', 'control characters are not allowed')})",
+                      Span(file, line, col, line, col + 1))
 
 
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:
@@ -300,9 +341,18 @@ def build_value(node: Node, file: str, diags: Diagnostics,
     try:
         return builder.build(node, prefix)
     except _TooBig as exc:
-        what = "nested too deeply" if exc.too_deep else "too large after expanding aliases"
+        what = {"yaml_depth": "nested too deeply",
+                "yaml_nodes": "too large after expanding aliases (too many nodes)",
+                "yaml_bytes": "too large after expanding aliases (too many bytes of text)",
+                "aliasing": "made mostly of alias expansions (excessive aliasing, as Helm "
+                            "reports it)",
+                }[exc.limit]
+        limit = ("at most 99% of a document's nodes may come from aliases (less in large "
+                 "documents)" if exc.limit == "aliasing" else
+                 describe_limit(exc.limit, getattr(builder.limits, exc.limit)))
         diags.error(f"YAML document is {what}",
-                    span_from_marks(file, exc.node.start_mark, exc.node.end_mark))
+                    span_from_marks(file, exc.node.start_mark, exc.node.end_mark),
+                    help=f"the limit is {limit}")
         return None
 
 

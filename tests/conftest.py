@@ -6,16 +6,24 @@ Goldens are regenerated only on request: ``pytest --update-goldens``.
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helmlint.py and friends
+
+# Property tests (hypothesis): a few examples each in CI, many by hand:
+#   HYPOTHESIS_PROFILE=long python3 -m pytest tests/test_properties.py tests/test_fuzz_hostile.py
+settings.register_profile("ci", max_examples=30, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

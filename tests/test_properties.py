@@ -22,7 +22,8 @@ from conftest import run_meshc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-BOUNDED = settings(max_examples=50, deadline=None,
+# examples per test: the hypothesis profile's (conftest.py: "ci" 30, HYPOTHESIS_PROFILE=long)
+BOUNDED = settings(deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 CHART = {

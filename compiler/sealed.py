@@ -1,0 +1,81 @@
+"""Pickles only meshc itself wrote: the cache's files are sealed with a per-user key.
+
+The render cache (``.meshc-cache/`` beside the meshfile) holds pickles, and unpickling runs
+code of the pickle's choosing. The folder ignores itself in git, but a pull request can still
+add it (``git add -f``), so a pickle found in a checkout must never be trusted. Every pickle
+the cache writes is prefixed with an HMAC-SHA256 under a random key kept outside any project
+(``~/.cache/meshc/cache.key``, mode 0600, made on first use); :func:`load` unpickles only
+what carries a valid seal and treats anything else as a cold cache. Without a usable key no
+pickle is read at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import pickle
+import secrets
+from pathlib import Path
+from typing import IO, Any
+
+MAGIC = b"meshc-sealed-1\n"
+_DIGEST = hashlib.sha256().digest_size
+
+
+def key_file() -> Path:
+    return Path.home() / ".cache" / "meshc" / "cache.key"
+
+
+@functools.lru_cache(maxsize=1)
+def _key() -> bytes | None:
+    """This user's sealing key (created on first use), or None when it cannot be had."""
+    path = key_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(handle, "wb") as out:
+                out.write(secrets.token_bytes(32))
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None  # someone else's, or readable by others: not a secret
+        key = path.read_bytes()
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
+        return None
+    return key if len(key) >= 32 else None
+
+
+def dump(obj: Any, handle: IO[bytes]) -> None:
+    """Pickle ``obj`` to ``handle``, sealed (nothing is written without a key)."""
+    key = _key()
+    if key is None:
+        raise OSError("no cache key")  # callers treat OSError as "cannot cache"
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    handle.write(MAGIC + hmac.new(key, data, hashlib.sha256).digest() + data)
+
+
+def load(handle: IO[bytes]) -> Any:
+    """Unpickle what :func:`dump` wrote; raises ``pickle.UnpicklingError`` for anything else
+    (unsealed, forged, truncated) without unpickling it."""
+    key = _key()
+    blob = handle.read()
+    if key is None or not blob.startswith(MAGIC):
+        raise pickle.UnpicklingError("not sealed by this user's meshc")
+    seal = blob[len(MAGIC):len(MAGIC) + _DIGEST]
+    data = blob[len(MAGIC) + _DIGEST:]
+    if not hmac.compare_digest(seal, hmac.new(key, data, hashlib.sha256).digest()):
+        raise pickle.UnpicklingError("cache file seal does not match: ignored")
+    return pickle.loads(data)
+
+
+def own_dir(path: Path) -> None:
+    """Make cache folder ``path``; raises OSError when it is a symbolic link (a checkout could
+    point it anywhere: the cache writes only inside the project)."""
+    if path.is_symlink():
+        raise OSError(f"{path} is a symbolic link: not used")
+    path.mkdir(exist_ok=True)
