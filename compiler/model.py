@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .limits import MeshfileLimits
-from .limits import MeshfileLimits
 from .source import Span
 from .yamlsrc import Path, ValuesDoc
 
@@ -159,8 +158,6 @@ class Spec:
     releases: tuple[ReleaseSpec, ...]
     features: Text | None = None
     policies: tuple[RuleSetting, ...] = ()
-    limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/limits.py)
-    allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/limits.py)
     allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
