@@ -213,6 +213,10 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain)
             status = f"  [{_status(found)}]" if found else ""
             lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
                          f"{_chart_text(step)}{needs}{status}")
+            if step.secrets:
+                files = ", ".join(sorted({item.file for item in step.secrets}))
+                lines.append(f"      {paint('secrets', 'dim')}: decrypted when the step runs, "
+                             f"from {files}")
             if found is not None:
                 lines += review_lines(found, "      ", paint)
     removed = [r.release for r in (review.releases if review else ()) if r.status == "removed"]
