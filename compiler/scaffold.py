@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from ruamel.yaml.nodes import MappingNode, Node
 
 from .diagnostics import CompileError, Diagnostic, did_you_mean
-from .graph import _promotion_chain
+from .graph import _promotion_chain, promotion_order
 from .load import DNS_LABEL, DNS_LABEL_MAX
 from .model import Environment, Project
-from .pipeline import Compiler, compile_environment, env_context, load_project
+from .pipeline import Compiler, _namespace, compile_environment, env_context, load_project
 from .promote import copy_with_texts, own_values_files
 from .roundtrip import (
     Change,
@@ -255,8 +255,6 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str | None, str]],
 
 def _namespaces(compiler: Compiler, env: Environment) -> set[str]:
     """Every namespace ``env``'s releases would use (enabled or not; nothing is rendered)."""
-    from .pipeline import _namespace
-
     context = env_context(compiler, env)
     return {_namespace(compiler, release, env, context) for release in compiler.project.releases}
 
@@ -292,7 +290,8 @@ def format_environments(compiler: Compiler, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps({"apiVersion": "meshc/v1", "kind": "Environments",
                            "environments": rows,
-                           "promotionOrder": _order(compiler.project)}, indent=2) + "\n"
+                           "promotionOrder": list(promotion_order(compiler.project))},
+                          indent=2) + "\n"
     head = ["environment", "inherits", "aliases", "protected", "promotes from", "namespace"]
     body = [[str(r["name"]) + (" (abstract)" if r["abstract"] else ""),
              str(r["inherits"] or "-"), ", ".join(r["aliases"]) or "-",  # type: ignore[arg-type]
@@ -302,9 +301,3 @@ def format_environments(compiler: Compiler, fmt: str = "text") -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
     lines += ["", "promotion order: " + "; ".join(_promotion_chain(compiler.project))]
     return "\n".join(lines) + "\n"
-
-
-def _order(project: Project) -> list[str]:
-    from .graph import promotion_order
-
-    return list(promotion_order(project))
