@@ -6,7 +6,7 @@ import json
 from contextlib import suppress
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from compiler.helmvalues import (
@@ -167,6 +167,9 @@ def test_set_typed_scalar_round_trips(path: list[str], value: Any) -> None:
 @RELAXED
 @given(PATHS, VALUES)
 def test_set_json_round_trips(path: list[str], value: Any) -> None:
+    # Helm reads a --set-json value that starts with '{' (after trimming space) as one whole
+    # JSON object, not as key=value: such keys cannot be written in the key=value form
+    assume(not set_key(path).strip().startswith("{"))
     dest: dict[str, Any] = {}
     apply_set(dest, "set-json", f"{set_key(path)}={json.dumps(value)}")
     assert snapshot(read_path(dest, path)) == snapshot(value)
