@@ -111,8 +111,20 @@ def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> No
             shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
             raise EmitError(f"refusing to replace {out_dir}: it holds files meshc did not write "
                             f"({shown}); choose an empty or new directory, or remove them")
+        _check_writable(out_dir, target)
     elif target.exists():
         raise EmitError(f"{out_dir} exists and is not a directory")
+
+
+def _check_writable(out_dir: Path, target: Path) -> None:
+    """The old tree is deleted after the swap: a folder of it meshc cannot empty would fail
+    the render after the new tree is in place. Refuse up front (previous output intact)."""
+    folders = [target, *(entry for entry in target.iterdir() if entry.is_dir())]
+    for folder in folders:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise EmitError(f"output directory {out_dir} is read-only "
+                            f"({folder.relative_to(target.parent)}); make it writable or choose "
+                            "another (--out)")
 
 
 def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],

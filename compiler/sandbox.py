@@ -42,6 +42,9 @@ _WIDE = re.compile(r"%[-#0 +]*(\*|\d{7,})")  # printf widths of a million or mor
 _WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")  # the same in str.format
 _NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # '{:{}}': a width from the arguments
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+_SERIALIZERS = frozenset({"tojson", "toyaml", "string", "pprint", "quote", "b64enc", "sha256",
+                          "join", "indent", "nindent", "wordwrap", "center", "e", "escape",
+                          "safe", "urlencode", "format"})
 
 
 class ResourceLimit(Exception):
@@ -103,6 +106,14 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
         self.budget: Budget | None = None
         self.globals.pop("lipsum", None)
         self.filters = _Guarded(self, self.filters)
+        if self.finalize is not None and not _PassArg.from_obj(self.finalize):
+            plain = self.finalize
+
+            def finalize(value: Any) -> Any:  # {{ a_list }} prints its whole text
+                self.check_text(value, "the text of a value")
+                return plain(value)
+
+            self.finalize = finalize
 
     # --- rendering ----------------------------------------------------------------------
 
@@ -129,6 +140,14 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
         if self.budget is not None:
             self.budget.tick()
 
+    def check_text(self, value: Any, what: str) -> None:
+        """Refuse, before it is built, the text of a container whose strings (shared ones
+        counted each time they appear) would exceed the output limit."""
+        if self.budget is not None and isinstance(value, (dict, list, tuple)):
+            size = _text_size(value, self.budget.output, self.budget.limits.yaml_nodes * 2)
+            if size is not None:
+                self.budget.size(size, what)
+
     def check_size(self, value: Any, what: str = "a value") -> Any:
         if self.budget is not None and isinstance(value, (str, list, tuple)):
             self.budget.size(len(value), what)
@@ -152,6 +171,8 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
             yield item
 
     def meshc_concat(self, *items: Any) -> str:
+        for item in items:
+            self.check_text(item, "a string (~)")
         texts = [str(item) for item in items]
         if self.budget is not None:
             self.budget.size(sum(map(len, texts)), "a string (~)")
@@ -220,6 +241,8 @@ def _guard_filter(env: GuardedSandbox, name: str, func: Callable[..., Any]) -> C
         env.tick()
         if env.budget is not None:
             _check_filter(env.budget, name, args)
+            if args and name in _SERIALIZERS:
+                env.check_text(args[0], f"a string (filter {name})")
         if wants is _PassArg.context:
             args = (context, *args)
         elif wants is _PassArg.eval_context:
@@ -290,6 +313,32 @@ def _check_binop(budget: Budget, operator: str, left: Any, right: Any) -> None:
                                 f"({left} ** {right})")
     elif operator == "%" and isinstance(left, str) and _WIDE.search(left):
         _too_wide(budget)
+
+
+def _text_size(value: Any, limit: int, visits: int) -> int | None:
+    """About how many characters ``value`` prints as, if more than ``limit`` (or too many parts
+    to count within ``visits``); None when it is within the limit. A walk with a bounded
+    number of steps: structures sharing one list a million times are caught cheaply."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        visits -= 1
+        if visits < 0:
+            return max(total, limit + 1)
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+            total += 2
+        else:
+            total += 4
+        if total > limit:
+            return total
+    return None
 
 
 def _is_int(value: Any) -> bool:

@@ -173,3 +173,25 @@ def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
     assert err.startswith("error: ") and "No space left on device" in err, err
     assert read_tree(out) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["rendered"]
+
+
+def test_read_only_output_directory_is_refused_and_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only output (or environment folder) is refused before anything is written: its
+    old tree could not be removed after the swap. Simulated: the test may run as root."""
+    project = make_project(tmp_path / "p", size=10)
+    out = tmp_path / "site" / "rendered"
+    meshfile = str(project / "meshfile.yaml")
+    assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
+    before = read_tree(out)
+    set_values(project, size=20)
+    locked = (out / "dev").resolve()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        False if Path(path).resolve() == locked else real(path, mode, **kw)))
+    code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))
+    monkeypatch.undo()
+    assert code == 1, err
+    assert err.startswith("error: output directory") and "is read-only (rendered/dev)" in err, err
+    assert read_tree(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["rendered"]
