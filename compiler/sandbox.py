@@ -42,6 +42,8 @@ _WIDE = re.compile(r"%[-#0 +]*(\*|\d{7,})")  # printf widths of a million or mor
 _WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")  # the same in str.format
 _NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # '{:{}}': a width from the arguments
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+_CHECKED_FILTERS = frozenset({"center", "indent", "nindent", "slice", "batch", "format",
+                              "replace", "join"})
 _SERIALIZERS = frozenset({"tojson", "toyaml", "string", "pprint", "quote", "b64enc", "sha256",
                           "join", "indent", "nindent", "wordwrap", "center", "e", "escape",
                           "safe", "urlencode", "format"})
@@ -69,12 +71,16 @@ class Budget:
 
     def tick(self) -> None:
         self.steps -= 1
+        if self.steps & 15 == 0:  # every 16 steps: cheap enough for every loop item
+            self.check()
+
+    def check(self) -> None:
         if self.steps < 0:
             raise ResourceLimit(
                 f"ran more than {self.limits.template_steps:,} loop iterations and calls "
                 f"({describe('template_steps', self.limits.template_steps)}); a runaway loop "
                 "or recursion?")
-        if self.steps & 15 == 0 and time.monotonic() > self.deadline:
+        if time.monotonic() > self.deadline:
             if self.overall is not None:
                 raise ResourceLimit(
                     f"ran past the command's total template time: more than "
@@ -110,7 +116,8 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
             plain = self.finalize
 
             def finalize(value: Any) -> Any:  # {{ a_list }} prints its whole text
-                self.check_text(value, "the text of a value")
+                if isinstance(value, (dict, list, tuple)):
+                    self.check_text(value, "the text of a value")
                 return plain(value)
 
             self.finalize = finalize
@@ -235,13 +242,17 @@ def _guard_filter(env: GuardedSandbox, name: str, func: Callable[..., Any]) -> C
     if getattr(func, "meshc_guarded", False):
         return func
     wants = _PassArg.from_obj(func)
+    checked = name in _CHECKED_FILTERS
+    serializer = name in _SERIALIZERS
 
     @jinja2.pass_context
     def guarded(context: Any, *args: Any, **kwargs: Any) -> Any:
-        env.tick()
-        if env.budget is not None:
-            _check_filter(env.budget, name, args)
-            if args and name in _SERIALIZERS:
+        budget = env.budget
+        if budget is not None:
+            budget.tick()
+            if checked:
+                _check_filter(budget, name, args)
+            if serializer and args and isinstance(args[0], (dict, list, tuple)):
                 env.check_text(args[0], f"a string (filter {name})")
         if wants is _PassArg.context:
             args = (context, *args)
@@ -249,7 +260,10 @@ def _guard_filter(env: GuardedSandbox, name: str, func: Callable[..., Any]) -> C
             args = (context.eval_ctx, *args)
         elif wants is _PassArg.environment:
             args = (context.environment, *args)
-        return env.check_size(func(*args, **kwargs), f"a value (filter {name})")
+        result = func(*args, **kwargs)
+        if budget is not None and isinstance(result, str) and len(result) > budget.output:
+            budget.size(len(result), f"a value (filter {name})")
+        return result
 
     functools.update_wrapper(guarded, func, updated=())
     guarded.jinja_pass_arg = _PassArg.context  # type: ignore[attr-defined]

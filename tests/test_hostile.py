@@ -9,7 +9,7 @@ rewrites it), or, where the text depends on the machine (``golden: false``), the
 out of the project), ``big`` (path → size: a sparse file, so a 100 MB input costs nothing),
 ``environ`` (process environment), ``limit`` (``--limit`` flags), ``poison_cache`` (a committed
 render cache holding a pickle that would run code). ``subprocess: true`` runs meshc as a process
-(cases that exhaust memory). Every case must finish within ``max_seconds`` (default 10), exit
+(cases that exhaust memory), ``platform`` restricts a case to one OS. Every case must finish within ``max_seconds`` (default 10), exit
 with its code (never 2, the usage error) and never print a traceback.
 
 The output-directory cases (symlink, read-only, full disk, concurrent renders, SIGKILL) need
@@ -89,6 +89,8 @@ def run_case(case: str, project: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
 def test_hostile_case(case: str, tmp_path: Path, update_goldens: bool,
                       monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec(case)
+    if spec.get("platform", sys.platform) != sys.platform:
+        pytest.skip(f"needs {spec['platform']} (e.g. RLIMIT_AS for the memory limit)")
     project = prepare(case, tmp_path)
     start = time.monotonic()
     code, out, err = run_case(case, project, monkeypatch)
