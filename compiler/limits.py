@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -271,17 +271,6 @@ def _restore_memory_limit(saved: tuple[int, int]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, saved)
     except (ValueError, OSError):  # pragma: no cover
         pass
-
-
-def limits_table() -> list[tuple[str, str, str]]:
-    """(name, default, meshfile ceiling) rows, for documentation and ``--help``."""
-    return [(name, describe(field, getattr(DEFAULT, field)).split(" = ")[1],
-             describe(field, getattr(CEILINGS, field)).split(" = ")[1])
-            for name, field in NAMES.items()]
-
-
-def as_dict(limits: Limits) -> dict[str, Any]:
-    return {f.name: getattr(limits, f.name) for f in fields(limits)}
 
 
 def read_safety(spec: Any, root: MappingNode, file: str, diags: Diagnostics) -> Any:
