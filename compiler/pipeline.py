@@ -39,14 +39,13 @@ from .secrets import (
     release_inputs,
     secret_functions,
 )
-from .source import Span
+from .source import COMMAND_LINE, Span
 from .strvals import SetError, apply_set
 from .templating import Templates
 from .values import ENV_WIDE_KEYS, EnvValues, ValueSet, environment_values, lookup, release_values
 from .yamlsrc import Path as ValuePath
 from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
-COMMAND_LINE = "<command line>"
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
 SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
 

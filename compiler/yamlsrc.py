@@ -77,6 +77,7 @@ def _go_int(plain: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a pure function over strings that repeat a lot
 def resolve_plain(text: str) -> tuple[str, Any]:
     """Type an unquoted scalar as go-yaml v2 does: returns (tag, Python value)."""
     fixed = _FIXED.get(text)
