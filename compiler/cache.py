@@ -27,6 +27,7 @@ from . import sealed
 from .files import ProjectFiles
 from .model import Release
 from .templating import Templates
+from .yamlsrc import LazySpans, ValuesDoc, load_values_doc
 
 CACHE_DIR = ".meshc-cache"
 FORMAT = 1
@@ -200,3 +201,52 @@ def _stat_digest(target: Path) -> str | None:
     for line in sorted(entries):
         digest.update(line.encode() + b"\n")
     return digest.hexdigest()
+
+
+class ParsedValues:
+    """Values files already parsed, by content: ``load`` skips YAML parsing for a file whose
+    exact text (under this meshc) was seen before. Spans stay exact (parsed lazily from the
+    text on demand)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entries: dict[str, Any] | None = None
+        self.used: dict[str, Any] = {}
+
+    def load(self, path: str, text: str) -> ValuesDoc:
+        """The :class:`ValuesDoc` of ``text`` (read from ``path``); raises like
+        :func:`load_values_doc`."""
+        if self.entries is None:
+            self.entries = self._read()
+        key = hashlib.sha256(f"{code_fingerprint()}\0{text}".encode()).hexdigest()
+        data = self.entries.get(key)
+        if data is None:
+            doc = load_values_doc(text, path)
+            data = doc.data
+        self.used[key] = data
+        return ValuesDoc(path, data, LazySpans(path, text))
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            with open(self.root / "values.pickle", "rb") as handle:
+                data = sealed.load(handle)
+            return data if isinstance(data, dict) else {}
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
+                TypeError, ValueError):
+            return {}
+
+    def save(self) -> None:
+        """Keep the files parsed in this run (best effort, like the release cache)."""
+        if not self.used or self.used.keys() == (self.entries or {}).keys():
+            return
+        try:
+            sealed.own_dir(self.root)
+            ignore = self.root / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+            temp = self.root / ".values.pickle.tmp"
+            with open(temp, "wb") as handle:
+                sealed.dump(self.used, handle)
+            temp.replace(self.root / "values.pickle")
+        except OSError:
+            pass

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__, limits
-from .cache import CACHE_DIR, Cache
+from .cache import CACHE_DIR, Cache, ParsedValues
 from .diagnostics import CompileError, Diagnostic, format_all
 from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
 from .emit import EmitError, check_target, staged_output
@@ -156,9 +156,12 @@ class _Session:
         self.name = options.meshfile.name
         self.holder: list[Compiler] = []
 
-    def compiler(self, flags: list[SetFlag] | None = None) -> Compiler:
+    def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True) -> Compiler:
         with _diagnostics(self.holder, self.files):
-            compiler = load_project(self.files, self.name)
+            parsed = ParsedValues(self.files.root / CACHE_DIR) if cache else None
+            compiler = load_project(self.files, self.name, parsed)
+            if parsed is not None:
+                parsed.save()
             self.holder.append(compiler)
             if flags:
                 compiler = with_sets(compiler, flags, _read_set_file)
@@ -206,7 +209,7 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
              meshc plan prod -o json --set agents.weather.canary.enabled=true
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs))
+    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
@@ -257,7 +260,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
              meshc render staging --out /tmp/rendered
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs))
+    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
 
     def work() -> None:
         project = compiler.project

@@ -190,18 +190,25 @@ def review_environment(env: str, releases: Iterable[str], files: Mapping[str, st
                        committed: Mapping[str, str], where: str) -> Review:
     """Compare compiled ``files`` (paths ``env/...``) with ``committed`` (same paths)."""
     names = list(releases)
-    on_disk = sorted({p.split("/")[1] for p in committed if p.count("/") >= 2} - set(names))
-    reviews = [_review_release(f"{env}/{name}/", name, files, committed) for name in names]
-    reviews += [ReleaseReview(name, "removed") for name in on_disk]
+    ours, theirs = _by_release(files), _by_release(committed)
+    reviews = [_review_release(name, ours.get(name, {}), theirs.get(name, {})) for name in names]
+    reviews += [ReleaseReview(name, "removed") for name in sorted(set(theirs) - set(names))]
     top = sorted(p for p in set(files) | set(committed)
                  if p.count("/") == 1 and files.get(p) != committed.get(p))
     return Review(where, tuple(reviews), tuple(p.split("/", 1)[1] for p in top))
 
 
-def _review_release(prefix: str, name: str, files: Mapping[str, str],
-                    committed: Mapping[str, str]) -> ReleaseReview:
-    ours = {p[len(prefix):]: t for p, t in files.items() if p.startswith(prefix)}
-    theirs = {p[len(prefix):]: t for p, t in committed.items() if p.startswith(prefix)}
+def _by_release(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``env/release/rest`` paths grouped by release: {release: {rest: text}}."""
+    grouped: dict[str, dict[str, str]] = {}
+    for path, text in files.items():
+        parts = path.split("/", 2)
+        if len(parts) == 3:
+            grouped.setdefault(parts[1], {})[parts[2]] = text
+    return grouped
+
+
+def _review_release(name: str, ours: dict[str, str], theirs: dict[str, str]) -> ReleaseReview:
     if not theirs:
         return ReleaseReview(name, "new")
     if ours == theirs:

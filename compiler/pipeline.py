@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import wrapper_chart
 from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
@@ -23,8 +23,8 @@ from .diff import (
 )
 from .files import InputRefused, NotUTF8, ProjectFiles
 from .graph import check_needs, needs_graph, waves
-from .limits import activate as activate_limits
 from .inputs import inputs_digest
+from .limits import activate as activate_limits
 from .load import DNS_LABEL, load_meshfile
 from .model import Environment, HelmOptions, Project, Release
 from .plan import Plan, Target, build_plan, format_json
@@ -47,6 +47,9 @@ from .yamlsrc import Path as ValuePath
 from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
+if TYPE_CHECKING:
+    from .cache import ParsedValues
+
 SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
 
 
@@ -92,9 +95,11 @@ class Compiler:
         return {**self.files.texts, **self.set_sources}
 
 
-def load_project(files: ProjectFiles, name: str = "meshfile.yaml") -> Compiler:
+def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
+                 parsed: ParsedValues | None = None) -> Compiler:
     """Load, resolve and check the meshfile ``name`` of the project ``files`` reads
-    (stages load → resolve → graph). Diagnostics excerpts come from ``files.texts``."""
+    (stages load → resolve → graph). Diagnostics excerpts come from ``files.texts``;
+    ``parsed`` (a cache of parsed values files) saves re-parsing unchanged files."""
     meshfile = files.root / name
     try:
         text = files.read(name)
@@ -110,7 +115,7 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml") -> Compiler:
     diags = Diagnostics()
     spec = load_meshfile(text, name, diags)
     activate_limits(spec.limits)  # before any other input is read
-    project = resolve_project(spec, files, diags)
+    project = resolve_project(spec, files, diags, parsed)
     check_needs(project, diags)
     _check_output(project, spec.output.span, files, diags)
     diags.raise_if_errors()

@@ -7,6 +7,7 @@ aliases, releases, files), locates charts and loads every values file exactly on
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .diagnostics import CompileError, Diagnostics, did_you_mean
 from .files import OutsideProject, ProjectFiles
@@ -27,16 +28,21 @@ from .model import (
 from .source import Span
 from .yamlsrc import Path, ValuesDoc, load_values_doc
 
+if TYPE_CHECKING:
+    from .cache import ParsedValues
+
 TEMPLATE_SUFFIX = ".yaml.j2"
 
 
-def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None = None) -> Project:
-    """Flatten environments and type releases.
+def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None = None,
+                    parsed: ParsedValues | None = None) -> Project:
+    """Flatten environments and type releases (values files parsed through ``parsed``, a
+    cache of parsed files, when given).
 
     Problems go to ``diags`` when given (the caller raises once it has collected everything);
     without it, raises :class:`CompileError` with all problems.
     """
-    resolver = _Resolver(spec, files, diags if diags is not None else Diagnostics())
+    resolver = _Resolver(spec, files, diags if diags is not None else Diagnostics(), parsed)
     environments = resolver.environments()
     releases = tuple(resolver.release(r) for r in spec.releases)
     resolver.check_features()
@@ -53,7 +59,9 @@ def version_keys(texts: Iterable[Text] | None, default: tuple[Path, ...]) -> tup
 
 
 class _Resolver:
-    def __init__(self, spec: Spec, files: ProjectFiles, diags: Diagnostics) -> None:
+    def __init__(self, spec: Spec, files: ProjectFiles, diags: Diagnostics,
+                 parsed: ParsedValues | None = None) -> None:
+        self.parsed = parsed
         self.spec = spec
         self.files = files
         self.diags = diags
@@ -234,7 +242,8 @@ class _Resolver:
             path, text = found
             if path not in self.docs:
                 try:
-                    self.docs[path] = load_values_doc(text, path)
+                    self.docs[path] = (self.parsed.load(path, text) if self.parsed is not None
+                                       else load_values_doc(text, path))
                 except CompileError as exc:
                     self.diags.extend(exc.diagnostics)
                     continue
