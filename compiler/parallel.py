@@ -50,10 +50,15 @@ class Placed:
 _SHARED: tuple[Compiler, list[Prepared], Path | None, bool] | None = None
 
 
-def _work(chunk: list[tuple[int, int]]) -> tuple[list[Placed], list[Diagnostic], dict[str, str]]:
+Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str]]
+
+
+def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], dict[str, str]]:
+    """Compile the (environment, release) pairs of ``chunk``; plain data comes back (a
+    release is named by its index: pickling model objects back costs more than compiling)."""
     assert _SHARED is not None
     compiler, prepared, write_root, keep_texts = _SHARED
-    placed: list[Placed] = []
+    placed: list[Done] = []
     diags = Diagnostics()
     for env_index, release_index in chunk:
         prep = prepared[env_index]
@@ -67,9 +72,15 @@ def _work(chunk: list[tuple[int, int]]) -> tuple[list[Placed], list[Diagnostic],
             write_files(write_root, files)
             if not keep_texts:
                 files = dict.fromkeys(files, "")
-        placed.append(Placed(prep.env.name, output.release, output.namespace, output.helm,
-                             output.secrets, files))
+        placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
+                       files))
     return placed, diags.items, diags.sources
+
+
+def _placed(prepared: list[Prepared], done: Done) -> Placed:
+    env_index, release_index, namespace, helm, secrets, files = done
+    prep = prepared[env_index]
+    return Placed(prep.env.name, prep.enabled[release_index], namespace, helm, secrets, files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +130,16 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     try:
         if jobs <= 1 or len(work.todo) < PARALLEL_THRESHOLD or \
                 "fork" not in multiprocessing.get_all_start_methods():
-            results = [_work(work.todo)]
+            raw = [_work(work.todo)]
         else:
             chunks = [work.todo[i::jobs * 4] for i in range(jobs * 4)]
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-                results = list(pool.map(_work, chunks))
+                raw = list(pool.map(_work, chunks))
     finally:
         _SHARED = None
+    results = [([_placed(work.prepared, d) for d in done], found, sources)
+               for done, found, sources in raw]
     if cache is not None:
         _remember(cache, work.prepared, work.keys, results)
     files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results], plans)
