@@ -86,9 +86,14 @@ def check_text(path: Path, actual: str, update: bool) -> None:
     assert actual == expected, "golden mismatch:\n" + unified(expected, actual, path.name)
 
 
+CACHE_DIR = ".meshc-cache"  # meshc's own cache beside a meshfile: never project content
+
+
 def tree_files(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative POSIX path → text), meshc's cache folders excepted."""
     return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and CACHE_DIR not in p.relative_to(root).parts}
 
 
 def check_tree(expected_root: Path, actual_root: Path, update: bool) -> None:
