@@ -16,15 +16,13 @@ import hashlib
 import json
 import os
 import pickle
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, meta
-
 from . import sealed
 from .files import ProjectFiles
+from .inputs import template_closure
 from .model import Release
 from .templating import Templates
 from .yamlsrc import LazySpans, ValuesDoc, load_values_doc
@@ -70,38 +68,16 @@ class Cache:
     misses: int = 0
 
     def chart_hash(self, release: Release) -> str:
-        """A hash of every template the release's chart can load."""
+        """A hash of every template the release's chart can load (see
+        :func:`compiler.inputs.template_closure`)."""
         folder = release.chart.ref
         if folder not in self.closures:
-            names = self._closure(list(release.chart.templates))
-            if names is None:  # a dynamic include: every template of the project counts
-                names = sorted(p for p in self.files.texts if p.endswith(".j2"))
-                names += [p.as_posix() for p in sorted(self.files.root.rglob("*.j2"))]
+            names = template_closure(self.files, self.templates, list(release.chart.templates))
             digest = hashlib.sha256()
             for name in sorted(set(names)):
                 digest.update(f"{name}\0{_text_hash(self.files, name)}\0".encode())
             self.closures[folder] = digest.hexdigest()
         return self.closures[folder]
-
-    def _closure(self, start: list[str]) -> list[str] | None:
-        seen: list[str] = []
-        todo = list(start)
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.append(name)
-            try:
-                ast = self.templates.env.parse(self.files.read(name))
-            except (TemplateError, OSError, UnicodeDecodeError, ValueError):
-                continue  # unreadable or broken: rendering reports it, nothing gets cached
-            for ref in meta.find_referenced_templates(ast):
-                if ref is None:
-                    return None
-                if ref.startswith(("./", "../")):
-                    ref = posixpath.normpath(posixpath.join(posixpath.dirname(name), ref))
-                todo.append(ref)
-        return seen
 
     def key(self, parts: dict[str, Any]) -> str:
         text = json.dumps({"code": code_fingerprint(), **parts}, sort_keys=True, default=repr,
