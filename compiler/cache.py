@@ -99,22 +99,13 @@ class Cache:
         self.fresh.setdefault(env, {})[key] = entry
 
     def _load(self, env: str) -> dict[str, Any]:
-        try:
-            with open(self.root / f"{env}.pickle", "rb") as handle:
-                data = sealed.load(handle)  # never a pickle a checkout brought: sealed.py
-            return data if isinstance(data, dict) else {}
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
-                TypeError, ValueError):
-            return {}  # a missing or unreadable pack is just a cold cache
+        return _read_sealed(self.root / f"{env}.pickle")
 
     def save(self) -> None:
         """Write this run's entries (only those used: stale ones are dropped). Best effort: a
         cache that cannot be written costs speed, never correctness."""
         try:
-            sealed.own_dir(self.root)
-            ignore = self.root / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+            _prepare_dir(self.root)
             for env, entries in self.fresh.items():
                 temp = self.root / f".{env}.pickle.tmp"
                 with open(temp, "wb") as handle:
@@ -128,12 +119,8 @@ class Cache:
     def output_unchanged(self, target: Path, files: dict[str, str]) -> bool:
         """Whether ``target`` holds exactly ``files`` as meshc last wrote them: same content
         (by hash), and no file added, removed or touched since (by size and mtime)."""
-        try:
-            with open(self.root / "output.pickle", "rb") as handle:
-                snapshot = sealed.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-            return False
-        if not isinstance(snapshot, dict) or snapshot.get("target") != str(target.resolve()):
+        snapshot = _read_sealed(self.root / "output.pickle")
+        if snapshot.get("target") != str(target.resolve()):
             return False
         if snapshot.get("content") != _content_digest(files):
             return False
@@ -144,11 +131,31 @@ class Cache:
         snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
                     "stat": _stat_digest(target)}
         try:
-            sealed.own_dir(self.root)
+            _prepare_dir(self.root)
             with open(self.root / "output.pickle", "wb") as handle:
                 sealed.dump(snapshot, handle)
         except OSError:
             pass
+
+
+def _read_sealed(path: Path) -> dict[str, Any]:
+    """A map meshc itself wrote to ``path`` (sealed.py: never a pickle a checkout brought);
+    {} when it is missing, unreadable, forged or not a map — a cold cache, never an error."""
+    try:
+        with open(path, "rb") as handle:
+            data = sealed.load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
+            TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _prepare_dir(root: Path) -> None:
+    """The cache folder, ours (see sealed.own_dir) and ignoring itself in git."""
+    sealed.own_dir(root)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
 
 
 def _content_digest(files: dict[str, str]) -> str:
@@ -203,23 +210,14 @@ class ParsedValues:
         return ValuesDoc(path, data, LazySpans(path, text))
 
     def _read(self) -> dict[str, Any]:
-        try:
-            with open(self.root / "values.pickle", "rb") as handle:
-                data = sealed.load(handle)
-            return data if isinstance(data, dict) else {}
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
-                TypeError, ValueError):
-            return {}
+        return _read_sealed(self.root / "values.pickle")
 
     def save(self) -> None:
         """Keep the files parsed in this run (best effort, like the release cache)."""
         if not self.used or self.used.keys() == (self.entries or {}).keys():
             return
         try:
-            sealed.own_dir(self.root)
-            ignore = self.root / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+            _prepare_dir(self.root)
             temp = self.root / ".values.pickle.tmp"
             with open(temp, "wb") as handle:
                 sealed.dump(self.used, handle)

@@ -14,6 +14,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .cache import Cache
 from .diagnostics import CompileError, Diagnostic, Diagnostics
@@ -29,7 +30,7 @@ from .pipeline import (
     release_files,
 )
 from .plan import Plan, format_json
-from .values import release_values
+from .values import ValueSet, release_values
 
 PARALLEL_THRESHOLD = 200  # releases × environments below which forking costs more than it saves
 
@@ -47,7 +48,7 @@ class Placed:
 
 
 # Set in the parent just before forking, read by the forked children (never mutated there).
-_SHARED: tuple[Compiler, list[Prepared], Path | None, bool] | None = None
+_SHARED: tuple[Compiler, Work, Path | None, bool] | None = None
 
 
 Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str]]
@@ -57,13 +58,16 @@ def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], d
     """Compile the (environment, release) pairs of ``chunk``; plain data comes back (a
     release is named by its index: pickling model objects back costs more than compiling)."""
     assert _SHARED is not None
-    compiler, prepared, write_root, keep_texts = _SHARED
+    compiler, work, write_root, keep_texts = _SHARED
     placed: list[Done] = []
     diags = Diagnostics()
     for env_index, release_index in chunk:
-        prep = prepared[env_index]
+        prep = work.prepared[env_index]
+        release = prep.enabled[release_index]
+        known = work.values.get((env_index, release_index))
         try:
-            (output,) = compile_releases(compiler, prep, [prep.enabled[release_index]])
+            (output,) = compile_releases(compiler, prep, [release],
+                                         {release.name: known} if known else None)
         except CompileError as exc:
             diags.absorb(exc)
             continue
@@ -91,6 +95,7 @@ class Work:
     done: list[Placed]
     todo: list[tuple[int, int]]
     keys: dict[tuple[int, int], str]
+    values: dict[tuple[int, int], ValueSet]  # computed for the keys: not computed again
 
     def cached_files(self, compiler: Compiler) -> dict[str, str]:
         """Every output file, when the cache served every release (``todo`` is empty)."""
@@ -101,17 +106,21 @@ class Work:
 def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) -> Work:
     """Prepare ``envs`` and look every enabled release up in ``cache``."""
     prepared = [prepare(compiler, env) for env in envs]
-    work = Work(prepared, [], [], {})
+    work = Work(prepared, [], [], {}, {})
     for e, prep in enumerate(prepared):
         for r, release in enumerate(prep.enabled):
-            key = release_key(compiler, cache, prep, release) if cache is not None else None
-            entry = cache.get(prep.env.name, key) if cache is not None and key else None
+            found = release_key(compiler, cache, prep, release) if cache is not None else None
+            if found is None:
+                work.todo.append((e, r))
+                continue
+            key, values = found
+            entry = cache.get(prep.env.name, key) if cache is not None else None
             if entry is not None:
                 work.done.append(Placed(prep.env.name, release, *entry))
                 continue
             work.todo.append((e, r))
-            if key:
-                work.keys[(e, r)] = key
+            work.keys[(e, r)] = key
+            work.values[(e, r)] = values
     return work
 
 
@@ -126,7 +135,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     global _SHARED
     work = work or plan_work(compiler, envs, cache)
     jobs = jobs or os.cpu_count() or 1
-    _SHARED = (compiler, work.prepared, write_root, cache is not None)
+    _SHARED = (compiler, work, write_root, cache is not None)
     try:
         if jobs <= 1 or len(work.todo) < PARALLEL_THRESHOLD or \
                 "fork" not in multiprocessing.get_all_start_methods():
@@ -141,7 +150,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     results = [([_placed(work.prepared, d) for d in done], found, sources)
                for done, found, sources in raw]
     if cache is not None:
-        _remember(cache, work.prepared, work.keys, results)
+        _remember(cache, work, raw)
     files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results], plans)
     if write_root is not None:
         write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()})
@@ -149,8 +158,10 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     return files
 
 
-def release_key(compiler: Compiler, cache: Cache, prep: Prepared, release: Release) -> str | None:
-    """The cache key of ``release`` in ``prep``'s environment (None: do not cache)."""
+def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
+                release: Release) -> tuple[str, ValueSet] | None:
+    """The cache key of ``release`` in ``prep``'s environment and the values it hashed (None:
+    do not cache; compiling will report why)."""
     diags = Diagnostics()
     try:
         values = release_values(release, prep.env_values, diags)
@@ -168,18 +179,16 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared, release: Relea
                     repr(release.patches)],
         "values": values.values,
         "templates": cache.chart_hash(release) if release.chart.local else None,
-    })
+    }), values
 
 
-def _remember(cache: Cache, prepared: list[Prepared], keys: dict[tuple[int, int], str],
-              results: list[tuple[list[Placed], list[Diagnostic], dict[str, str]]]) -> None:
-    by_name = {(prep.env.name, release.name): (e, r) for e, prep in enumerate(prepared)
-               for r, release in enumerate(prep.enabled)}
-    for placed, _, _ in results:
-        for p in placed:
-            key = keys.get(by_name[(p.env, p.release.name)])
+def _remember(cache: Cache, work: Work, raw: list[tuple[list[Done], Any, Any]]) -> None:
+    for done, _, _ in raw:
+        for env_index, release_index, namespace, helm, secrets, files in done:
+            key = work.keys.get((env_index, release_index))
             if key is not None:
-                cache.put(p.env, key, (p.namespace, p.helm, p.secrets, p.files))
+                env = work.prepared[env_index].env.name
+                cache.put(env, key, (namespace, helm, secrets, files))
 
 
 def _assemble(compiler: Compiler, prepared: list[Prepared],

@@ -8,20 +8,20 @@ problem found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import wrapper_chart
-from .diagnostics import CompileError, Diagnostics, choose_from, did_you_mean
+from .diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
 from .diff import (
     ReleaseDiff,
     diff_release,
     manifest_resources,
     read_tree,
 )
-from .files import InputRefused, NotUTF8, ProjectFiles
+from .files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
 from .graph import check_needs, needs_graph, waves
 from .inputs import inputs_digest
 from .limits import activate as activate_limits
@@ -42,7 +42,15 @@ from .secrets import (
 from .source import COMMAND_LINE, Span
 from .strvals import SetError, apply_set
 from .templating import Templates
-from .values import ENV_WIDE_KEYS, EnvValues, ValueSet, environment_values, lookup, release_values
+from .values import (
+    ENV_WIDE_KEYS,
+    EnvValues,
+    ValueSet,
+    environment_values,
+    file_values,
+    lookup,
+    release_values,
+)
 from .yamlsrc import Path as ValuePath
 from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
@@ -122,16 +130,12 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
     return Compiler(project, files, Templates(files, files.environ, spec.allow_env))
 
 
-def _no_meshfile(meshfile: Path, why: str = "") -> Any:
-    from .diagnostics import Diagnostic
-
+def _no_meshfile(meshfile: Path, why: str = "") -> Diagnostic:
     return Diagnostic("error", f"no meshfile at {meshfile}" + (f" ({why})" if why else ""),
                       help="run meshc in a directory holding meshfile.yaml, or pass -f PATH")
 
 
 def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diagnostics) -> None:
-    from .files import OutsideProject
-
     try:
         normal = files.normalize(project.output)
     except OutsideProject as exc:
@@ -227,9 +231,8 @@ def find_release(project: Project, name: str) -> Release:
     return release
 
 
-def _cli_error(message: str, help: str | None) -> Any:
-    from .diagnostics import Diagnostic
-
+def _cli_error(message: str, help: str | None) -> Diagnostic:
+    """An error about the command line: no source location."""
     return Diagnostic("error", message, None, help)
 
 
@@ -266,18 +269,16 @@ def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any]
     return ValuesDoc(name, {"features": data}, spans)
 
 
-def _at(message: str, span: Span) -> Any:
-    from .diagnostics import Diagnostic
-
+def _at(message: str, span: Span) -> Diagnostic:
     return Diagnostic("error", message, span)
 
 
 def environment_tree(compiler: Compiler, env: Environment) -> tuple[EnvValues, dict[str, Any]]:
     """An environment's values (files, features, flags) and its template context."""
     ctx = env_context(compiler, env)
-    base = environment_values(env, None, None).base
-    features = features_layer(compiler, env, ctx, base)
-    return environment_values(env, features, compiler.sets), ctx
+    files = file_values(env)
+    features = features_layer(compiler, env, ctx, files)
+    return environment_values(env, files, features, compiler.sets), ctx
 
 
 def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> tuple[bool, str]:
@@ -329,15 +330,16 @@ def prepare(compiler: Compiler, env: Environment) -> Prepared:
     return Prepared(env, env_values, env_ctx, env_secrets, tuple(enabled), tuple(disabled))
 
 
-def compile_releases(compiler: Compiler, prepared: Prepared,
-                     releases: Iterable[Release]) -> tuple[ReleaseOutput, ...]:
-    """Values and manifests of ``releases`` (enabled ones of ``prepared``); all errors at once."""
+def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[Release],
+                     known: Mapping[str, ValueSet] | None = None) -> tuple[ReleaseOutput, ...]:
+    """Values and manifests of ``releases`` (enabled ones of ``prepared``; values already
+    computed for a release, by name, in ``known``); all errors at once."""
     diags = Diagnostics()
     outputs = []
     for release in releases:
         try:
-            outputs.append(_compile_release(compiler, release, prepared.env_values,
-                                            prepared.env_ctx, diags, prepared.env_secrets))
+            outputs.append(_compile_release(compiler, release, prepared, diags,
+                                            (known or {}).get(release.name)))
         except CompileError as exc:
             diags.absorb(exc, f"while compiling release '{release.name}' for environment "
                               f"'{prepared.env.name}'")
@@ -358,12 +360,12 @@ def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutp
     return finish(compiler, prepared, compile_releases(compiler, prepared, prepared.enabled))
 
 
-def _compile_release(compiler: Compiler, release: Release, env_values: EnvValues,
-                     env_ctx: dict[str, Any], diags: Diagnostics,
-                     env_secrets: EnvSecrets) -> ReleaseOutput:
-    env = env_values.env
+def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
+                     diags: Diagnostics, values: ValueSet | None) -> ReleaseOutput:
+    env, env_ctx, env_secrets = prepared.env, prepared.env_ctx, prepared.env_secrets
     namespace = _namespace(compiler, release, env, env_ctx)
-    values = release_values(release, env_values, diags)
+    if values is None:
+        values = release_values(release, prepared.env_values, diags)
     helm = release.helm.over(env.helm).over(default_helm())
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
@@ -408,7 +410,8 @@ class Placed(Protocol):
 
 
 def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
-          disabled: tuple[tuple[str, str], ...]) -> Plan:
+                     disabled: tuple[tuple[str, str], ...]) -> Plan:
+    """The plan of ``env`` from its compiled releases (in meshfile order)."""
     output = compiler.project.output.rstrip("/")
     names = {o.release.name for o in outputs}
     targets = []

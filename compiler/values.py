@@ -35,7 +35,6 @@ class Layer:
     kind: LayerKind
     doc: ValuesDoc
     scope: Literal["env", "release"]
-    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +145,22 @@ def lookup(tree: Any, path: Path) -> tuple[bool, Any]:
     return True, node
 
 
-def environment_values(env: Environment, features: ValuesDoc | None,
-                       sets: ValuesDoc | None, features_label: str = "") -> EnvValues:
-    """Merge an environment's files, then its features, then the command-line flags."""
-    layers = [Layer("environment", doc, "env") for doc in env.values]
+def file_values(env: Environment) -> dict[str, Any]:
+    """An environment's values files merged, root first (layer 2 alone)."""
     base: dict[str, Any] = {}
-    for layer in layers:
-        base = merge_maps(base, layer.doc.data) if base else layer.doc.data
+    for doc in env.values:
+        base = merge_maps(base, doc.data) if base else doc.data
+    return base
+
+
+def environment_values(env: Environment, files: dict[str, Any], features: ValuesDoc | None,
+                       sets: ValuesDoc | None) -> EnvValues:
+    """The environment's merged values ``files`` (see :func:`file_values`), then its
+    features, then the command-line flags."""
+    layers = [Layer("environment", doc, "env") for doc in env.values]
+    base = files
     if features is not None:
-        layers.append(Layer("features", features, "env", features_label))
+        layers.append(Layer("features", features, "env"))
         base = merge_maps(base, features.data)
     tree = base
     if sets is not None and sets.data:
