@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from compiler import cli
+from compiler import cli_support
 from compiler.apply import (
     ApplyOptions,
     Completed,
@@ -251,7 +251,7 @@ def test_protected_environment_refused_without_a_terminal(shop: Env) -> None:
 
 def test_protected_environment_asks_for_its_name(shop: Env,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_apply_can_prompt", lambda: True)
+    monkeypatch.setattr(cli_support, "can_prompt", lambda: True)
     code, _, err = shop.meshc("apply", "prod", input="production\n")
     assert code == 1 and "cancelled" in err
     assert "Type 'prod' to apply" in err

@@ -17,7 +17,7 @@ from conftest import GOLDEN, ROOT, check_text, tree_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import cli
+from compiler import cli, cli_support
 from compiler.diagnostics import CompileError
 from compiler.roundtrip import Change, EditError, edit_text, write_files
 
@@ -300,7 +300,7 @@ def test_no_terminal_and_no_yes_writes_nothing(example: Path) -> None:
 
 
 def test_the_prompt(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_can_prompt", lambda: True)
+    monkeypatch.setattr(cli_support, "can_prompt", lambda: True)
     before = inputs(example)
     code, _, stderr = meshc(example, "promote", "development", "staging", input="n\n")
     assert code == 1 and "Write these changes? [y/N]" in stderr and "nothing written" in stderr
@@ -313,7 +313,7 @@ def test_the_prompt(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_protected_target_asks_for_its_name(example: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_can_prompt", lambda: True)
+    monkeypatch.setattr(cli_support, "can_prompt", lambda: True)
     before = inputs(example)
     code, _, stderr = meshc(example, "promote", "staging", "production", input="y\n")
     assert code == 1 and "type its name" in stderr and "is protected" in stderr
