@@ -295,8 +295,76 @@ class _TooBig(Exception):
         self.limit = limit  # the field of compiler.limits.Limits exceeded
 
 
+# Deeper than this libyaml's recursive composer may overflow an 8 MiB C stack (it does at
+# about 30,000 levels); ``--limit yamlDepth`` beyond it still stops here.
+SAFE_DEPTH = 5000
+# Documents that cannot nest deeper than this go straight to the composer (which is safe that
+# deep), and the node walk enforces limits.yamlDepth; only deeper ones are scanned first.
+_COMPOSE_DIRECTLY = 1000
+# What can open a nesting level at the start of a line: indentation and the block indicators.
+_LINE_PREFIX = re.compile(r"^[ \t?:-]*", re.MULTILINE)
+
+
+def _may_nest_deeper(text: str, depth: int) -> bool:
+    """False when ``text``'s collections cannot nest more than ``depth`` levels (cheap to know).
+
+    A nested block collection starts to the right of its parent, or (a sequence under a mapping
+    key) in the same column, so block nesting is at most two levels per column of a line's
+    leading blanks and indicators (``-``, ``?``, ``:``), plus three; each flow level needs its
+    own bracket. The longest line bounds the widest such prefix, and is quicker to find."""
+    if 2 * len(text) + 3 <= depth:
+        return False
+    room = depth - 3 - text.count("[") - text.count("{")
+    if room < 0:
+        return True
+    if max(map(len, text.split("\n"))) <= room // 2:
+        return False
+    return max(map(len, _LINE_PREFIX.findall(text))) > room // 2
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse a document nested deeper than ``limits.yamlDepth`` before libyaml composes it.
+
+    libyaml's composer recurses in C once per level, and some builds of it set no bound
+    (PyYAML 6.0.3's wheels): a document nested 100,000 levels deep overflows the C stack and
+    kills the process. Parser events come from an explicit stack, so counting them is safe at
+    any depth; this runs only when the cheap bound says composing could go too deep."""
+    asked = current_limits().yaml_depth
+    limit = min(asked, SAFE_DEPTH)
+    if not _may_nest_deeper(text, max(limit, _COMPOSE_DIRECTLY)):
+        return
+    parser = _make_loader(text)
+    depth = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit + 1:  # the document's root collection is depth 0
+                    raise _too_deep(file, event.start_mark, limit, asked)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml builds that bound nesting (1,000 levels) may say so while scanning ahead,
+        # before the events that cross our limit: the same finding, at libyaml's position
+        if "nesting depth" in str(exc.problem) and exc.problem_mark is not None:
+            raise _too_deep(file, exc.problem_mark, limit, asked) from None
+        return  # any other syntax error: composing reports it, with its position
+    except yaml.YAMLError:
+        return
+    finally:
+        parser.dispose()
+
+
+def _too_deep(file: str, mark: Any, limit: int, asked: int) -> CompileError:
+    ceiling = "" if limit == asked else f" (meshc's own ceiling, whatever --limit asks: {SAFE_DEPTH})"
+    return CompileError([Diagnostic(
+        "error", "YAML document is nested too deeply", span_from_marks(file, mark),
+        help=f"the limit is {describe_limit('yaml_depth', limit)}{ceiling}")])
+
+
 def compose_documents(text: str, file: str) -> list[Node]:
     """Parse ``text`` into YAML node trees (one per document); syntax errors become diagnostics."""
+    _check_nesting(text, file)
     loader = _make_loader(text)
     try:
         docs = []

@@ -330,3 +330,42 @@ def test_dump_yaml_sorts_keys_and_writes_numbers_as_helm_does() -> None:
     assert dump_yaml({"b": 3.0, "a": [1, 2.5, True, None]}) == (
         "a:\n- 1\n- 2.5\n- true\n- null\nb: 3\n")
     assert dump_yaml({}) == "{}\n"
+
+
+# Flow nesting: the first level past the limit, or where a libyaml build that bounds nesting
+# at 1,000 levels stops while scanning ahead (PyYAML 6.0.4's wheels), whichever comes first.
+@pytest.mark.parametrize("text, line, cols", [
+    ("deep: " + "[" * 100_000 + "]" * 100_000 + "\n", 1, (207, 1006)),
+    ("deep: " + "{a: " * 100_000 + "}" * 100_000 + "\n", 1, (807, 4003)),
+    ("deep:\n" + "- " * 50_000 + "x\n", 2, (401,)),
+    ("deep:\n" + "".join(" " * i + f"k{i}:\n" for i in range(3000)) + " " * 3000 + "x: 1\n",
+     203, (202,)),
+])
+def test_runaway_nesting_is_refused_before_libyaml_composes_it(text: str, line: int,
+                                                               cols: tuple[int, ...]) -> None:
+    """Some libyaml builds (PyYAML 6.0.3's wheels) set no nesting bound and compose by C
+    recursion: 100,000 levels killed the process with SIGSEGV. The depth limit must be enforced
+    on parser events first, whatever the build, and answer with a position."""
+    with pytest.raises(CompileError) as caught:
+        load_values_text(text, "deep.yaml")
+    (diag,) = caught.value.diagnostics
+    assert diag.message == "YAML document is nested too deeply"
+    assert diag.span.line == line and diag.span.col in cols, diag.span
+    assert diag.help == "the limit is limits.yamlDepth = 200"
+
+
+def test_command_line_depth_limit_cannot_lift_the_c_stack_ceiling() -> None:
+    from compiler import limits
+    from compiler.yamlsrc import SAFE_DEPTH
+    with limits.session((("yaml_depth", 10**9),), bound_memory=False):
+        with pytest.raises(CompileError) as caught:
+            load_values_text("deep: " + "[" * 100_000 + "]" * 100_000 + "\n", "deep.yaml")
+    assert f"ceiling, whatever --limit asks: {SAFE_DEPTH}" in caught.value.diagnostics[0].help
+
+
+def test_nesting_at_the_limit_still_loads() -> None:
+    text = "deep: " + "[" * 199 + "1" + "]" * 199 + "\n"  # root map + 200 levels
+    value = load_values_text(text, "ok.yaml")["deep"]
+    for _ in range(198):
+        value = value[0]
+    assert value == [1]
