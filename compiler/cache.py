@@ -11,11 +11,8 @@ itself in git), one pack per environment holding only the current keys.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,28 +20,13 @@ from typing import Any
 from . import sealed
 from .files import ProjectFiles
 from .inputs import template_closure
+from .journal import SNAPSHOT, code_fingerprint
+from .journal import tree_stat_digest as _stat_digest
 from .model import Release
 from .templating import Templates
 from .yamlsrc import LazySpans, ValuesDoc, load_values_doc
 
 CACHE_DIR = ".meshc-cache"
-FORMAT = 1
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of meshc's own source: a new meshc never reads an old meshc's entries."""
-    import jinja2
-    import jsonpatch
-    import yaml
-
-    root = Path(__file__).resolve().parent
-    versions = f"{FORMAT} {jinja2.__version__} {yaml.__version__} {jsonpatch.__version__}"
-    digest = hashlib.sha256(versions.encode())
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _text_hash(files: ProjectFiles, name: str) -> str:
@@ -119,35 +101,33 @@ class Cache:
     def output_unchanged(self, target: Path, files: dict[str, str]) -> bool:
         """Whether ``target`` holds exactly ``files`` as meshc last wrote them: same content
         (by hash), and no file added, removed or touched since (by size and mtime)."""
-        snapshot = _read_sealed(self.root / "output.pickle")
+        snapshot = _read_sealed(self.root / SNAPSHOT)
         if snapshot.get("target") != str(target.resolve()):
             return False
         if snapshot.get("content") != _content_digest(files):
             return False
         return snapshot.get("stat") == _stat_digest(target)
 
-    def record_output(self, target: Path, files: dict[str, str]) -> None:
-        """Remember what was just written to ``target`` (see :meth:`output_unchanged`)."""
+    def record_output(self, target: Path, files: dict[str, str],
+                      journal: dict[str, Any] | None = None) -> None:
+        """Remember what was just written to ``target`` (see :meth:`output_unchanged`) and,
+        with ``journal`` (its ``command`` and observations), what the render read (see
+        :func:`compiler.journal.up_to_date`)."""
         snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
-                    "stat": _stat_digest(target)}
+                    "stat": _stat_digest(target), "count": len(files), "code": code_fingerprint(),
+                    **(journal or {})}
         try:
             _prepare_dir(self.root)
-            with open(self.root / "output.pickle", "wb") as handle:
+            temp = self.root / f".{SNAPSHOT}.tmp"
+            with open(temp, "wb") as handle:
                 sealed.dump(snapshot, handle)
+            temp.replace(self.root / SNAPSHOT)
         except OSError:
             pass
 
 
 def _read_sealed(path: Path) -> dict[str, Any]:
-    """A map meshc itself wrote to ``path`` (sealed.py: never a pickle a checkout brought);
-    {} when it is missing, unreadable, forged or not a map — a cold cache, never an error."""
-    try:
-        with open(path, "rb") as handle:
-            data = sealed.load(handle)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
-            TypeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return sealed.read_map(path)
 
 
 def _prepare_dir(root: Path) -> None:
@@ -162,27 +142,6 @@ def _content_digest(files: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    return digest.hexdigest()
-
-
-def _stat_digest(target: Path) -> str | None:
-    """Every file under ``target`` with its size and modification time, hashed."""
-    digest = hashlib.sha256()
-    try:
-        stack = [str(target)]
-        entries = []
-        while stack:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        st = entry.stat(follow_symlinks=False)
-                        entries.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
-    except OSError:
-        return None
-    for line in sorted(entries):
-        digest.update(line.encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 invalid input (a diagnostic was printed); 2 a malformed
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from . import __version__, limits
+from .cache import CACHE_DIR
 from .cli_support import (
     EXIT_CHANGES,
     EXIT_INVALID,
@@ -32,9 +34,10 @@ from .cli_support import (
 )
 from .diagnostics import CompileError, Diagnostic
 from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
-from .emit import check_target, staged_output
+from .emit import EmitError, check_target, staged_output
 from .explain import explain_value, explanation_json, format_explanation
 from .graph import format_graph
+from .journal import code_fingerprint, command_line, last_target, up_to_date
 from .keypath import KeyPathError, parse_key_path
 from .lock import output_lock
 from .parallel import plan_work, render_files
@@ -138,8 +141,15 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
     Example: meshc render
              meshc render staging --out /tmp/rendered
     """
-    session = _Session(options)
-    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
+    flags = _flags(kwargs)
+    # a full render journals what it reads; --set-file reads outside the project: not journaled
+    journaled = not no_cache and not environments and all(f.kind != "set-file" for f in flags)
+    command = command_line(options.meshfile, out, [(f.kind, f.text) for f in flags],
+                           limits.command_line())
+    if journaled and _nothing_changed(options, command, kwargs["lock_timeout"]):
+        return
+    session = _Session(options, journal=journaled)
+    compiler = session.compiler(flags, cache=not no_cache)
 
     def work() -> None:
         project = compiler.project
@@ -155,6 +165,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
             files = work.cached_files(compiler)
             if cache.output_unchanged(target, files):
                 cache.save()
+                cache.record_output(target, files, journal(target))
                 click.echo(f"{target} is up to date ({len(files)} files)", err=True)
                 return
         with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
@@ -162,11 +173,35 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         if cache is not None:
             cache.save()
             if not environments:
-                cache.record_output(target, files)
+                cache.record_output(target, files, journal(target))
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)
 
+    def journal(target: Path) -> dict[str, Any] | None:
+        observed = session.files.journal
+        return (None if observed is None else
+                {"command": command, "journal": dict(observed), "shown": str(target)})
+
     session.run(work)
+
+
+def _nothing_changed(options: Options, command: dict[str, Any], lock_timeout: float) -> bool:
+    """True (and says so) when the last full render read nothing that has changed since and
+    its output is untouched (compiler/journal.py): the render would rewrite the same bytes."""
+    cache_root = options.meshfile.parent / CACHE_DIR
+    target = last_target(cache_root)
+    if target is None:
+        return False
+    try:
+        with output_lock(target, lock_timeout, lambda note: click.echo(note, err=True)):
+            found = up_to_date(cache_root, options.meshfile.parent, command, code_fingerprint(),
+                               os.environ)
+    except EmitError:
+        return False  # the full path reports it
+    if found is None:
+        return False
+    click.echo(f"{found[0]} is up to date ({found[1]} files)", err=True)
+    return True
 
 
 @main.command()

@@ -129,9 +129,11 @@ def _cache(compiler: Compiler, disabled: bool) -> Cache | None:
 class _Session:
     """Loads the project once per command and turns failures into diagnostics."""
 
-    def __init__(self, options: Options) -> None:
-        # templates read only the variables the meshfile's allowEnv lists (compiler/sandbox.py)
-        self.files = ProjectFiles(options.meshfile.parent, os.environ)
+    def __init__(self, options: Options, journal: bool = False) -> None:
+        # templates read only the variables the meshfile's allowEnv lists (compiler/sandbox.py);
+        # with ``journal`` every observation of the project is noted (compiler/journal.py)
+        self.files = ProjectFiles(options.meshfile.parent, os.environ,
+                                  journal={} if journal else None)
         self.name = options.meshfile.name
         self.holder: list[Compiler] = []
 

@@ -6,10 +6,13 @@ that leaves the project (``..``, absolute, or a symlink pointing out) is refused
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from . import limits
 
@@ -64,17 +67,38 @@ def decode_text(data: bytes) -> str:
 
 
 class ProjectFiles:
-    """Reads files under ``root`` and remembers their text for diagnostics excerpts."""
+    """Reads files under ``root`` and remembers their text for diagnostics excerpts.
 
-    def __init__(self, root: Path, environ: Mapping[str, str] | None = None) -> None:
+    With ``journal`` (a dict), every observation a compile makes of the project is noted there:
+    each file read (a hash of its bytes, or the error), each path resolved, folder tested,
+    listed or walked, each environment variable looked up. ``compiler/journal.py`` replays
+    them to know, without compiling, that nothing a render read has changed."""
+
+    def __init__(self, root: Path, environ: Mapping[str, str] | None = None,
+                 journal: dict[tuple[str, str], Any] | None = None) -> None:
         self.root = root.resolve()
+        self.journal = journal
         # the process environment as the CLI passes it in; templates read only the names
         # the meshfile's allowEnv lists (compiler/sandbox.py: env_var, required_env)
-        self.environ: Mapping[str, str] = environ if environ is not None else {}
+        given: Mapping[str, str] = environ if environ is not None else {}
+        self.environ: Mapping[str, str] = given if journal is None else _Watched(given, journal)
         self.texts: dict[str, str] = {}
+
+    def _note(self, kind: str, rel: str, seen: Any) -> None:
+        if self.journal is not None:
+            self.journal.setdefault((kind, rel), seen)
 
     def locate(self, rel: str) -> Path:
         """The absolute path of project-relative ``rel``; raises OutsideProject if it escapes."""
+        try:
+            target = self._locate(rel)
+        except OutsideProject:
+            self._note("path", rel, "!outside")
+            raise
+        self._note("path", rel, str(target))
+        return target
+
+    def _locate(self, rel: str) -> Path:
         pure = PurePosixPath(rel.replace(os.sep, "/"))
         if pure.is_absolute() or rel.startswith("~"):
             raise OutsideProject(f"'{rel}' is an absolute path; paths are relative to the project")
@@ -92,19 +116,67 @@ class ProjectFiles:
         UnicodeDecodeError."""
         if rel in self.texts:
             return self.texts[rel]
-        path = self.locate(rel)
-        text = decode_text(read_bounded(path))
+        try:
+            data = read_bounded(self.locate(rel))
+        except (OSError, OutsideProject) as exc:
+            self._note("read", rel, f"!{type(exc).__name__} {getattr(exc, 'errno', '')}")
+            raise
+        self._note("read", rel, hashlib.sha256(data).hexdigest())
+        text = decode_text(data)
         self.texts[rel] = text
         return text
 
     def is_dir(self, rel: str) -> bool:
         try:
-            return self.locate(rel).is_dir()
+            found = self.locate(rel).is_dir()
         except OutsideProject:
-            return False
+            found = False
+        self._note("is_dir", rel, found)
+        return found
 
     def list_dir(self, rel: str) -> list[str]:
         """Sorted project-relative names of the regular files directly in folder ``rel``."""
-        folder = self.locate(rel)
-        names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+        try:
+            folder = self.locate(rel)
+            names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+        except (OSError, OutsideProject) as exc:
+            self._note("list_dir", rel, f"!{type(exc).__name__}")
+            raise
+        self._note("list_dir", rel, names)
         return [f"{rel.rstrip('/')}/{name}" for name in names]
+
+    def all_templates(self) -> list[str]:
+        """Every ``*.j2`` of the project, hidden folders and virtualenvs left out (they are not
+        the project's, and differ between machines)."""
+        found = []
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
+                             not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
+            rel = os.path.relpath(folder, self.root)
+            found += [posixpath.normpath(f"{rel}/{n}".replace(os.sep, "/")) for n in sorted(names)
+                      if n.endswith(".j2")]
+        self._note("all_templates", "", found)
+        return found
+
+
+class _Watched(Mapping[str, str]):
+    """The process environment, noting in a journal each variable looked up (None: unset)."""
+
+    def __init__(self, given: Mapping[str, str], journal: dict[tuple[str, str], Any]) -> None:
+        self._given = given
+        self._journal = journal
+
+    def __getitem__(self, name: str) -> str:
+        self._journal.setdefault(("environ", name), self._given.get(name))
+        return self._given[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._journal.setdefault(("environ", name), self._given.get(name))
+        return name in self._given
+
+    def __iter__(self) -> Iterator[str]:  # a compile never lists the environment
+        raise TypeError("the process environment is looked up by name only")
+
+    def __len__(self) -> int:
+        return len(self._given)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 from collections.abc import Iterable
 from typing import Any
@@ -91,16 +90,7 @@ def template_closure(files: ProjectFiles, templates: Templates, start: list[str]
 
 
 def _all_templates(files: ProjectFiles) -> list[str]:
-    """Every ``*.j2`` of the project, hidden folders and virtualenvs left out (they are not
-    the project's, and differ between machines)."""
-    found = []
-    for folder, dirs, names in os.walk(files.root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
-                         not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
-        rel = os.path.relpath(folder, files.root)
-        found += [posixpath.normpath(f"{rel}/{n}".replace(os.sep, "/")) for n in names
-                  if n.endswith(".j2")]
-    return found
+    return files.all_templates()
 
 
 def _content(files: ProjectFiles, path: str) -> Any:

@@ -178,6 +178,11 @@ def command_deadline() -> float | None:
     return None if started is None else started + current().total_seconds
 
 
+def command_line() -> tuple[tuple[str, int | float], ...]:
+    """The command line's ``--limit`` settings in force (field, value)."""
+    return _COMMAND_LINE.get()
+
+
 def current() -> Limits:
     """The limits in force in this context (defaults outside a command)."""
     return _ACTIVE.get()

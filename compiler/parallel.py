@@ -19,6 +19,7 @@ from typing import Any
 from .cache import Cache
 from .diagnostics import CompileError, Diagnostic, Diagnostics
 from .emit import write_files
+from .limits import current as current_limits
 from .model import Environment, HelmOptions, Release
 from .pipeline import (
     Compiler,
@@ -174,6 +175,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
         "env": env.name, "context": prep.env_ctx, "secrets": repr(prep.env_secrets),
         "envHelm": repr(env.helm), "envNamespace": repr(env.namespace),
         "environ": compiler.templates.environ,  # allowEnv variables templates may read
+        "limits": repr(current_limits()),  # a lowered limit must be enforced, not served around
         "release": [release.name, release.chart.ref, release.chart.local, release.labels,
                     release.values_key_text, repr(release.namespace), repr(release.helm),
                     repr(release.patches)],

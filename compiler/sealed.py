@@ -79,3 +79,15 @@ def own_dir(path: Path) -> None:
     if path.is_symlink():
         raise OSError(f"{path} is a symbolic link: not used")
     path.mkdir(exist_ok=True)
+
+
+def read_map(path: Path) -> dict[str, Any]:
+    """A map meshc itself wrote to ``path`` (never a pickle a checkout brought); {} when it is
+    missing, unreadable, forged or not a map — a cold cache, never an error."""
+    try:
+        with open(path, "rb") as handle:
+            data = load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
+            TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

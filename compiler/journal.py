@@ -1,0 +1,136 @@
+"""What a render read, so a re-render with nothing changed can stop before compiling.
+
+A full ``meshc render`` (every environment, cache on) notes every observation it makes of the
+project through :class:`~compiler.files.ProjectFiles`: each file read (a hash of its bytes, or
+the error), each path resolved (symlinks), each folder tested, listed or walked, each
+environment variable looked up; with it the command line that matters (the meshfile's name,
+``--out``, ``--set`` flags, ``--limit`` flags) and meshc's own code fingerprint. It is kept
+with the output snapshot in ``.meshc-cache/output.pickle`` (sealed: never a pickle a checkout
+brought).
+
+The next render replays the journal first (:func:`up_to_date`): when every observation still
+holds and the output tree is exactly as meshc last wrote it (every file's size and
+modification time), the same inputs would compile to the same bytes, so the command ends
+there. Any difference — a file edited, added to a listed folder or removed, a symlink
+retargeted, a variable set, a flag changed, another meshc — falls through to the compile, whose
+release cache still saves the unchanged work. ``--set-file`` reads files outside the project,
+so a command with it never takes this path.
+
+This module imports nothing heavy: the check runs before the compiler is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import sealed
+from .files import ProjectFiles
+
+SNAPSHOT = "output.pickle"  # in the cache folder: the output snapshot and the journal
+FORMAT = 1  # of the cache's entries: part of the code fingerprint
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of meshc's own source and the libraries that shape its output: a new meshc never
+    reads an old meshc's cache entries or journal."""
+    import jinja2
+    import jsonpatch
+    import yaml
+
+    root = Path(__file__).resolve().parent
+    versions = f"{FORMAT} {jinja2.__version__} {yaml.__version__} {jsonpatch.__version__}"
+    digest = hashlib.sha256(versions.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def command_line(meshfile: Path, out: Path | None, flags: list[tuple[str, str]],
+                 limit_flags: tuple[tuple[str, int | float], ...]) -> dict[str, Any]:
+    """The parts of a ``meshc render`` command line that change what it writes."""
+    return {"meshfile": meshfile.name, "out": None if out is None else str(out),
+            "cwd": os.getcwd() if out is not None and not out.is_absolute() else None,
+            "set": sorted(flags), "limit": sorted(limit_flags)}
+
+
+def tree_stat_digest(target: Path) -> str | None:
+    """Every entry under ``target``, files with their size and modification time, hashed
+    (None: the tree cannot be read)."""
+    digest = hashlib.sha256()
+    try:
+        stack = [""]  # folders relative to target: the digest is the same however it is named
+        entries = []
+        while stack:
+            folder = stack.pop()
+            with os.scandir(os.path.join(target, folder)) as it:
+                for entry in it:
+                    rel = folder + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(rel + "/")
+                        entries.append(rel + "/")  # an added empty folder is a change too
+                    else:
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
+    except OSError:
+        return None
+    for line in sorted(entries):
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def still_holds(root: Path, journal: dict[tuple[str, str], Any],
+                environ: Mapping[str, str]) -> bool:
+    """Whether every observation of ``journal`` is what the project shows now."""
+    probe = ProjectFiles(root, environ, journal={})
+    for (kind, rel), seen in journal.items():
+        try:
+            if kind == "read":
+                probe.read(rel)
+            elif kind == "path":
+                probe.locate(rel)
+            elif kind == "is_dir":
+                probe.is_dir(rel)
+            elif kind == "list_dir":
+                probe.list_dir(rel)
+            elif kind == "all_templates":
+                probe.all_templates()
+            elif kind == "environ":
+                _ = rel in probe.environ
+            else:
+                return False  # an observation this meshc does not know how to repeat
+        except (OSError, ValueError):  # ValueError: OutsideProject, UnicodeDecodeError
+            pass  # the error itself was noted
+        if probe.journal.get((kind, rel)) != seen:  # type: ignore[union-attr]
+            return False
+    return True
+
+
+def last_target(cache_root: Path) -> Path | None:
+    """The output folder of the last journaled render, if any."""
+    target = sealed.read_map(cache_root / SNAPSHOT).get("target")
+    return Path(target) if isinstance(target, str) else None
+
+
+def up_to_date(cache_root: Path, project_root: Path, command: dict[str, Any], code: str,
+               environ: Mapping[str, str]) -> tuple[Path, int] | None:
+    """The output folder (as the render named it) and its file count when the last full render, made by this meshc with
+    this ``command``, read nothing that has changed since and its output is untouched; None
+    when anything may differ (then compile)."""
+    snapshot = sealed.read_map(cache_root / SNAPSHOT)
+    journal = snapshot.get("journal")
+    if not isinstance(journal, dict) or snapshot.get("code") != code or \
+            snapshot.get("command") != command or not isinstance(snapshot.get("target"), str):
+        return None
+    target = Path(snapshot["target"])
+    if not still_holds(project_root, journal, environ):
+        return None
+    if tree_stat_digest(target) != snapshot.get("stat"):
+        return None
+    return Path(str(snapshot.get("shown", target))), int(snapshot.get("count", 0))

@@ -1,0 +1,198 @@
+"""The render journal (compiler/journal.py): a re-render with nothing changed stops before
+compiling, and every kind of change — including those no cache key names, such as a file added
+to a chart folder, a symlink retargeted, an allowed environment variable, a --limit flag, an
+edited output file — falls through to a real compile that sees it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import GOLDEN, run_meshc, tree_files
+
+from compiler import cli_support
+from compiler.files import ProjectFiles
+from compiler.journal import still_holds
+
+SOURCE = GOLDEN / "ok-features" / "project"
+HOSTILE_ENV = Path(__file__).resolve().parent / "hostile" / "env-allowed" / "project"
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    target = tmp_path / "p"
+    shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".meshc-cache", "rendered"))
+    return target
+
+
+def render(project: Path, *args: str) -> tuple[str, dict[str, str]]:
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args)
+    assert code == 0, err
+    return err, tree_files(project / "rendered")
+
+
+def fresh(project: Path, *args: str) -> dict[str, str]:
+    """A render of ``args`` (``render`` and its flags) from scratch, into a folder of its own."""
+    out = project.parent / "fresh"
+    shutil.rmtree(out, ignore_errors=True)
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args, "--no-cache",
+                             "--out", str(out))
+    assert code == 0, err
+    return tree_files(out)
+
+
+def no_compile(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make loading the project fail loudly: the journal must answer without it."""
+    calls: list[str] = []
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        calls.append("load_project")
+        raise AssertionError("the project was compiled")
+
+    monkeypatch.setattr(cli_support, "load_project", explode)
+    return calls
+
+
+def test_nothing_changed_answers_without_compiling(project: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _, first = render(project, "render")
+    no_compile(monkeypatch)
+    message, second = render(project, "render")
+    assert message.endswith(f"rendered is up to date ({len(first)} files)\n"), message
+    assert second == first
+
+
+def test_a_touched_input_with_the_same_bytes_still_answers(project: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    render(project, "render")
+    values = project / "env" / "live.yaml"
+    values.write_bytes(values.read_bytes())  # new mtime, same content
+    no_compile(monkeypatch)
+    message, _ = render(project, "render")
+    assert "is up to date" in message
+
+
+def _add_template(project: Path) -> None:
+    (project / "charts/web/configmap.yaml.j2").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-extra\ndata:\n  a: b\n")
+
+
+def _remove_file(project: Path) -> None:
+    (project / "release/web.yaml").write_text("{}\n")
+
+
+def _retarget_symlink(project: Path) -> None:
+    (project / "env/live-real.yaml").write_text((project / "env/live.yaml").read_text()
+                                                .replace("  replicas: 4", "  replicas: 7"))
+    (project / "env/live.yaml").unlink()
+    (project / "env/live.yaml").symlink_to("live-real.yaml")
+
+
+CHANGES = {
+    "a template added to the chart folder": _add_template,
+    "a values file emptied": _remove_file,
+    "a values file replaced by a symlink to other content": _retarget_symlink,
+}
+
+
+@pytest.mark.parametrize("what", sorted(CHANGES))
+def test_changes_no_cache_key_names_are_seen(project: Path, what: str) -> None:
+    _, before = render(project, "render")
+    CHANGES[what](project)
+    message, after = render(project, "render")
+    assert "up to date" not in message
+    assert after != before, f"{what}: output unchanged"
+    assert after == fresh(project, "render")
+
+
+def test_a_limit_flag_is_part_of_the_command(project: Path) -> None:
+    render(project, "render")
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "--limit=templateOutput=20",
+                             "render")
+    assert code == 1 and "templateOutput" in err, err  # not "up to date": the limit applies
+
+
+def test_an_edited_output_file_is_rewritten(project: Path) -> None:
+    _, before = render(project, "render")
+    victim = next(p for p in sorted((project / "rendered").rglob("*.yaml")))
+    victim.write_text(victim.read_text() + "# edited by hand\n")
+    message, after = render(project, "render")
+    assert "up to date" not in message
+    assert after == before
+
+
+def test_an_allowed_environment_variable_is_an_input(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "env"
+    shutil.copytree(HOSTILE_ENV, project)
+    monkeypatch.setenv("MESHC_HOSTILE_NS", "blue")
+    _, blue = render(project, "render")
+    monkeypatch.setenv("MESHC_HOSTILE_NS", "green")
+    message, green = render(project, "render")
+    assert "up to date" not in message
+    assert any("ns-green" in text for text in green.values())
+    assert not any("ns-blue" in text for text in green.values()), blue
+    monkeypatch.delenv("MESHC_HOSTILE_NS")
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render")
+    assert code == 1 and "MESHC_HOSTILE_NS" in err, err
+
+
+def test_set_file_content_is_always_read(project: Path, tmp_path: Path) -> None:
+    """--set-file reads outside the project: such a render is never answered from the journal."""
+    extra = tmp_path / "replicas.txt"
+    extra.write_text("5")
+    _, before = render(project, "render", "--set-file", f"web.note={extra}")
+    extra.write_text("6")
+    message, after = render(project, "render", "--set-file", f"web.note={extra}")
+    assert "up to date" not in message
+    assert after != before
+
+
+def test_out_folder_is_part_of_the_command(project: Path, tmp_path: Path) -> None:
+    render(project, "render")
+    other = tmp_path / "elsewhere"
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render", "--out", str(other))
+    assert code == 0 and "up to date" not in err, err
+    assert tree_files(other) == tree_files(project / "rendered")
+
+
+def test_replay_notices_each_kind_of_observation(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / "charts/a").mkdir(parents=True)
+    (root / "charts/a/x.j2").write_text("x")
+    (root / "v.yaml").write_text("a: 1\n")
+    environ = {"ALLOWED": "1"}
+    files = ProjectFiles(root, environ, journal={})
+    files.read("v.yaml")
+    files.list_dir("charts/a")
+    files.is_dir("charts/b")
+    files.all_templates()
+    _ = "ALLOWED" in files.environ
+    _ = "UNSET" in files.environ
+    with pytest.raises(OSError):
+        files.read("missing.yaml")
+    journal = dict(files.journal or {})
+    assert still_holds(root, journal, environ)
+
+    def changed(step: Any, env: dict[str, str] | None = None) -> bool:
+        step()
+        try:
+            return not still_holds(root, journal, environ if env is None else env)
+        finally:
+            shutil.rmtree(root)
+            (root / "charts/a").mkdir(parents=True)
+            (root / "charts/a/x.j2").write_text("x")
+            (root / "v.yaml").write_text("a: 1\n")
+
+    assert changed(lambda: (root / "v.yaml").write_text("a: 2\n"))
+    assert changed(lambda: (root / "charts/a/y.j2").write_text("y"))
+    assert changed(lambda: (root / "charts/b").mkdir())
+    assert changed(lambda: (root / "missing.yaml").write_text("now here\n"))
+    assert changed(lambda: (root / "deep/er").mkdir(parents=True) or
+                   (root / "deep/er/t.j2").write_text("t"))
+    assert changed(lambda: None, {"ALLOWED": "2"})
+    assert changed(lambda: None, {"ALLOWED": "1", "UNSET": "now"})
+    assert not changed(lambda: os.utime(root / "v.yaml", (0, 0)))
