@@ -98,23 +98,27 @@ class Cache:
 
     # --- the output directory ---------------------------------------------------------------
 
-    def output_unchanged(self, target: Path, files: dict[str, str]) -> bool:
-        """Whether ``target`` holds exactly ``files`` as meshc last wrote them: same content
-        (by hash), and no file added, removed or touched since (by size and mtime)."""
+    def changed_environments(self, target: Path, files: dict[str, str]) -> set[str] | None:
+        """The environments whose files differ from what ``target`` holds, as meshc last wrote
+        it; None when that is not known (another folder, files touched since, environments
+        added or removed): then the whole output must be rewritten."""
         snapshot = _read_sealed(self.root / SNAPSHOT)
-        if snapshot.get("target") != str(target.resolve()):
-            return False
-        if snapshot.get("content") != _content_digest(files):
-            return False
-        return snapshot.get("stat") == _stat_digest(target)
+        before = snapshot.get("envs")
+        if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
+            return None
+        now = _env_digests(files)
+        if now.keys() != before.keys() or snapshot.get("stat") != _stat_digest(target):
+            return None
+        return {env for env, digest in now.items() if digest != before[env]}
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None) -> None:
-        """Remember what was just written to ``target`` (see :meth:`output_unchanged`) and,
+        """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
         :func:`compiler.journal.up_to_date`)."""
         snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
-                    "stat": _stat_digest(target), "count": len(files), "code": code_fingerprint(),
+                    "envs": _env_digests(files), "stat": _stat_digest(target),
+                    "count": len(files), "code": code_fingerprint(),
                     **(journal or {})}
         try:
             _prepare_dir(self.root)
@@ -136,6 +140,14 @@ def _prepare_dir(root: Path) -> None:
     ignore = root / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+
+
+def _env_digests(files: dict[str, str]) -> dict[str, str]:
+    """A content digest per environment (the first folder of each path)."""
+    by_env: dict[str, dict[str, str]] = {}
+    for name, text in files.items():
+        by_env.setdefault(name.partition("/")[0], {})[name] = text
+    return {env: _content_digest(part) for env, part in by_env.items()}
 
 
 def _content_digest(files: dict[str, str]) -> str:

@@ -34,7 +34,7 @@ from .cli_support import (
 )
 from .diagnostics import CompileError, Diagnostic
 from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
-from .emit import EmitError, check_target, staged_output
+from .emit import EmitError, check_target, replace_environment, staged_output, write_output
 from .explain import explain_value, explanation_json, format_explanation
 from .graph import format_graph
 from .journal import code_fingerprint, command_line, last_target, up_to_date
@@ -161,21 +161,34 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         check_target(target, compiler.files.root, input_paths(compiler))
         cache = _cache(compiler, no_cache)
         work = plan_work(compiler, envs, cache)
-        if cache is not None and not work.todo and not environments:
-            files = work.cached_files(compiler)
-            if cache.output_unchanged(target, files):
+        note = ""
+        if cache is not None and not environments and 2 * len(work.todo) <= len(work.done):
+            # mostly cached: compile what is missing, then write only what changed
+            files = render_files(compiler, envs, jobs, cache=cache, work=work)
+            changed = cache.changed_environments(target, files)
+            if changed is not None and not changed:
                 cache.save()
                 cache.record_output(target, files, journal(target))
                 click.echo(f"{target} is up to date ({len(files)} files)", err=True)
                 return
-        with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
-            files = render_files(compiler, envs, jobs, write_root=staging, cache=cache, work=work)
+            if changed is not None and len(changed) == 1:
+                (name,) = changed
+                replace_environment(target, name,
+                                    {p: t for p, t in files.items() if p.startswith(f"{name}/")})
+                note = f" (only {name} changed: its folder was replaced)"
+            else:
+                write_output(target, files, [e.name for e in envs], whole=True)
+        else:
+            with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
+                files = render_files(compiler, envs, jobs, write_root=staging, cache=cache,
+                                     work=work)
         if cache is not None:
             cache.save()
             if not environments:
                 cache.record_output(target, files, journal(target))
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
-                   f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}", err=True)
+                   f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}{note}",
+                   err=True)
 
     def journal(target: Path) -> dict[str, Any] | None:
         observed = session.files.journal

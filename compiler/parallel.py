@@ -98,11 +98,6 @@ class Work:
     keys: dict[tuple[int, int], str]
     values: dict[tuple[int, int], ValueSet]  # computed for the keys: not computed again
 
-    def cached_files(self, compiler: Compiler) -> dict[str, str]:
-        """Every output file, when the cache served every release (``todo`` is empty)."""
-        assert not self.todo
-        return _assemble(compiler, self.prepared, [(self.done, [], {})])
-
 
 def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) -> Work:
     """Prepare ``envs`` and look every enabled release up in ``cache``."""

@@ -196,3 +196,48 @@ def test_replay_notices_each_kind_of_observation(tmp_path: Path) -> None:
     assert changed(lambda: None, {"ALLOWED": "2"})
     assert changed(lambda: None, {"ALLOWED": "1", "UNSET": "now"})
     assert not changed(lambda: os.utime(root / "v.yaml", (0, 0)))
+
+
+def _inodes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_ino for p in root.rglob("*")
+            if p.is_file()}
+
+
+def test_one_environment_changed_replaces_only_its_folder(project: Path) -> None:
+    """An edit that changes one environment's output swaps in that environment's folder alone
+    (one atomic exchange): the other environments' files are not rewritten."""
+    _, before = render(project, "render")
+    inodes = _inodes(project / "rendered")
+    edit = project / "env" / "qa.yaml"
+    edit.write_text(edit.read_text() + "extraForQa: 1\n")
+    message, after = render(project, "render")
+    assert "only qa changed" in message, message
+    assert after == fresh(project, "render") and after != before
+    now = _inodes(project / "rendered")
+    for rel, ino in inodes.items():
+        if rel.startswith("qa/"):
+            continue
+        assert now[rel] == ino, f"{rel} was rewritten"
+    assert not [p for p in project.iterdir() if ".rendered.meshc-" in p.name], "staging left"
+
+
+def test_a_change_to_several_environments_rewrites_the_tree(project: Path) -> None:
+    render(project, "render")
+    edit = project / "env" / "common.yaml"
+    edit.write_text(edit.read_text() + "extraForAll: 1\n")
+    message, after = render(project, "render")
+    assert "only" not in message and "up to date" not in message, message
+    assert after == fresh(project, "render")
+
+
+def test_a_hand_edited_output_is_rewritten_whole(project: Path) -> None:
+    """With a file of the output touched since meshc wrote it, which environments differ is not
+    known: the whole tree is rewritten (and repaired)."""
+    _, before = render(project, "render")
+    (project / "rendered" / "live" / "plan.json").write_text("{}\n")
+    edit = project / "env" / "qa.yaml"
+    edit.write_text(edit.read_text() + "extraForQa: 1\n")
+    message, after = render(project, "render")
+    assert "only" not in message, message
+    assert after == fresh(project, "render")
+    assert after["live/plan.json"] == before["live/plan.json"]
