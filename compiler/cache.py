@@ -20,8 +20,8 @@ from typing import Any
 from . import sealed
 from .files import ProjectFiles
 from .inputs import template_closure
-from .journal import SNAPSHOT, code_fingerprint
-from .journal import tree_stat_digest as _stat_digest
+from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats
+from .journal import stats_digest as _stats_digest
 from .model import Release
 from .templating import Templates
 from .yamlsrc import LazySpans, ValuesDoc, load_values_doc
@@ -107,19 +107,33 @@ class Cache:
         if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
             return None
         now = _env_digests(files)
-        if now.keys() != before.keys() or snapshot.get("stat") != _stat_digest(target):
+        if now.keys() != before.keys() or snapshot.get("stats") != tree_stats(target):
             return None
         return {env for env, digest in now.items() if digest != before[env]}
+
+    def environment_unchanged(self, target: Path, env: str, files: dict[str, str]) -> bool:
+        """Whether ``target``'s folder of ``env`` holds exactly ``files`` (that environment's
+        files, paths ``env/...``) as meshc last wrote them, untouched since: then it need not
+        be read to be compared."""
+        snapshot = _read_sealed(self.root / SNAPSHOT)
+        if snapshot.get("target") != str(target.resolve()):
+            return False
+        if (snapshot.get("envs") or {}).get(env) != _content_digest(files):
+            return False
+        try:
+            return (snapshot.get("stats") or {}).get(f"{env}/") == folder_digest(target / env)
+        except OSError:
+            return False
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
         :func:`compiler.journal.up_to_date`)."""
-        snapshot = {"target": str(target.resolve()), "content": _content_digest(files),
-                    "envs": _env_digests(files), "stat": _stat_digest(target),
-                    "count": len(files), "code": code_fingerprint(),
-                    **(journal or {})}
+        stats = tree_stats(target)
+        snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
+                    "stat": None if stats is None else _stats_digest(stats),
+                    "count": len(files), "code": code_fingerprint(), **(journal or {})}
         try:
             _prepare_dir(self.root)
             temp = self.root / f".{SNAPSHOT}.tmp"

@@ -103,8 +103,11 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
         plan = plans[env.name]
         review = None
         if fmt == "text" or exit_code:
+            output = compiler.files.root / compiler.project.output
+            unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
+            committed = files if unchanged else committed_files(compiler, env.name)  # no reading
             review = review_environment(env.name, [s.release for s in plan.steps], files,
-                                        committed_files(compiler, env.name),
+                                        committed,
                                         f"{compiler.project.output.rstrip('/')}/{env.name}")
         if fmt == "json":
             click.echo(format_json(plan), nl=False)

@@ -83,6 +83,7 @@ class ProjectFiles:
         given: Mapping[str, str] = environ if environ is not None else {}
         self.environ: Mapping[str, str] = given if journal is None else _Watched(given, journal)
         self.texts: dict[str, str] = {}
+        self._located: dict[str, Path | OutsideProject] = {}
 
     def _note(self, kind: str, rel: str, seen: Any) -> None:
         if self.journal is not None:
@@ -99,6 +100,18 @@ class ProjectFiles:
         return target
 
     def _locate(self, rel: str) -> Path:
+        found = self._located.get(rel)  # many releases name one chart: resolve it once
+        if found is None:
+            try:
+                found = self._resolve(rel)
+            except OutsideProject as exc:
+                found = exc
+            self._located[rel] = found
+        if isinstance(found, OutsideProject):
+            raise found
+        return found
+
+    def _resolve(self, rel: str) -> Path:
         pure = PurePosixPath(rel.replace(os.sep, "/"))
         if pure.is_absolute() or rel.startswith("~"):
             raise OutsideProject(f"'{rel}' is an absolute path; paths are relative to the project")

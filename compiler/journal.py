@@ -60,29 +60,53 @@ def command_line(meshfile: Path, out: Path | None, flags: list[tuple[str, str]],
             "set": sorted(flags), "limit": sorted(limit_flags)}
 
 
-def tree_stat_digest(target: Path) -> str | None:
-    """Every entry under ``target``, files with their size and modification time, hashed
-    (None: the tree cannot be read)."""
-    digest = hashlib.sha256()
+def folder_digest(folder: Path | str) -> str:
+    """Every entry under ``folder``, files with their size and modification time, hashed
+    (paths relative to ``folder``: the digest is the same however it is named). Raises
+    OSError."""
+    stack = [""]
+    entries = []
+    while stack:
+        rel_folder = stack.pop()
+        with os.scandir(os.path.join(folder, rel_folder)) as it:
+            for entry in it:
+                rel = rel_folder + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel + "/")
+                    entries.append(rel + "/")  # an added empty folder is a change too
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
+    entries.sort()
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
+def tree_stats(target: Path) -> dict[str, str] | None:
+    """Per entry of ``target`` (an environment's folder: ``name/``), what it holds as
+    :func:`folder_digest` sees it; None when the tree cannot be read."""
+    stats = {}
     try:
-        stack = [""]  # folders relative to target: the digest is the same however it is named
-        entries = []
-        while stack:
-            folder = stack.pop()
-            with os.scandir(os.path.join(target, folder)) as it:
-                for entry in it:
-                    rel = folder + entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(rel + "/")
-                        entries.append(rel + "/")  # an added empty folder is a change too
-                    else:
-                        st = entry.stat(follow_symlinks=False)
-                        entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
+        with os.scandir(target) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stats[entry.name + "/"] = folder_digest(entry.path)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    stats[entry.name] = f"{st.st_size}\0{st.st_mtime_ns}"
     except OSError:
         return None
-    for line in sorted(entries):
-        digest.update(line.encode() + b"\n")
-    return digest.hexdigest()
+    return stats
+
+
+def stats_digest(stats: dict[str, str]) -> str:
+    """:func:`tree_stats` as one hash."""
+    return hashlib.sha256(repr(sorted(stats.items())).encode()).hexdigest()
+
+
+def tree_stat_digest(target: Path) -> str | None:
+    """:func:`tree_stats` of ``target`` as one hash (None: the tree cannot be read)."""
+    stats = tree_stats(target)
+    return None if stats is None else stats_digest(stats)
 
 
 def still_holds(root: Path, journal: dict[tuple[str, str], Any],

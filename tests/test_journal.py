@@ -241,3 +241,25 @@ def test_a_hand_edited_output_is_rewritten_whole(project: Path) -> None:
     assert "only" not in message, message
     assert after == fresh(project, "render")
     assert after["live/plan.json"] == before["live/plan.json"]
+
+
+def test_plan_review_agrees_whether_or_not_it_reads_the_committed_tree(project: Path) -> None:
+    """The plan review skips reading an environment's committed folder that meshc wrote and
+    nobody touched since; its answer must be the one reading gives, touched or not."""
+    render(project, "render")
+
+    def plans() -> tuple[str, str]:
+        meshfile = str(project / "meshfile.yaml")
+        code, shortcut, err = run_meshc("-f", meshfile, "plan", "live")
+        assert code == 0, err
+        code, read, err = run_meshc("-f", meshfile, "plan", "live", "--no-cache")
+        assert code == 0, err
+        return shortcut, read
+
+    shortcut, read = plans()
+    assert shortcut == read
+    deployment = next((project / "rendered" / "live").rglob("deployment-*.yaml"))
+    deployment.write_text(deployment.read_text().replace("replicas: 4", "replicas: 2"))
+    shortcut, read = plans()
+    assert shortcut == read
+    assert "spec.replicas: 2 → 4" in shortcut, shortcut
