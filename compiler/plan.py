@@ -123,33 +123,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def format_json(plan: Plan) -> str:
-    """The plan as ``json.dumps(…, indent=2, ensure_ascii=False)`` writes it, quicker: with an
-    indent, ``json`` leaves its C encoder for a pure-Python one, which a render of a thousand
-    releases per environment feels (tests/test_plan_json.py holds the two equal)."""
-    return dumps_indented(plan_json(plan)) + "\n"
-
-
-def dumps_indented(data: Any, indent: str = "") -> str:
-    """``json.dumps(data, indent=2, ensure_ascii=False)`` for JSON-shaped data (str keys)."""
-    if isinstance(data, str):
-        return _json_str(data)
-    if isinstance(data, dict):
-        if not data:
-            return "{}"
-        inner = indent + "  "
-        return "{\n" + ",\n".join(f"{inner}{_json_str(key)}: {dumps_indented(value, inner)}"
-                                   for key, value in data.items()) + f"\n{indent}}}"
-    if isinstance(data, list | tuple):
-        if not data:
-            return "[]"
-        inner = indent + "  "
-        return "[\n" + ",\n".join(inner + (_json_str(item) if isinstance(item, str)
-                                            else dumps_indented(item, inner))
-                                   for item in data) + f"\n{indent}]"
-    return json.dumps(data)  # numbers, booleans, null
-
-
-_json_str = json.encoder.encode_basestring  # the C encoder's string form (ensure_ascii=False)
+    return json.dumps(plan_json(plan), indent=2, ensure_ascii=False) + "\n"
 
 
 def format_sh(plan: Plan, meshfile: str) -> str:
