@@ -51,8 +51,6 @@ class Cache:
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)
-    hits: int = 0
-    misses: int = 0
 
     def chart_hash(self, release: Release) -> str:
         """A hash of every template the release's chart can load (see
@@ -71,14 +69,17 @@ class Cache:
                           ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def is_empty(self, env: str) -> bool:
+        """Whether the cache holds no entry at all for ``env`` (nothing can hit)."""
+        if env not in self.packs:
+            self.packs[env] = self._load(env)
+        return not self.packs[env]
+
     def get(self, env: str, key: str) -> Any | None:
         if env not in self.packs:
             self.packs[env] = self._load(env)
         entry = self.packs[env].get(key)
-        if entry is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        if entry is not None:
             self.fresh.setdefault(env, {})[key] = entry
         return entry
 

@@ -49,23 +49,29 @@ class Placed:
 
 
 # Set in the parent just before forking, read by the forked children (never mutated there).
-_SHARED: tuple[Compiler, Work, Path | None, bool] | None = None
+_SHARED: tuple[Compiler, Work, Path | None, Cache | None] | None = None
 
 
-Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str]]
+# (environment, release, namespace, helm, secrets, files, cache key or None)
+Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], str | None]
 
 
 def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], dict[str, str]]:
     """Compile the (environment, release) pairs of ``chunk``; plain data comes back (a
     release is named by its index: pickling model objects back costs more than compiling)."""
     assert _SHARED is not None
-    compiler, work, write_root, keep_texts = _SHARED
+    compiler, work, write_root, cache = _SHARED
     placed: list[Done] = []
     diags = Diagnostics()
     for env_index, release_index in chunk:
         prep = work.prepared[env_index]
         release = prep.enabled[release_index]
+        key = work.keys.get((env_index, release_index))
         known = work.values.get((env_index, release_index))
+        if cache is not None and (env_index, release_index) in work.unkeyed:
+            found = release_key(compiler, cache, prep, release)  # in parallel, here
+            if found is not None:
+                key, known = found
         try:
             (output,) = compile_releases(compiler, prep, [release],
                                          {release.name: known} if known else None)
@@ -75,15 +81,15 @@ def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], d
         files = release_files(prep.env.name, output)
         if write_root is not None:  # write here, in parallel
             write_files(write_root, files)
-            if not keep_texts:
+            if cache is None:
                 files = dict.fromkeys(files, "")
         placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
-                       files))
+                       files, key))
     return placed, diags.items, diags.sources
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
-    env_index, release_index, namespace, helm, secrets, files = done
+    env_index, release_index, namespace, helm, secrets, files, _ = done
     prep = prepared[env_index]
     return Placed(prep.env.name, prep.enabled[release_index], namespace, helm, secrets, files)
 
@@ -97,14 +103,22 @@ class Work:
     todo: list[tuple[int, int]]
     keys: dict[tuple[int, int], str]
     values: dict[tuple[int, int], ValueSet]  # computed for the keys: not computed again
+    unkeyed: set[tuple[int, int]]  # to compile and cache, keys computed by the workers
 
 
 def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) -> Work:
-    """Prepare ``envs`` and look every enabled release up in ``cache``."""
+    """Prepare ``envs`` and look every enabled release up in ``cache``. Where the cache holds
+    nothing for an environment (a first render), nothing can hit: its keys are left to the
+    workers, which compute them in parallel."""
     prepared = [prepare(compiler, env) for env in envs]
-    work = Work(prepared, [], [], {}, {})
+    work = Work(prepared, [], [], {}, {}, set())
     for e, prep in enumerate(prepared):
+        cold = cache is not None and cache.is_empty(prep.env.name)
         for r, release in enumerate(prep.enabled):
+            if cold:
+                work.todo.append((e, r))
+                work.unkeyed.add((e, r))
+                continue
             found = release_key(compiler, cache, prep, release) if cache is not None else None
             if found is None:
                 work.todo.append((e, r))
@@ -131,7 +145,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     global _SHARED
     work = work or plan_work(compiler, envs, cache)
     jobs = jobs or os.cpu_count() or 1
-    _SHARED = (compiler, work, write_root, cache is not None)
+    _SHARED = (compiler, work, write_root, cache)
     try:
         if jobs <= 1 or len(work.todo) < PARALLEL_THRESHOLD or \
                 "fork" not in multiprocessing.get_all_start_methods():
@@ -181,8 +195,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
 
 def _remember(cache: Cache, work: Work, raw: list[tuple[list[Done], Any, Any]]) -> None:
     for done, _, _ in raw:
-        for env_index, release_index, namespace, helm, secrets, files in done:
-            key = work.keys.get((env_index, release_index))
+        for env_index, release_index, namespace, helm, secrets, files, key in done:
             if key is not None:
                 env = work.prepared[env_index].env.name
                 cache.put(env, key, (namespace, helm, secrets, files))

@@ -44,3 +44,22 @@ def test_parallel_and_serial_renders_are_identical(tmp_path: Path) -> None:
         trees.append(tree_files(out))
     assert len(trees[0]) == 3 * (N * 4 + 1)  # values, Chart.yaml, template, manifest; plan
     assert trees[0] == trees[1]
+
+
+def test_keys_the_workers_compute_on_a_cold_cache_are_the_parents(tmp_path: Path) -> None:
+    """On a first render the workers compute the cache keys; they must be the keys the parent
+    computes when it looks releases up, or the next render would compile everything again."""
+    from compiler.cache import CACHE_DIR, Cache
+    from compiler.files import ProjectFiles
+    from compiler.parallel import plan_work
+    from compiler.pipeline import load_project
+
+    meshfile = make_project(tmp_path / "p")
+    code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")
+    assert code == 0, err
+    files = ProjectFiles(meshfile.parent)
+    compiler = load_project(files)
+    cache = Cache(meshfile.parent / CACHE_DIR, compiler.files, compiler.templates)
+    work = plan_work(compiler, list(compiler.project.deployable), cache)
+    assert not work.unkeyed and not work.todo, f"{len(work.todo)} releases missed the cache"
+    assert len(work.done) == 3 * N
