@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +218,9 @@ class ParsedValues:
             key = _values_key(text)
             if key not in self.entries:
                 todo[key] = (path, text)
+        import multiprocessing  # here: most commands never fork, and these imports cost
+        from concurrent.futures import ProcessPoolExecutor
+
         jobs = min(len(todo), os.cpu_count() or 1)
         if jobs < 2 or sum(len(text) for _, text in todo.values()) < PREFETCH_BYTES or \
                 "fork" not in multiprocessing.get_all_start_methods():

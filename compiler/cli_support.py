@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor  # a worker process lost (killed by a limit)
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +62,7 @@ def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterat
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
         raise Failed("") from None
-    except (MemoryError, RecursionError, BrokenProcessPool) as exc:  # resource limits
+    except (MemoryError, RecursionError, BrokenExecutor) as exc:  # resource limits
         click.echo(f"error: {resource_exhausted(exc)}", err=True)
         raise Failed("") from None
     except OSError as exc:  # an input or output the OS refused: say which, no traceback

@@ -9,9 +9,7 @@ Where ``fork`` is unavailable, or the work is small, everything runs in this pro
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +140,9 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     ``write_root`` the files are also written there (by the workers, in parallel); then,
     without a cache, the returned texts of compiled releases are empty. ``plans``, if given,
     receives each environment's plan. Raises :class:`CompileError` with all problems."""
+    import multiprocessing  # here: most commands never fork, and these imports cost
+    from concurrent.futures import ProcessPoolExecutor
+
     global _SHARED
     work = work or plan_work(compiler, envs, cache)
     jobs = jobs or os.cpu_count() or 1
