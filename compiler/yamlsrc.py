@@ -108,18 +108,44 @@ class GoResolver(BaseResolver):
         return super().resolve(kind, value, implicit)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _plain_tag(text: str) -> str:
+    return resolve_plain(text)[0]
+
+
+_DEFAULT_TAGS = {ScalarNode: STR, SequenceNode: SEQ, MappingNode: MAP}
+
+
+class _ComposeResolver(GoResolver):
+    """The composer's resolver, lean: the composer calls it back (in Python) for every node.
+
+    No path resolvers are ever registered (``add_path_resolver``), so BaseResolver's per-node
+    path bookkeeping is a no-op, and every tag but a plain scalar's is the kind's default."""
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and implicit[0]:  # implicit is a bool for collections
+            return _plain_tag(value)
+        return _DEFAULT_TAGS[kind]
+
+
 if LIBYAML:  # libyaml is much faster; the pure-Python parser is the fallback
-    class _ComposeLoader(yaml.cyaml.CParser, GoResolver):  # type: ignore[misc]
+    class _ComposeLoader(yaml.cyaml.CParser, _ComposeResolver):  # type: ignore[misc]
         pass
 else:  # pragma: no cover - depends on the PyYAML build
     class _ComposeLoader(yaml.reader.Reader, yaml.scanner.Scanner,  # type: ignore[no-redef]
-                         yaml.parser.Parser, yaml.composer.Composer, GoResolver):
+                         yaml.parser.Parser, yaml.composer.Composer, _ComposeResolver):
         def __init__(self, stream: str) -> None:
             yaml.reader.Reader.__init__(self, stream)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
-            GoResolver.__init__(self)
+            _ComposeResolver.__init__(self)
 
 
 def _make_loader(text: str) -> Any:
@@ -139,11 +165,20 @@ class _Builder:
     seen: set[int] = field(default_factory=set)  # container nodes built once (by id)
     aliasing: bool = False  # inside an alias's expansion
     aliased: int = 0  # nodes built inside alias expansions
+    # the limits, read once: build() runs for every node
+    max_nodes: int = field(init=False)
+    max_depth: int = field(init=False)
+    max_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.max_nodes = self.limits.yaml_nodes
+        self.max_depth = self.limits.yaml_depth
+        self.max_bytes = self.limits.yaml_bytes
 
     def build(self, node: Node, path: Path = (), depth: int = 0) -> Any:
         self.visited += 1
-        if self.visited > self.limits.yaml_nodes or depth > self.limits.yaml_depth:
-            raise _TooBig(node, "yaml_depth" if depth > self.limits.yaml_depth else "yaml_nodes")
+        if self.visited > self.max_nodes or depth > self.max_depth:
+            raise _TooBig(node, "yaml_depth" if depth > self.max_depth else "yaml_nodes")
         if self.aliasing:  # go-yaml's rule, so a billion laughs stops in milliseconds
             self.aliased += 1
             if self.aliased > 100 and self.visited > 1000 and \
@@ -153,9 +188,9 @@ class _Builder:
             self.spans[path] = span_from_marks(self.file, node.start_mark, node.end_mark)
         if isinstance(node, ScalarNode):
             self.size += len(node.value)
-            if self.size > self.limits.yaml_bytes:
+            if self.size > self.max_bytes:
                 raise _TooBig(node, "yaml_bytes")
-            return self.scalar(node)
+            return node.value if node.tag == STR else self.scalar(node)  # strings: the most
         if not self.aliasing and id(node) in self.seen:  # an alias of a map or list
             self.aliasing = True
             try:
@@ -167,6 +202,8 @@ class _Builder:
 
     def container(self, node: Node, path: Path, depth: int) -> Any:
         if isinstance(node, SequenceNode):
+            if self.spans is None:  # paths only name spans
+                return [self.build(item, path, depth + 1) for item in node.value]
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self.mapping(node, path, depth)  # type: ignore[arg-type]
 
@@ -196,19 +233,23 @@ class _Builder:
         keys written before it and is overridden by keys written after it."""
         result: dict[str, Any] = {}
         seen: dict[str, Node] = {}
+        spans = self.spans is not None  # paths only name spans
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == MERGE:
+            if key_node.tag == STR and isinstance(key_node, ScalarNode):  # the common case
+                key = key_node.value
+            elif isinstance(key_node, ScalarNode) and key_node.tag == MERGE:
                 for source in reversed(self.merge_sources(value_node, path, depth)):
                     result.update(source)  # earlier maps of a '<<' list win
                 continue
-            key = self.key(key_node)
-            if key is None:
-                continue
+            else:
+                key = self.key(key_node)
+                if key is None:
+                    continue
             if key in seen:
                 self.diags.items.append(duplicate_key(self.file, key, key_node, seen[key]))
                 continue
             seen[key] = key_node
-            result[key] = self.build(value_node, (*path, key), depth + 1)
+            result[key] = self.build(value_node, (*path, key) if spans else path, depth + 1)
         return result
 
     def merge_sources(self, node: Node, path: Path, depth: int) -> list[dict[str, Any]]:
