@@ -3,6 +3,7 @@ and turns failures into diagnostics, Helm's value flags, colour, prompts, the ca
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -126,6 +127,23 @@ def _cache(compiler: Compiler, disabled: bool) -> Cache | None:
     return Cache(compiler.files.root / CACHE_DIR, compiler.files, compiler.templates)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Load the project with Python's cyclic garbage collector paused, then keep what was
+    loaded out of its sight (``gc.freeze``). Loading builds a large, acyclic tree of values
+    (a million objects at a thousand services), and each full collection on the way walked
+    all of it again: a tenth of a large render. Nothing is lost: acyclic objects are freed by
+    reference counting as ever, and the collector runs again afterwards, on new objects."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 class _Session:
     """Loads the project once per command and turns failures into diagnostics."""
 
@@ -140,7 +158,8 @@ class _Session:
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True) -> Compiler:
         with _diagnostics(self.holder, self.files):
             parsed = ParsedValues(self.files.root / CACHE_DIR) if cache else None
-            compiler = load_project(self.files, self.name, parsed)
+            with _collector_paused():
+                compiler = load_project(self.files, self.name, parsed)
             if parsed is not None:
                 parsed.save()
             self.holder.append(compiler)
