@@ -44,6 +44,8 @@ _NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # '{:{}}': a width from the arguments
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 _CHECKED_FILTERS = frozenset({"center", "indent", "nindent", "slice", "batch", "format",
                               "replace", "join"})
+# What getattr() finds on a dict: its class's attributes (dict instances have no __dict__).
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 _SERIALIZERS = frozenset({"tojson", "toyaml", "string", "pprint", "quote", "b64enc", "sha256",
                           "join", "indent", "nindent", "wordwrap", "center", "e", "escape",
                           "safe", "urlencode", "format"})
@@ -186,6 +188,18 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
         return "".join(texts)
 
     # --- operations ----------------------------------------------------------------------
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``values.image``: Jinja tries the attribute, fails (an exception) and falls back to
+        the key. A plain dict's attributes are its class's, so for any other name go straight
+        to the key, as Jinja would end up doing (keys are never checked for safety)."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         self.tick()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
+from json.encoder import encode_basestring
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -50,6 +50,13 @@ class _ProjectLoader(jinja2.BaseLoader):
 
 
 class _Environment(GuardedSandbox):
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as a plain dict, not Jinja's ChainMap over the environment's:
+        Jinja copies them into every render's context, and a ChainMap runs Python code per
+        key. Equivalent here: :class:`Templates` sets the environment's globals before it
+        loads any template, and never changes them after."""
+        return {**self.globals, **(d or {})}
+
     def join_path(self, template: str, parent: str) -> str:
         """``./x`` and ``../x`` are relative to the including template; other names to the project."""
         if template.startswith(("./", "../")):
@@ -91,14 +98,21 @@ def _scalar_text(value: Any) -> Any:
 
 
 def _finalize(value: Any) -> Any:
+    """What ``{{ value }}`` prints: as :func:`_scalar_text`, but None is ``null``. It runs for
+    every expression printed, hence written out."""
     if value is None:
         return "null"
-    return _scalar_text(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return value
 
 
 def _quote(value: Any) -> str:
+    """A JSON string: ``json.dumps(text, ensure_ascii=False)`` without its per-call set-up."""
     value = _scalar_text(value)
-    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
+    return encode_basestring(value if isinstance(value, str) else str(value))
 
 
 def _sha256(value: Any) -> str:
