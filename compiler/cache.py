@@ -23,7 +23,7 @@ from . import sealed
 from .diagnostics import CompileError
 from .files import ProjectFiles
 from .inputs import template_closure
-from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats
+from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats, written_stats
 from .journal import stats_digest as _stats_digest
 from .model import Release
 from .templating import Templates
@@ -130,11 +130,13 @@ class Cache:
             return False
 
     def record_output(self, target: Path, files: dict[str, str],
-                      journal: dict[str, Any] | None = None) -> None:
+                      journal: dict[str, Any] | None = None,
+                      written: dict[str, tuple[int, int]] | None = None) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
-        :func:`compiler.journal.up_to_date`)."""
-        stats = tree_stats(target)
+        :func:`compiler.journal.up_to_date`). ``written`` (every file of the tree, with its
+        size and modification time as written) saves walking the tree."""
+        stats = written_stats(written) if written is not None else tree_stats(target)
         snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
                     "stat": None if stats is None else _stats_digest(stats),
                     "count": len(files), "code": code_fingerprint(), **(journal or {})}

@@ -165,6 +165,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         cache = _cache(compiler, no_cache)
         work = plan_work(compiler, envs, cache)
         note = ""
+        written: dict[str, tuple[int, int]] | None = None  # a full render's files, as written
         if cache is not None and not environments and 2 * len(work.todo) <= len(work.done):
             # mostly cached: compile what is missing, then write only what changed
             files = render_files(compiler, envs, jobs, cache=cache, work=work)
@@ -182,13 +183,14 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
             else:
                 write_output(target, files, [e.name for e in envs], whole=True)
         else:
+            written = {} if not environments else None
             with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
                 files = render_files(compiler, envs, jobs, write_root=staging, cache=cache,
-                                     work=work)
+                                     work=work, written=written)
         if cache is not None:
             cache.save()
             if not environments:
-                cache.record_output(target, files, journal(target))
+                cache.record_output(target, files, journal(target), written)
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}{note}",
                    err=True)

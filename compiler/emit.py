@@ -54,8 +54,11 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def write_files(root: Path, files: Mapping[str, str]) -> None:
-    """Write ``files`` (relative POSIX paths → text) under ``root``: UTF-8, LF endings."""
+def write_files(root: Path, files: Mapping[str, str],
+                written: dict[str, tuple[int, int]] | None = None) -> None:
+    """Write ``files`` (relative POSIX paths → text) under ``root``: UTF-8, LF endings. With
+    ``written``, each file's size and modification time (ns) as written go there by path (the
+    output snapshot, without walking the tree again: compiler/journal.py)."""
     made: set[str] = set()
     for rel in sorted(files):
         if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
@@ -64,17 +67,21 @@ def write_files(root: Path, files: Mapping[str, str]) -> None:
         if folder not in made:
             (root / folder).mkdir(parents=True, exist_ok=True)
             made.add(folder)
-        _write(f"{root}/{rel}", files[rel].encode("utf-8"))
+        stat = _write(f"{root}/{rel}", files[rel].encode("utf-8"))
+        if written is not None:
+            written[rel] = (stat.st_size, stat.st_mtime_ns)
 
 
-def _write(path: str, data: bytes) -> None:
-    """Create (or truncate) ``path`` holding ``data``: the bare system calls, which take half the
-    time of ``open()``'s buffered text layer when a render writes ten thousand files."""
+def _write(path: str, data: bytes) -> os.stat_result:
+    """Create (or truncate) ``path`` holding ``data``, and return its status: the bare system
+    calls, which take half the time of ``open()``'s buffered text layer when a render writes
+    ten thousand files."""
     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(handle, view):]
+        return os.fstat(handle)
     finally:
         os.close(handle)
 

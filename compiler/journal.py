@@ -81,6 +81,32 @@ def folder_digest(folder: Path | str) -> str:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
+def written_stats(written: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """What :func:`tree_stats` will find in a tree holding exactly the files ``written`` (path
+    → size and modification time as written, every folder made for them): the same digests,
+    without walking the tree."""
+    by_top: dict[str, list[str]] = {}
+    for rel, (size, mtime) in written.items():
+        top, sep, sub = rel.partition("/")
+        if not sep:
+            by_top[top] = [f"{size}\0{mtime}"]
+            continue
+        entries = by_top.setdefault(top + "/", [])
+        entries.append(f"{sub}\0{size}\0{mtime}")
+        folder = sub.rpartition("/")[0]
+        while folder:
+            entries.append(folder + "/")
+            folder = folder.rpartition("/")[0]
+    stats = {}
+    for top, entries in by_top.items():
+        if top.endswith("/"):
+            unique = sorted(set(entries))
+            stats[top] = hashlib.sha256("\n".join(unique).encode()).hexdigest()
+        else:
+            stats[top] = entries[0]
+    return stats
+
+
 def tree_stats(target: Path) -> dict[str, str] | None:
     """Per entry of ``target`` (an environment's folder: ``name/``), what it holds as
     :func:`folder_digest` sees it; None when the tree cannot be read."""

@@ -55,13 +55,18 @@ _SHARED: tuple[Compiler, Work, Path | None, Cache | None] | None = None
 Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], str | None]
 
 
-def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], dict[str, str]]:
+Written = dict[str, tuple[int, int]]  # path → size and modification time (ns) as written
+
+
+def _work(chunk: list[tuple[int, int]]
+          ) -> tuple[list[Done], list[Diagnostic], dict[str, str], Written]:
     """Compile the (environment, release) pairs of ``chunk``; plain data comes back (a
     release is named by its index: pickling model objects back costs more than compiling)."""
     assert _SHARED is not None
     compiler, work, write_root, cache = _SHARED
     placed: list[Done] = []
     diags = Diagnostics()
+    written: Written = {}
     for env_index, release_index in chunk:
         prep = work.prepared[env_index]
         release = prep.enabled[release_index]
@@ -79,12 +84,12 @@ def _work(chunk: list[tuple[int, int]]) -> tuple[list[Done], list[Diagnostic], d
             continue
         files = release_files(prep.env.name, output)
         if write_root is not None:  # write here, in parallel
-            write_files(write_root, files)
+            write_files(write_root, files, written)
             if cache is None:
                 files = dict.fromkeys(files, "")
         placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
                        files, key))
-    return placed, diags.items, diags.sources
+    return placed, diags.items, diags.sources, written
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
@@ -135,12 +140,14 @@ def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) 
 
 def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None = None,
                  write_root: Path | None = None, cache: Cache | None = None,
-                 work: Work | None = None, plans: dict[str, Plan] | None = None) -> dict[str, str]:
+                 work: Work | None = None, plans: dict[str, Plan] | None = None,
+                 written: Written | None = None) -> dict[str, str]:
     """The output files of ``envs`` (paths relative to the output directory), compiled on
     ``jobs`` processes (default: every core), releases found in ``cache`` reused. With
     ``write_root`` the files are also written there (by the workers, in parallel); then,
     without a cache, the returned texts of compiled releases are empty. ``plans``, if given,
-    receives each environment's plan. Raises :class:`CompileError` with all problems."""
+    receives each environment's plan; ``written``, each file written, with its size and
+    modification time. Raises :class:`CompileError` with all problems."""
     import multiprocessing  # here: most commands never fork, and these imports cost
     from concurrent.futures import ProcessPoolExecutor
 
@@ -162,13 +169,18 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
         _SHARED = None
         _restore_gc()
     results = [([_placed(work.prepared, d) for d in done], found, sources)
-               for done, found, sources in raw]
+               for done, found, sources, _ in raw]
     if cache is not None:
         _remember(cache, work, raw)
     files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results], plans)
     if write_root is not None:
-        write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()})
-        write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")})
+        if written is not None:
+            for *_, chunk_written in raw:
+                written.update(chunk_written)
+        write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()},
+                    written)
+        write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")},
+                    written)
     return files
 
 
@@ -218,8 +230,8 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
     }), values
 
 
-def _remember(cache: Cache, work: Work, raw: list[tuple[list[Done], Any, Any]]) -> None:
-    for done, _, _ in raw:
+def _remember(cache: Cache, work: Work, raw: list[tuple[list[Done], Any, Any, Any]]) -> None:
+    for done, *_ in raw:
         for env_index, release_index, namespace, helm, secrets, files, key in done:
             if key is not None:
                 env = work.prepared[env_index].env.name

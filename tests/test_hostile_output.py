@@ -160,11 +160,11 @@ def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
     real = compiler.parallel.write_files
     calls = []
 
-    def full(root: Path, files: Any) -> None:
+    def full(root: Path, files: Any, written: Any = None) -> None:
         calls.append(root)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(root / "x"))
-        real(root, files)
+        real(root, files, written)
 
     monkeypatch.setattr(compiler.parallel, "write_files", full)
     code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out), "--no-cache")

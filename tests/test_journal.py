@@ -263,3 +263,14 @@ def test_plan_review_agrees_whether_or_not_it_reads_the_committed_tree(project: 
     shortcut, read = plans()
     assert shortcut == read
     assert "spec.replicas: 2 → 4" in shortcut, shortcut
+
+
+def test_the_snapshot_taken_from_the_writes_is_what_a_walk_finds(project: Path) -> None:
+    """A full render records the output's file times from its own writes instead of walking
+    the tree: they must be exactly what a walk of the tree finds."""
+    from compiler import sealed
+    from compiler.journal import tree_stats
+
+    render(project, "render")
+    snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
+    assert snapshot["stats"] == tree_stats(project / "rendered")

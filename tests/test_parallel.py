@@ -63,3 +63,14 @@ def test_keys_the_workers_compute_on_a_cold_cache_are_the_parents(tmp_path: Path
     work = plan_work(compiler, list(compiler.project.deployable), cache)
     assert not work.unkeyed and not work.todo, f"{len(work.todo)} releases missed the cache"
     assert len(work.done) == 3 * N
+
+
+def test_the_snapshot_from_parallel_writes_is_what_a_walk_finds(tmp_path: Path) -> None:
+    from compiler import sealed
+    from compiler.journal import tree_stats
+
+    meshfile = make_project(tmp_path / "p")
+    code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")
+    assert code == 0, err
+    snapshot = sealed.read_map(meshfile.parent / ".meshc-cache" / "output.pickle")
+    assert snapshot["stats"] == tree_stats(meshfile.parent / "rendered")
