@@ -176,7 +176,9 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
             yield from iterable
             return
         for item in iterable:
-            self.tick()
+            budget = self.budget  # self.tick(), inlined: this runs for every loop item
+            if budget is not None:
+                budget.tick()
             yield item
 
     def meshc_concat(self, *items: Any) -> str:
@@ -202,15 +204,17 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
 
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        self.tick()
-        if self.budget is not None:
-            _check_method(self.budget, obj, args)
+        budget = self.budget
+        if budget is not None:
+            budget.tick()
+            _check_method(budget, obj, args)
         return self.check_size(super().call(context, obj, *args, **kwargs))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        self.tick()
-        if self.budget is not None:
-            _check_binop(self.budget, operator, left, right)
+        budget = self.budget
+        if budget is not None:
+            budget.tick()
+            _check_binop(budget, operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -268,12 +272,8 @@ def _guard_filter(env: GuardedSandbox, name: str, func: Callable[..., Any]) -> C
                 _check_filter(budget, name, args)
             if serializer and args and isinstance(args[0], (dict, list, tuple)):
                 env.check_text(args[0], f"a string (filter {name})")
-        if wants is _PassArg.context:
-            args = (context, *args)
-        elif wants is _PassArg.eval_context:
-            args = (context.eval_ctx, *args)
-        elif wants is _PassArg.environment:
-            args = (context.environment, *args)
+        if wants is not None:  # most filters want nothing passed
+            args = (_passed(context, wants), *args)
         result = func(*args, **kwargs)
         if budget is not None and isinstance(result, str) and len(result) > budget.output:
             budget.size(len(result), f"a value (filter {name})")
@@ -283,6 +283,15 @@ def _guard_filter(env: GuardedSandbox, name: str, func: Callable[..., Any]) -> C
     guarded.jinja_pass_arg = _PassArg.context  # type: ignore[attr-defined]
     guarded.meshc_guarded = True  # type: ignore[attr-defined]
     return guarded
+
+
+def _passed(context: Any, wants: _PassArg) -> Any:
+    """What a ``pass_context``, ``pass_eval_context`` or ``pass_environment`` filter is handed."""
+    if wants is _PassArg.context:
+        return context
+    if wants is _PassArg.eval_context:
+        return context.eval_ctx
+    return context.environment
 
 
 def _check_filter(budget: Budget, name: str, args: tuple[Any, ...]) -> None:
