@@ -2,35 +2,73 @@
 
 Release ``needs`` form a DAG; the plan runs it in waves (topological generations, sorted by
 name inside a wave so output is stable).
+
+networkx is imported where it is used, not with this module: importing it costs about a tenth
+of a second, and every command loads this module. What every compile needs — is the needs graph
+acyclic, and its waves — is a short walk done here without it (:func:`_generations`); networkx
+names the cycles when there are some, and serves ``meshc graph`` and the promotion order.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostics
 from .model import Project, Release
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 def needs_graph(releases: Iterable[Release]) -> nx.DiGraph:
     """Edges point from a needed release to the release that needs it."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     releases = list(releases)
-    names = {r.name for r in releases}
     for release in releases:
         graph.add_node(release.name)
-    for release in releases:
-        for need in release.needs:
-            if need.name in names:
-                graph.add_edge(need.name, release.name)
+    graph.add_edges_from(_need_edges(releases))
     return graph
+
+
+def _need_edges(releases: list[Release]) -> list[tuple[str, str]]:
+    """(needed, needer) for every need among ``releases``."""
+    names = {r.name for r in releases}
+    return [(need.name, release.name) for release in releases for need in release.needs
+            if need.name in names]
+
+
+def _generations(releases: list[Release]) -> list[list[str]] | None:
+    """The needs graph's topological generations (as ``nx.topological_generations``, unsorted),
+    or None when the needs have a cycle."""
+    waiting = {r.name: 0 for r in releases}  # needs not yet placed in a wave
+    needers: dict[str, list[str]] = {name: [] for name in waiting}
+    for needed, needer in set(_need_edges(releases)):  # a need listed twice is one edge
+        waiting[needer] += 1
+        needers[needed].append(needer)
+    wave = [name for name, count in waiting.items() if count == 0]
+    result = []
+    while wave:
+        result.append(wave)
+        following = []
+        for name in wave:
+            for needer in needers[name]:
+                waiting[needer] -= 1
+                if waiting[needer] == 0:
+                    following.append(needer)
+        wave = following
+    return result if sum(map(len, result)) == len(waiting) else None
 
 
 def check_needs(project: Project, diags: Diagnostics) -> None:
     """Report every cycle among release needs (each once), pointing at a ``needs`` entry."""
+    if _generations(list(project.releases)) is not None:
+        return  # no cycle
+    import networkx as nx
+
     graph = needs_graph(project.releases)
     by_name = {r.name: r for r in project.releases}
     # an edge a -> b means "b needs a"; reversed, a cycle reads in "needs" order
@@ -47,12 +85,18 @@ def _canonical(cycle: list[str]) -> list[str]:
     return cycle[start:] + cycle[:start]
 
 
-def waves(graph: nx.DiGraph) -> tuple[tuple[str, ...], ...]:
-    """Topological generations, each sorted by name."""
-    return tuple(tuple(sorted(gen)) for gen in nx.topological_generations(graph))
+def waves(releases: Iterable[Release]) -> tuple[tuple[str, ...], ...]:
+    """The releases' needs graph in topological generations, each sorted by name. Raises
+    ValueError if the needs have a cycle (:func:`check_needs` reports them first)."""
+    generations = _generations(list(releases))
+    if generations is None:
+        raise ValueError("release needs have a cycle")
+    return tuple(tuple(sorted(gen)) for gen in generations)
 
 
 def inheritance_graph(project: Project) -> nx.DiGraph:
+    import networkx as nx
+
     graph = nx.DiGraph()
     for env in project.environments:
         graph.add_node(env.name)
@@ -62,6 +106,8 @@ def inheritance_graph(project: Project) -> nx.DiGraph:
 
 
 def promotion_graph(project: Project) -> nx.DiGraph:
+    import networkx as nx
+
     graph = nx.DiGraph()
     for env in project.deployable:
         graph.add_node(env.name)
@@ -72,6 +118,8 @@ def promotion_graph(project: Project) -> nx.DiGraph:
 
 def promotion_order(project: Project) -> tuple[str, ...]:
     """Deployable environments in promotion order (sources before targets, ties by name)."""
+    import networkx as nx
+
     return tuple(nx.lexicographical_topological_sort(promotion_graph(project)))
 
 
@@ -82,7 +130,7 @@ def format_graph(project: Project, enabled: set[str] | None,
     """Releases and needs (of ``env``, or all), and without ``env`` also environments."""
     releases = [r for r in project.releases if enabled is None or r.name in enabled]
     graph = needs_graph(releases)
-    generations = waves(graph)
+    generations = waves(releases)
     if fmt == "json":
         return _graph_json(project, graph, generations, env)
     if fmt == "dot":

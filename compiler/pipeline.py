@@ -22,7 +22,7 @@ from .diff import (
     read_tree,
 )
 from .files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
-from .graph import check_needs, needs_graph, waves
+from .graph import check_needs, waves
 from .inputs import inputs_digest
 from .limits import activate as activate_limits
 from .load import DNS_LABEL, load_meshfile
@@ -429,7 +429,7 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs))
-    generations = waves(needs_graph(o.release for o in outputs))
+    generations = waves(o.release for o in outputs)
     digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
                            (o.release for o in outputs), compiler.sets)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
