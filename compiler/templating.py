@@ -9,6 +9,7 @@ the project (the loader goes through :class:`~compiler.files.ProjectFiles`).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from json.encoder import encode_basestring
 import posixpath
@@ -60,8 +61,13 @@ class _Environment(GuardedSandbox):
     def join_path(self, template: str, parent: str) -> str:
         """``./x`` and ``../x`` are relative to the including template; other names to the project."""
         if template.startswith(("./", "../")):
-            return posixpath.normpath(posixpath.join(posixpath.dirname(parent), template))
+            return _relative(template, parent)
         return template
+
+
+@functools.lru_cache(maxsize=1 << 10)  # every render of a template imports the same names
+def _relative(template: str, parent: str) -> str:
+    return posixpath.normpath(posixpath.join(posixpath.dirname(parent), template))
 
 
 def _fail(message: str) -> NoReturn:
