@@ -37,7 +37,7 @@ from .diff import env_diff_json, format_env_diff, review_environment, unified_di
 from .emit import EmitError, check_target, replace_environment, staged_output, write_output
 from .explain import explain_value, explanation_json, format_explanation
 from .graph import format_graph
-from .journal import code_fingerprint, command_line, last_target, up_to_date
+from .journal import CHECKED, code_fingerprint, command_line, last_target, up_to_date
 from .keypath import KeyPathError, parse_key_path
 from .lock import output_lock
 from .parallel import plan_work, render_files
@@ -149,7 +149,9 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
     journaled = not no_cache and not environments and all(f.kind != "set-file" for f in flags)
     command = command_line(options.meshfile, out, [(f.kind, f.text) for f in flags],
                            limits.command_line())
-    if journaled and _nothing_changed(options, command, kwargs["lock_timeout"]):
+    if command in CHECKED:
+        CHECKED.remove(command)  # the launcher checked the journal already (compiler/launch.py)
+    elif journaled and _nothing_changed(options, command, kwargs["lock_timeout"]):
         return
     session = _Session(options, journal=journaled)
     compiler = session.compiler(flags, cache=not no_cache)

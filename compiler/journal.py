@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,17 +36,25 @@ SNAPSHOT = "output.pickle"  # in the cache folder: the output snapshot and the j
 FORMAT = 1  # of the cache's entries: part of the code fingerprint
 
 
+# The libraries whose versions shape what meshc writes (as they name themselves on import).
+_LIBRARIES = ("jinja2", "yaml", "jsonpatch", "markupsafe")
+
+
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """A hash of meshc's own source and the libraries that shape its output: a new meshc never
-    reads an old meshc's cache entries or journal."""
-    import jinja2
-    import jsonpatch
-    import yaml
-
+    """A hash of meshc's own source and of the libraries that shape its output: a new meshc
+    (or a new Jinja, PyYAML, …) never reads an old one's cache entries or journal. The
+    libraries are named by their package's ``__init__`` (which holds ``__version__``), read
+    without importing them: the journal check runs before anything heavy is loaded."""
     root = Path(__file__).resolve().parent
-    versions = f"{FORMAT} {jinja2.__version__} {yaml.__version__} {jsonpatch.__version__}"
-    digest = hashlib.sha256(versions.encode())
+    digest = hashlib.sha256(f"{FORMAT}".encode())
+    for name in _LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        digest.update(f"\0{name}\0".encode())
+        if origin and os.path.isfile(origin):
+            with open(origin, "rb") as handle:
+                digest.update(handle.read())
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
@@ -54,10 +63,19 @@ def code_fingerprint() -> str:
 
 def command_line(meshfile: Path, out: Path | None, flags: list[tuple[str, str]],
                  limit_flags: tuple[tuple[str, int | float], ...]) -> dict[str, Any]:
-    """The parts of a ``meshc render`` command line that change what it writes."""
+    """The parts of a ``meshc render`` command line that change what it writes. Value flags
+    apply kind by kind (``--set`` before ``--set-string`` …, as Helm applies them), in the order
+    given within a kind: a later ``--set a=2`` wins over an earlier ``--set a=1``."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, text in flags:
+        by_kind.setdefault(kind, []).append(text)
     return {"meshfile": meshfile.name, "out": None if out is None else str(out),
             "cwd": os.getcwd() if out is not None and not out.is_absolute() else None,
-            "set": sorted(flags), "limit": sorted(limit_flags)}
+            "set": sorted(by_kind.items()), "limit": sorted(limit_flags)}
+
+
+# Commands whose journal the launcher (compiler/launch.py) checked already in this process
+CHECKED: list[dict[str, Any]] = []
 
 
 def folder_digest(folder: Path | str) -> str:

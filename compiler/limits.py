@@ -21,12 +21,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
-
-from yaml.nodes import MappingNode, Node, ScalarNode
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostics
 from .source import span_from_marks
+
+if TYPE_CHECKING:  # yaml is imported where the meshfile is read: `meshc render` may not need it
+    from yaml.nodes import MappingNode, Node
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
@@ -116,6 +117,7 @@ class MeshfileLimits:
 
 def read_limits(node: Node, file: str, diags: Diagnostics) -> MeshfileLimits:
     """Read ``limits: {templateSteps: 2000000, fileSize: 32Mi, …}``; problems go to ``diags``."""
+    from yaml.nodes import MappingNode, ScalarNode
     if not isinstance(node, MappingNode):
         diags.error("limits must be a map (e.g. {templateSteps: 2000000, fileSize: 32Mi})",
                     span_from_marks(file, node.start_mark, node.end_mark))
@@ -145,6 +147,7 @@ def read_limits(node: Node, file: str, diags: Diagnostics) -> MeshfileLimits:
 
 def read_allow_env(node: Node, file: str, diags: Diagnostics) -> tuple[str, ...]:
     """``allowEnv: [NAME, …]``: the process environment variables templates may read."""
+    from yaml.nodes import MappingNode, ScalarNode
     names: list[str] = []
     items = getattr(node, "value", None)
     if not isinstance(items, list) or isinstance(node, MappingNode):
@@ -281,6 +284,7 @@ def _restore_memory_limit(saved: tuple[int, int]) -> None:
 def read_safety(spec: Any, root: MappingNode, file: str, diags: Diagnostics) -> Any:
     """``spec`` (a :class:`~compiler.model.Spec`) with the meshfile's ``limits:`` and
     ``allowEnv:`` read from its top-level map ``root``."""
+    from yaml.nodes import ScalarNode
     found = {key.value: value for key, value in root.value if isinstance(key, ScalarNode)}
     settings = read_limits(found["limits"], file, diags) if "limits" in found else MeshfileLimits()
     allow = read_allow_env(found["allowEnv"], file, diags) if "allowEnv" in found else ()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from json.encoder import encode_basestring
 import posixpath
 from collections.abc import Callable, Mapping, MutableMapping
+from json.encoder import encode_basestring
 from types import TracebackType
 from typing import Any, NoReturn
 
