@@ -115,6 +115,15 @@ class Cache:
             return None
         return {env for env, digest in now.items() if digest != before[env]}
 
+    def same_files(self, target: Path, files: dict[str, str]) -> set[str]:
+        """Which of ``files`` the output holds already, byte for byte, as meshc last wrote
+        them (call after :meth:`changed_environments` found the output untouched)."""
+        snapshot = _read_sealed(self.root / SNAPSHOT)
+        if snapshot.get("target") != str(target.resolve()):
+            return set()
+        before = snapshot.get("files") or {}
+        return {name for name, text in files.items() if before.get(name) == _file_digest(text)}
+
     def environment_unchanged(self, target: Path, env: str, files: dict[str, str]) -> bool:
         """Whether ``target``'s folder of ``env`` holds exactly ``files`` (that environment's
         files, paths ``env/...``) as meshc last wrote them, untouched since: then it need not
@@ -131,13 +140,24 @@ class Cache:
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None,
-                      written: dict[str, tuple[int, int]] | None = None) -> None:
+                      written: dict[str, tuple[int, int]] | None = None,
+                      unchanged: Iterable[str] = ()) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
-        :func:`compiler.journal.up_to_date`). ``written`` (every file of the tree, with its
-        size and modification time as written) saves walking the tree."""
-        stats = written_stats(written) if written is not None else tree_stats(target)
+        :func:`compiler.journal.up_to_date`). ``written`` (the files written, with their size
+        and modification time as written) saves walking the tree: with it, the environments
+        ``unchanged`` keep what the last snapshot recorded of them (they were found as meshc
+        left them, under the render lock, and were not touched since)."""
+        keep = set(unchanged)
+        if written is None:
+            stats = tree_stats(target)
+        else:
+            before = (_read_sealed(self.root / SNAPSHOT).get("stats") or {}) if keep else {}
+            kept = {name: digest for name, digest in before.items() if name.rstrip("/") in keep}
+            stats = {**kept, **written_stats(written)} if len(kept) == len(keep) \
+                else tree_stats(target)
         snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
+                    "files": {name: _file_digest(text) for name, text in files.items()},
                     "stat": None if stats is None else _stats_digest(stats),
                     "count": len(files), "code": code_fingerprint(), **(journal or {})}
         try:
@@ -160,6 +180,10 @@ def _prepare_dir(root: Path) -> None:
     ignore = root / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# meshc's cache: safe to delete, never commit\n*\n")
+
+
+def _file_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _env_digests(files: dict[str, str]) -> dict[str, str]:

@@ -167,7 +167,8 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         cache = _cache(compiler, no_cache)
         work = plan_work(compiler, envs, cache)
         note = ""
-        written: dict[str, tuple[int, int]] | None = None  # a full render's files, as written
+        written: dict[str, tuple[int, int]] | None = None  # the files written, as written
+        unchanged: set[str] = set()  # environments whose folders were left as they were
         if cache is not None and not environments and 2 * len(work.todo) <= len(work.done):
             # mostly cached: compile what is missing, then write only what changed
             files = render_files(compiler, envs, jobs, cache=cache, work=work)
@@ -179,8 +180,10 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                 return
             if changed is not None and len(changed) == 1:
                 (name,) = changed
-                replace_environment(target, name,
-                                    {p: t for p, t in files.items() if p.startswith(f"{name}/")})
+                written = {}
+                mine = {p: t for p, t in files.items() if p.startswith(f"{name}/")}
+                replace_environment(target, name, mine, written, cache.same_files(target, mine))
+                unchanged = {e.name for e in envs} - changed
                 note = f" (only {name} changed: its folder was replaced)"
             else:
                 write_output(target, files, [e.name for e in envs], whole=True)
@@ -192,7 +195,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         if cache is not None:
             cache.save()
             if not environments:
-                cache.record_output(target, files, journal(target), written)
+                cache.record_output(target, files, journal(target), written, unchanged)
         click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
                    f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}{note}",
                    err=True)

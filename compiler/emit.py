@@ -182,16 +182,23 @@ def staged_output(out_dir: Path, environments: Iterable[str], whole: bool) -> It
         raise
 
 
-def replace_environment(out_dir: Path, env: str, files: Mapping[str, str]) -> None:
+def replace_environment(out_dir: Path, env: str, files: Mapping[str, str],
+                        written: dict[str, tuple[int, int]] | None = None,
+                        same: Iterable[str] = ()) -> None:
     """Swap in a new folder for environment ``env`` of the existing output ``out_dir``, built
     from ``files`` (paths relative to ``out_dir``, all under ``env/``) beside the output and
-    exchanged with one atomic rename; the rest of the output is not touched. Raises
-    :class:`EmitError` (previous output intact)."""
+    exchanged with one atomic rename; the rest of the output is not touched (``written``: as
+    :func:`write_files`). The files of ``same``, which the output holds already with the
+    same bytes, are hard-linked rather than written: no data is copied, and the file system
+    allocates (and then frees) no inode for them. Raises :class:`EmitError` (previous output
+    intact)."""
     if any(not rel.startswith(f"{env}/") for rel in files):
         raise EmitError(f"refusing to write outside environment {env!r} of {out_dir}")
     staging = _make_staging(out_dir)
     try:
-        write_files(staging, files)
+        linked = _link_files(out_dir, staging, sorted(set(same) & set(files)), written)
+        write_files(staging, {rel: text for rel, text in files.items() if rel not in linked},
+                    written)
         _swap_in(staging / env, out_dir / env)
         staging.rmdir()
     except OSError as exc:
@@ -200,6 +207,33 @@ def replace_environment(out_dir: Path, env: str, files: Mapping[str, str]) -> No
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _link_files(source: Path, target: Path, names: list[str],
+                written: dict[str, tuple[int, int]] | None) -> set[str]:
+    """Hard-link the files ``names`` of ``source`` into ``target`` (same relative paths);
+    returns those linked (none where the file system has no hard links: they are written)."""
+    made: set[str] = set()
+    linked: set[str] = set()
+    for rel in names:
+        if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
+            raise EmitError(f"refusing to write {rel!r}: it would leave the output directory")
+        folder = rel.rpartition("/")[0]
+        if folder not in made:
+            (target / folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        try:
+            os.link(f"{source}/{rel}", f"{target}/{rel}", follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP,
+                             errno.EOPNOTSUPP):
+                return linked  # no hard links here: the caller writes the rest
+            raise
+        linked.add(rel)
+        if written is not None:
+            stat = os.lstat(f"{target}/{rel}")
+            written[rel] = (stat.st_size, stat.st_mtime_ns)
+    return linked
 
 
 def _make_staging(out_dir: Path) -> Path:

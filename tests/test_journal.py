@@ -205,7 +205,8 @@ def _inodes(root: Path) -> dict[str, int]:
 
 def test_one_environment_changed_replaces_only_its_folder(project: Path) -> None:
     """An edit that changes one environment's output swaps in that environment's folder alone
-    (one atomic exchange): the other environments' files are not rewritten."""
+    (one atomic exchange): the other environments' files are not rewritten, and neither are
+    the files of that environment that did not change (hard links into the new folder)."""
     _, before = render(project, "render")
     inodes = _inodes(project / "rendered")
     edit = project / "env" / "qa.yaml"
@@ -215,10 +216,16 @@ def test_one_environment_changed_replaces_only_its_folder(project: Path) -> None
     assert after == fresh(project, "render") and after != before
     now = _inodes(project / "rendered")
     for rel, ino in inodes.items():
-        if rel.startswith("qa/"):
+        if rel.startswith("qa/") and after[rel] != before[rel]:
+            assert now[rel] != ino, f"{rel} changed in place"
             continue
-        assert now[rel] == ino, f"{rel} was rewritten"
+        assert now[rel] == ino, f"{rel} was rewritten"  # other environments, unchanged files
     assert not [p for p in project.iterdir() if ".rendered.meshc-" in p.name], "staging left"
+    from compiler import sealed
+    from compiler.journal import tree_stats
+
+    snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
+    assert snapshot["stats"] == tree_stats(project / "rendered"), "snapshot is not the tree"
 
 
 def test_a_change_to_several_environments_rewrites_the_tree(project: Path) -> None:
@@ -274,3 +281,19 @@ def test_the_snapshot_taken_from_the_writes_is_what_a_walk_finds(project: Path) 
     render(project, "render")
     snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
     assert snapshot["stats"] == tree_stats(project / "rendered")
+
+
+def test_without_hard_links_the_unchanged_files_are_written(project: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_links(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "hard links not supported here")
+
+    render(project, "render")
+    monkeypatch.setattr(os, "link", no_links)
+    edit = project / "env" / "qa.yaml"
+    edit.write_text(edit.read_text() + "extraForQa: 1\n")
+    message, after = render(project, "render")
+    assert "only qa changed" in message, message
+    assert after == fresh(project, "render")
