@@ -188,9 +188,9 @@ def last_target(cache_root: Path) -> Path | None:
 
 def up_to_date(cache_root: Path, project_root: Path, command: dict[str, Any], code: str,
                environ: Mapping[str, str]) -> tuple[Path, int] | None:
-    """The output folder (as the render named it) and its file count when the last full render, made by this meshc with
-    this ``command``, read nothing that has changed since and its output is untouched; None
-    when anything may differ (then compile)."""
+    """The output folder (as the render named it) and its file count when the last full
+    render, made by this meshc with this ``command``, read nothing that has changed since and
+    its output is untouched; None when anything may differ (then compile)."""
     snapshot = sealed.read_map(cache_root / SNAPSHOT)
     journal = snapshot.get("journal")
     if not isinstance(journal, dict) or snapshot.get("code") != code or \

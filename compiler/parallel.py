@@ -58,15 +58,29 @@ Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], str | N
 Written = dict[str, tuple[int, int]]  # path → size and modification time (ns) as written
 
 
-def _work(chunk: list[tuple[int, int]]
-          ) -> tuple[list[Done], list[Diagnostic], dict[str, str], Written]:
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What compiling a chunk of releases gives back, as plain data."""
+
+    done: list[Done]
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    written: Written
+    observed: dict[tuple[str, str], Any]  # what it read of the project (compiler/journal.py)
+
+
+def _work(chunk: list[tuple[int, int]]) -> Chunk:
     """Compile the (environment, release) pairs of ``chunk``; plain data comes back (a
-    release is named by its index: pickling model objects back costs more than compiling)."""
+    release is named by its index: pickling model objects back costs more than compiling).
+    In a worker, the project files it reads are journaled in its own copy of the journal:
+    what it adds comes back, so the parent's journal misses nothing."""
     assert _SHARED is not None
     compiler, work, write_root, cache = _SHARED
     placed: list[Done] = []
     diags = Diagnostics()
     written: Written = {}
+    journal = compiler.files.journal
+    known_before = set(journal) if journal is not None else set()
     for env_index, release_index in chunk:
         prep = work.prepared[env_index]
         release = prep.enabled[release_index]
@@ -89,7 +103,9 @@ def _work(chunk: list[tuple[int, int]]
                 files = dict.fromkeys(files, "")
         placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
                        files, key))
-    return placed, diags.items, diags.sources, written
+    observed = ({k: v for k, v in journal.items() if k not in known_before}
+                if journal is not None else {})
+    return Chunk(placed, diags.items, diags.sources, written, observed)
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
@@ -168,15 +184,20 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     finally:
         _SHARED = None
         _restore_gc()
-    results = [([_placed(work.prepared, d) for d in done], found, sources)
-               for done, found, sources, _ in raw]
+    results = [([_placed(work.prepared, d) for d in chunk.done], chunk.diagnostics,
+                chunk.sources) for chunk in raw]
+    journal = compiler.files.journal
+    if journal is not None:
+        for chunk in raw:
+            for observation, seen in chunk.observed.items():
+                journal.setdefault(observation, seen)
     if cache is not None:
         _remember(cache, work, raw)
     files = _assemble(compiler, work.prepared, [(work.done, [], {}), *results], plans)
     if write_root is not None:
         if written is not None:
-            for *_, chunk_written in raw:
-                written.update(chunk_written)
+            for chunk in raw:
+                written.update(chunk.written)
         write_files(write_root, {p: t for placed in work.done for p, t in placed.files.items()},
                     written)
         write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")},
@@ -230,9 +251,9 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
     }), values
 
 
-def _remember(cache: Cache, work: Work, raw: list[tuple[list[Done], Any, Any, Any]]) -> None:
-    for done, *_ in raw:
-        for env_index, release_index, namespace, helm, secrets, files, key in done:
+def _remember(cache: Cache, work: Work, raw: list[Chunk]) -> None:
+    for chunk in raw:
+        for env_index, release_index, namespace, helm, secrets, files, key in chunk.done:
             if key is not None:
                 env = work.prepared[env_index].env.name
                 cache.put(env, key, (namespace, helm, secrets, files))

@@ -74,3 +74,22 @@ def test_the_snapshot_from_parallel_writes_is_what_a_walk_finds(tmp_path: Path) 
     assert code == 0, err
     snapshot = sealed.read_map(meshfile.parent / ".meshc-cache" / "output.pickle")
     assert snapshot["stats"] == tree_stats(meshfile.parent / "rendered")
+
+
+def test_the_journal_of_a_parallel_render_has_what_the_workers_read(tmp_path: Path) -> None:
+    """Workers read templates in their own processes: what they read must reach the render
+    journal, or an edited template would be answered with 'up to date'."""
+    from compiler import sealed
+
+    meshfile = make_project(tmp_path / "p")
+    code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")
+    assert code == 0, err
+    snapshot = sealed.read_map(meshfile.parent / ".meshc-cache" / "output.pickle")
+    assert ("read", "chart/deployment.yaml.j2") in snapshot["journal"]
+    template = meshfile.parent / "chart" / "deployment.yaml.j2"
+    template.write_text(template.read_text().replace("name: app", "name: main"))
+    code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")
+    assert code == 0 and "up to date" not in err, err
+    out = (meshfile.parent / "rendered" / "dev" / "svc-1" / "manifests" /
+           "deployment-svc-1.yaml").read_text()
+    assert "name: main" in out
