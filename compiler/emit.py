@@ -61,15 +61,21 @@ def write_files(root: Path, files: Mapping[str, str],
     output snapshot, without walking the tree again: compiler/journal.py)."""
     made: set[str] = set()
     for rel in sorted(files):
-        if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
-            raise EmitError(f"refusing to write {rel!r}: it would leave the output directory")
-        folder = rel.rpartition("/")[0]
-        if folder not in made:
-            (root / folder).mkdir(parents=True, exist_ok=True)
-            made.add(folder)
+        _make_folder(root, rel, made)
         stat = _write(f"{root}/{rel}", files[rel].encode("utf-8"))
         if written is not None:
             written[rel] = (stat.st_size, stat.st_mtime_ns)
+
+
+def _make_folder(root: Path, rel: str, made: set[str]) -> None:
+    """The folder of ``rel`` under ``root`` (once per folder: ``made``); a path that would
+    leave ``root`` is refused."""
+    if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
+        raise EmitError(f"refusing to write {rel!r}: it would leave the output directory")
+    folder = rel.rpartition("/")[0]
+    if folder not in made:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        made.add(folder)
 
 
 def _write(path: str, data: bytes) -> os.stat_result:
@@ -216,12 +222,7 @@ def _link_files(source: Path, target: Path, names: list[str],
     made: set[str] = set()
     linked: set[str] = set()
     for rel in names:
-        if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
-            raise EmitError(f"refusing to write {rel!r}: it would leave the output directory")
-        folder = rel.rpartition("/")[0]
-        if folder not in made:
-            (target / folder).mkdir(parents=True, exist_ok=True)
-            made.add(folder)
+        _make_folder(target, rel, made)
         try:
             os.link(f"{source}/{rel}", f"{target}/{rel}", follow_symlinks=False)
         except OSError as exc:
