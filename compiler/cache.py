@@ -29,8 +29,6 @@ from .model import Release
 from .templating import Templates
 from .yamlsrc import LazySpans, ValuesDoc, load_values_doc
 
-CACHE_DIR = ".meshc-cache"
-
 
 def _text_hash(files: ProjectFiles, name: str) -> str:
     try:
@@ -49,6 +47,7 @@ class Cache:
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)
+    output: dict[str, Any] | None = None  # the last output snapshot, once read
 
     def chart_hash(self, release: Release) -> str:
         """A hash of every template the release's chart can load (see
@@ -102,11 +101,17 @@ class Cache:
 
     # --- the output directory ---------------------------------------------------------------
 
+    def _last_output(self) -> dict[str, Any]:
+        """The snapshot of the output the last render wrote (read once per run)."""
+        if self.output is None:
+            self.output = _read_sealed(self.root / SNAPSHOT)
+        return self.output
+
     def changed_environments(self, target: Path, files: dict[str, str]) -> set[str] | None:
         """The environments whose files differ from what ``target`` holds, as meshc last wrote
         it; None when that is not known (another folder, files touched since, environments
         added or removed): then the whole output must be rewritten."""
-        snapshot = _read_sealed(self.root / SNAPSHOT)
+        snapshot = self._last_output()
         before = snapshot.get("envs")
         if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
             return None
@@ -118,7 +123,7 @@ class Cache:
     def same_files(self, target: Path, files: dict[str, str]) -> set[str]:
         """Which of ``files`` the output holds already, byte for byte, as meshc last wrote
         them (call after :meth:`changed_environments` found the output untouched)."""
-        snapshot = _read_sealed(self.root / SNAPSHOT)
+        snapshot = self._last_output()
         if snapshot.get("target") != str(target.resolve()):
             return set()
         before = snapshot.get("files") or {}
@@ -128,7 +133,7 @@ class Cache:
         """Whether ``target``'s folder of ``env`` holds exactly ``files`` (that environment's
         files, paths ``env/...``) as meshc last wrote them, untouched since: then it need not
         be read to be compared."""
-        snapshot = _read_sealed(self.root / SNAPSHOT)
+        snapshot = self._last_output()
         if snapshot.get("target") != str(target.resolve()):
             return False
         if (snapshot.get("envs") or {}).get(env) != _content_digest(files):
@@ -144,7 +149,7 @@ class Cache:
                       unchanged: Iterable[str] = ()) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
-        :func:`compiler.journal.up_to_date`). ``written`` (the files written, with their size
+        :func:`compiler.journal.answer`). ``written`` (the files written, with their size
         and modification time as written) saves walking the tree: with it, the environments
         ``unchanged`` keep what the last snapshot recorded of them (they were found as meshc
         left them, under the render lock, and were not touched since)."""
@@ -152,7 +157,7 @@ class Cache:
         if written is None:
             stats = tree_stats(target)
         else:
-            before = (_read_sealed(self.root / SNAPSHOT).get("stats") or {}) if keep else {}
+            before = (self._last_output().get("stats") or {}) if keep else {}
             kept = {name: digest for name, digest in before.items() if name.rstrip("/") in keep}
             stats = {**kept, **written_stats(written)} if len(kept) == len(keep) \
                 else tree_stats(target)
@@ -168,6 +173,7 @@ class Cache:
             temp.replace(self.root / SNAPSHOT)
         except OSError:
             pass
+        self.output = snapshot
 
 
 def _read_sealed(path: Path) -> dict[str, Any]:

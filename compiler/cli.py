@@ -11,7 +11,6 @@ Exit codes: 0 success; 1 invalid input (a diagnostic was printed); 2 a malformed
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import click
 
 from . import __version__, limits
-from .cache import CACHE_DIR
 from .cli_support import (
     EXIT_CHANGES,
     EXIT_INVALID,
@@ -34,10 +32,10 @@ from .cli_support import (
 )
 from .diagnostics import CompileError, Diagnostic
 from .diff import env_diff_json, format_env_diff, review_environment, unified_diff
-from .emit import EmitError, check_target, replace_environment, staged_output, write_output
+from .emit import check_target, replace_environment, staged_output, write_output
 from .explain import explain_value, explanation_json, format_explanation
 from .graph import format_graph
-from .journal import CHECKED, code_fingerprint, command_line, last_target, up_to_date
+from .journal import CHECKED, answer, command_line
 from .keypath import KeyPathError, parse_key_path
 from .lock import output_lock
 from .parallel import plan_work, render_files
@@ -151,7 +149,8 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                            limits.command_line())
     if command in CHECKED:
         CHECKED.remove(command)  # the launcher checked the journal already (compiler/launch.py)
-    elif journaled and _nothing_changed(options, command, kwargs["lock_timeout"]):
+    elif journaled and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
+                              lambda note: click.echo(note, err=True)):
         return
     session = _Session(options, journal=journaled)
     compiler = session.compiler(flags, cache=not no_cache)
@@ -206,25 +205,6 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                 {"command": command, "journal": dict(observed), "shown": str(target)})
 
     session.run(work)
-
-
-def _nothing_changed(options: Options, command: dict[str, Any], lock_timeout: float) -> bool:
-    """True (and says so) when the last full render read nothing that has changed since and
-    its output is untouched (compiler/journal.py): the render would rewrite the same bytes."""
-    cache_root = options.meshfile.parent / CACHE_DIR
-    target = last_target(cache_root)
-    if target is None:
-        return False
-    try:
-        with output_lock(target, lock_timeout, lambda note: click.echo(note, err=True)):
-            found = up_to_date(cache_root, options.meshfile.parent, command, code_fingerprint(),
-                               os.environ)
-    except EmitError:
-        return False  # the full path reports it
-    if found is None:
-        return False
-    click.echo(f"{found[0]} is up to date ({found[1]} files)", err=True)
-    return True
 
 
 @main.command()

@@ -15,10 +15,11 @@ from typing import Any, NoReturn
 
 import click
 
-from .cache import CACHE_DIR, Cache, ParsedValues
+from .cache import Cache, ParsedValues
 from .diagnostics import CompileError, Diagnostic, format_all
 from .emit import EmitError
 from .files import ProjectFiles, read_bounded
+from .journal import CACHE_DIR
 from .limits import resource_exhausted
 from .pipeline import (
     Compiler,

@@ -8,7 +8,7 @@ environment variable looked up; with it the command line that matters (the meshf
 with the output snapshot in ``.meshc-cache/output.pickle`` (sealed: never a pickle a checkout
 brought).
 
-The next render replays the journal first (:func:`up_to_date`): when every observation still
+The next render replays the journal first (:func:`answer`): when every observation still
 holds and the output tree is exactly as meshc last wrote it (every file's size and
 modification time), the same inputs would compile to the same bytes, so the command ends
 there. Any difference — a file edited, added to a listed folder or removed, a symlink
@@ -25,13 +25,16 @@ import functools
 import hashlib
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import sealed
+from .emit import EmitError
 from .files import ProjectFiles
+from .lock import output_lock
 
+CACHE_DIR = ".meshc-cache"  # meshc's cache folder, beside the meshfile (compiler/cache.py)
 SNAPSHOT = "output.pickle"  # in the cache folder: the output snapshot and the journal
 FORMAT = 1  # of the cache's entries: part of the code fingerprint
 
@@ -180,24 +183,48 @@ def still_holds(root: Path, journal: dict[tuple[str, str], Any],
     return True
 
 
-def last_target(cache_root: Path) -> Path | None:
-    """The output folder of the last journaled render, if any."""
-    target = sealed.read_map(cache_root / SNAPSHOT).get("target")
-    return Path(target) if isinstance(target, str) else None
+def answer(project_root: Path, command: dict[str, Any], lock_timeout: float,
+           say: Callable[[str], None]) -> bool:
+    """True, having said ``… is up to date``, when the last full render into the output of
+    the project at ``project_root``, made by this meshc with this ``command``, read nothing
+    that has changed since and its output is untouched; False when anything may differ (then
+    compile), or when it cannot be known (the full command reports why). Checked under the
+    output's render lock; the snapshot is read once unless another render replaced it while
+    this one waited for the lock."""
+    path = project_root / CACHE_DIR / SNAPSHOT
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return False
+    snapshot = sealed.read_map(path)
+    target = snapshot.get("target")
+    if not isinstance(target, str):
+        return False
+    try:
+        with output_lock(Path(target), lock_timeout, say):
+            now = os.stat(path)
+            if (now.st_mtime_ns, now.st_size, now.st_ino) != \
+                    (seen.st_mtime_ns, seen.st_size, seen.st_ino):
+                snapshot = sealed.read_map(path)  # a render finished meanwhile
+            found = _up_to_date(snapshot, project_root, command)
+    except (EmitError, OSError):
+        return False
+    if found is None:
+        return False
+    say(f"{found[0]} is up to date ({found[1]} files)")
+    return True
 
 
-def up_to_date(cache_root: Path, project_root: Path, command: dict[str, Any], code: str,
-               environ: Mapping[str, str]) -> tuple[Path, int] | None:
-    """The output folder (as the render named it) and its file count when the last full
-    render, made by this meshc with this ``command``, read nothing that has changed since and
-    its output is untouched; None when anything may differ (then compile)."""
-    snapshot = sealed.read_map(cache_root / SNAPSHOT)
+def _up_to_date(snapshot: dict[str, Any], project_root: Path,
+                command: dict[str, Any]) -> tuple[Path, int] | None:
+    """The output folder (as the render named it) and its file count when ``snapshot``
+    (the last full render's) still holds for ``command``; None when anything may differ."""
     journal = snapshot.get("journal")
-    if not isinstance(journal, dict) or snapshot.get("code") != code or \
+    if not isinstance(journal, dict) or snapshot.get("code") != code_fingerprint() or \
             snapshot.get("command") != command or not isinstance(snapshot.get("target"), str):
         return None
     target = Path(snapshot["target"])
-    if not still_holds(project_root, journal, environ):
+    if not still_holds(project_root, journal, os.environ):
         return None
     if tree_stat_digest(target) != snapshot.get("stat"):
         return None

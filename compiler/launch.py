@@ -12,16 +12,12 @@ command line for real; ``render`` then does not check the journal a second time.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import journal
-from .emit import EmitError
-from .lock import output_lock
 
-CACHE_DIR = ".meshc-cache"  # as compiler.cache.CACHE_DIR (which imports the compiler)
 _SET_KINDS = ("set", "set-string", "set-json", "set-literal")
 _DEFAULT_LOCK_TIMEOUT = 300.0  # as `meshc render --lock-timeout`'s default
 
@@ -88,24 +84,12 @@ def _option(args: list[str], names: tuple[str, ...]) -> tuple[str | None, str | 
 
 def _answer(meshfile: Path, out: Path | None, flags: list[tuple[str, str]],
             lock_timeout: float) -> bool:
-    """True (having said so) when the render would rewrite what is there: see
-    :func:`compiler.journal.up_to_date`."""
+    """True (having said so) when the render would rewrite what is there."""
     command = journal.command_line(meshfile, out, flags, ())
-    cache_root = meshfile.parent / CACHE_DIR
-    target = journal.last_target(cache_root)
-    if target is None:
-        return False
-    try:
-        with output_lock(target, lock_timeout, _say):
-            found = journal.up_to_date(cache_root, meshfile.parent, command,
-                                       journal.code_fingerprint(), os.environ)
-    except (EmitError, OSError):
-        return False  # the full command reports it
-    journal.CHECKED.append(command)  # no second check in this process
-    if found is None:
-        return False
-    _say(f"{found[0]} is up to date ({found[1]} files)")
-    return True
+    if journal.answer(meshfile.parent, command, lock_timeout, _say):
+        return True
+    journal.CHECKED.append(command)  # compiler.cli's render need not check it again
+    return False
 
 
 def _say(text: Any) -> None:

@@ -15,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 
+from compiler.journal import CACHE_DIR  # meshc's own cache beside a meshfile: never project content
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helmlint.py and friends
@@ -86,7 +88,32 @@ def check_text(path: Path, actual: str, update: bool) -> None:
     assert actual == expected, "golden mismatch:\n" + unified(expected, actual, path.name)
 
 
-CACHE_DIR = ".meshc-cache"  # meshc's own cache beside a meshfile: never project content
+FEATURES = GOLDEN / "ok-features" / "project"  # the golden project with most meshfile features
+
+
+def copy_features_project(tmp_path: Path) -> Path:
+    """A scratch copy of the ``ok-features`` golden project (no cache, no output). Modules use it
+    as their ``project`` fixture: ``project = pytest.fixture(name="project")(copy_features_project)``."""
+    target = tmp_path / "p"
+    shutil.copytree(FEATURES, target, ignore=shutil.ignore_patterns(CACHE_DIR, "rendered"))
+    return target
+
+
+def render_tree(project: Path, *args: str) -> tuple[str, dict[str, str]]:
+    """``meshc -f PROJECT/meshfile.yaml ARGS`` (a render): its stderr, and the rendered tree."""
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args)
+    assert code == 0, err
+    return err, tree_files(project / "rendered")
+
+
+def fresh_tree(project: Path, *args: str) -> dict[str, str]:
+    """The tree ``meshc ARGS --no-cache`` (a render) writes from scratch, in a folder of its own."""
+    out = project.parent / "fresh"
+    shutil.rmtree(out, ignore_errors=True)
+    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args, "--no-cache",
+                             "--out", str(out))
+    assert code == 0, err
+    return tree_files(out)
 
 
 def tree_files(root: Path) -> dict[str, str]:

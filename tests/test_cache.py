@@ -7,31 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN, run_meshc, tree_files
+from conftest import copy_features_project, fresh_tree, render_tree, run_meshc
 
-SOURCE = GOLDEN / "ok-features" / "project"
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "p"
-    shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".meshc-cache", "rendered"))
-    return target
+project = pytest.fixture(name="project")(copy_features_project)
 
 
 def render(project: Path, *args: str) -> tuple[str, dict[str, str]]:
-    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render", *args)
-    assert code == 0, err
-    return err, tree_files(project / "rendered")
+    return render_tree(project, "render", *args)
 
 
 def fresh(project: Path, *args: str) -> dict[str, str]:
-    out = project.parent / "fresh"
-    shutil.rmtree(out, ignore_errors=True)
-    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), "render", "--no-cache",
-                             "--out", str(out), *args)
-    assert code == 0, err
-    return tree_files(out)
+    return fresh_tree(project, "render", *args)
 
 
 def test_unchanged_rerender_writes_nothing(project: Path) -> None:

@@ -11,37 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOLDEN, run_meshc, tree_files
+from conftest import copy_features_project, fresh_tree, render_tree, run_meshc, tree_files
 
 from compiler import cli_support
 from compiler.files import ProjectFiles
 from compiler.journal import still_holds
 
-SOURCE = GOLDEN / "ok-features" / "project"
 HOSTILE_ENV = Path(__file__).resolve().parent / "hostile" / "env-allowed" / "project"
 
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "p"
-    shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".meshc-cache", "rendered"))
-    return target
-
-
-def render(project: Path, *args: str) -> tuple[str, dict[str, str]]:
-    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args)
-    assert code == 0, err
-    return err, tree_files(project / "rendered")
-
-
-def fresh(project: Path, *args: str) -> dict[str, str]:
-    """A render of ``args`` (``render`` and its flags) from scratch, into a folder of its own."""
-    out = project.parent / "fresh"
-    shutil.rmtree(out, ignore_errors=True)
-    code, _, err = run_meshc("-f", str(project / "meshfile.yaml"), *args, "--no-cache",
-                             "--out", str(out))
-    assert code == 0, err
-    return tree_files(out)
+project = pytest.fixture(name="project")(copy_features_project)
+render = render_tree
+fresh = fresh_tree
 
 
 def no_compile(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -4,27 +4,19 @@ from the journal before loading the compiler, and hands everything else to the r
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOLDEN, ROOT, run_meshc
+from conftest import ROOT, copy_features_project, run_meshc
 
 from compiler import cli
 from compiler.journal import command_line
 from compiler.launch import plain_render
 
-SOURCE = GOLDEN / "ok-features" / "project"
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "p"
-    shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".meshc-cache", "rendered"))
-    return target
+project = pytest.fixture(name="project")(copy_features_project)
 
 
 def launch(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,11 +68,12 @@ def test_the_launcher_reads_a_plain_render_as_the_cli_does(argv: list[str],
                                                            project: Path) -> None:
     seen: list[dict[str, Any]] = []
 
-    def capture(options: Any, command: dict[str, Any], lock_timeout: float) -> bool:
+    def capture(project_root: Path, command: dict[str, Any], lock_timeout: float,
+                say: Any) -> bool:
         seen.append(command)
         return True  # "up to date": stop there
 
-    monkeypatch.setattr(cli, "_nothing_changed", capture)
+    monkeypatch.setattr(cli, "answer", capture)
     monkeypatch.chdir(project)
     code, _, err = run_meshc(*argv)
     assert code == 0, err

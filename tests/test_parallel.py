@@ -49,8 +49,9 @@ def test_parallel_and_serial_renders_are_identical(tmp_path: Path) -> None:
 def test_keys_the_workers_compute_on_a_cold_cache_are_the_parents(tmp_path: Path) -> None:
     """On a first render the workers compute the cache keys; they must be the keys the parent
     computes when it looks releases up, or the next render would compile everything again."""
-    from compiler.cache import CACHE_DIR, Cache
+    from compiler.cache import Cache
     from compiler.files import ProjectFiles
+    from compiler.journal import CACHE_DIR
     from compiler.parallel import plan_work
     from compiler.pipeline import load_project
 
