@@ -27,16 +27,16 @@ BENCH = Path(__file__).resolve().parent
 
 # (label, module path suffix, function name): inclusive time of the function
 STAGES = [
-    ("whole command", "compiler/cli.py", "render"),
+    ("whole command", "compiler/cli/main.py", "render"),
     ("load the project (meshfile, values files)", "compiler/pipeline.py", "load_project"),
-    ("look releases up in the cache, plan the work", "compiler/parallel.py", "plan_work"),
+    ("look releases up in the cache, plan the work", "compiler/output/parallel.py", "plan_work"),
     ("compile releases", "compiler/pipeline.py", "compile_releases"),
-    ("  render templates (Jinja, sandboxed)", "compiler/sandbox.py", "render_bounded"),
-    ("  read the YAML templates wrote", "compiler/yamlsrc.py", "load_documents"),
-    ("  write YAML (manifests, values)", "compiler/yamlsrc.py", "dump_yaml"),
-    ("write files", "compiler/emit.py", "write_files"),
+    ("  render templates (Jinja, sandboxed)", "compiler/render/sandbox.py", "render_bounded"),
+    ("  read the YAML templates wrote", "compiler/syntax/yamlsrc.py", "load_documents"),
+    ("  write YAML (manifests, values)", "compiler/syntax/yamlsrc.py", "dump_yaml"),
+    ("write files", "compiler/output/emit.py", "write_files"),
     ("plans and plan.json", "compiler/pipeline.py", "plan_environment"),
-    ("output snapshot and cache", "compiler/cache.py", "record_output"),
+    ("output snapshot and cache", "compiler/output/cache.py", "record_output"),
 ]
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(tempfile.mkdtemp(prefix="meshc-profile-"))
     stats_file = out / "render.prof"
     try:
-        from compiler.cli import main as meshc
+        from compiler.cli.main.main import main as meshc
 
         profiler = cProfile.Profile()
         profiler.enable()

@@ -1,5 +1,5 @@
-"""``python -m compiler``: the ``meshc`` command (compiler/launch.py)."""
+"""``python -m compiler``: the ``meshc`` command (compiler/cli/launch.py)."""
 
-from .launch import main
+from .cli.launch import main
 
 main()

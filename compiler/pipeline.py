@@ -2,7 +2,7 @@
 
 Library entry points used by the CLI (and by anyone scripting meshc from Python):
 :func:`load_project`, :func:`parse_set_flags`, :func:`compile_environment`,
-:func:`output_files`. Each raises :class:`~compiler.diagnostics.CompileError` with every
+:func:`output_files`. Each raises :class:`~compiler.core.diagnostics.CompileError` with every
 problem found.
 """
 
@@ -11,26 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from . import wrapper_chart
-from .diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
-from .diff import (
+from .core.diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
+from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
+from .core.limits import activate as activate_limits
+from .core.source import COMMAND_LINE, Span
+from .model.graph import check_needs, waves
+from .model.load import DNS_LABEL, load_meshfile
+from .model.model import Environment, HelmOptions, Project, Release, Text
+from .model.resolve import ParsedValues, default_helm, parse_values_key, resolve_project
+from .plan.diff import (
     ReleaseDiff,
     diff_release,
     manifest_resources,
     read_tree,
 )
-from .files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
-from .graph import check_needs, waves
-from .inputs import inputs_digest
-from .limits import activate as activate_limits
-from .load import DNS_LABEL, load_meshfile
-from .model import Environment, HelmOptions, Project, Release, Text
-from .plan import Plan, Target, build_plan, format_json
-from .render import Manifest, release_context, render_release
-from .resolve import default_helm, parse_values_key, resolve_project
-from .secrets import (
+from .plan.plan import Plan, Target, build_plan, format_json
+from .render import wrapper_chart
+from .render.inputs import inputs_digest
+from .render.render import Manifest, release_context, render_release
+from .render.templating import Templates
+from .secrets.secrets import (
     EnvSecrets,
     ReleaseSecrets,
     SecretObject,
@@ -39,10 +41,10 @@ from .secrets import (
     release_inputs,
     secret_functions,
 )
-from .source import COMMAND_LINE, Span
-from .strvals import SetError, apply_set
-from .templating import Templates
-from .values import (
+from .syntax.strvals import SetError, apply_set
+from .syntax.yamlsrc import Path as ValuePath
+from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
+from .values.values import (
     ENV_WIDE_KEYS,
     EnvValues,
     ValueSet,
@@ -51,12 +53,8 @@ from .values import (
     lookup,
     release_values,
 )
-from .yamlsrc import Path as ValuePath
-from .yamlsrc import ValuesDoc, dump_yaml, load_documents
 
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
-if TYPE_CHECKING:
-    from .cache import ParsedValues
 
 SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
 
@@ -318,7 +316,7 @@ def prepare(compiler: Compiler, env: Environment) -> Prepared:
     env_values, env_ctx = environment_tree(compiler, env)
     diags = Diagnostics()
     env_secrets = EnvSecrets(env.name, (), {})
-    try:  # the key structure only: compiling never decrypts (see compiler/secrets.py)
+    try:  # the key structure only: compiling never decrypts (see compiler/secrets/secrets.py)
         env_secrets = environment_secrets(compiler.files, env)
     except CompileError as exc:
         diags.absorb(exc)

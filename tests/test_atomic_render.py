@@ -45,7 +45,7 @@ def set_variant(project: Path, variant: str) -> None:
 
 def start_render(project: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "compiler.cli", "-f",
+    return subprocess.Popen([sys.executable, "-m", "compiler.cli.main", "-f",
                              str(project / "meshfile.yaml"), "render"],
                             cwd=project, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

@@ -99,7 +99,7 @@ def test_values_parsed_ahead_on_every_core_agree_and_errors_still_report(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Values files are parsed ahead in forked workers when large (here: always); the result
     must be the serial one, and broken files must be reported as a serial parse reports them."""
-    from compiler import cache as cache_module
+    from compiler.output import cache as cache_module
     monkeypatch.setattr(cache_module, "PREFETCH_BYTES", 0)
     expected = fresh(project)
     shutil.rmtree(project / ".meshc-cache", ignore_errors=True)

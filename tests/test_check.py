@@ -18,12 +18,12 @@ from conftest import GOLDEN, ROOT, run_meshc
 from compiler.check import CheckOptions, run_checks
 from compiler.check.report import format_github
 from compiler.check.semver import parse_semver
-from compiler.diagnostics import CompileError, Diagnostics
-from compiler.files import ProjectFiles
+from compiler.core.diagnostics import CompileError, Diagnostics
+from compiler.core.files import ProjectFiles
 from compiler.pipeline import environment_tree, load_project, release_values
-from compiler.render import release_context
-from compiler.secrets import ReleaseSecrets, environment_secrets
-from compiler.trace import trace_render
+from compiler.render.render import release_context
+from compiler.render.trace import trace_render
+from compiler.secrets.secrets import ReleaseSecrets, environment_secrets
 
 BASE = GOLDEN / "check-ok" / "project"
 

@@ -45,7 +45,7 @@ def copy_example(dest: Path, with_rendered: bool = True) -> Path:
 # --- help and usage errors --------------------------------------------------------------------
 
 def _command_names() -> list[str]:
-    from compiler.cli import main
+    from compiler.cli.main import main
 
     return sorted(main.commands)
 
@@ -139,7 +139,7 @@ def test_values_prod_registry_equals_the_committed_file() -> None:
 
 @pytest.mark.parametrize("env", DEPLOYABLE)
 def test_values_json_matches_values_yaml(env: str) -> None:
-    from compiler.yamlsrc import load_values_text
+    from compiler.syntax.yamlsrc import load_values_text
 
     code, out, err = meshc("values", env, "registry", "-o", "json")
     assert code == 0, err

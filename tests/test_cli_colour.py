@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from compiler import cli
+from compiler.cli import support as cli
 
 
 class _Tty(io.StringIO):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from compiler.helmvalues import (
+from compiler.syntax.helmvalues import (
     Chart,
     ValuesError,
     cli_merge_values,
@@ -25,7 +25,7 @@ from compiler.helmvalues import (
     merge_values,
     upgrade_reuse_values,
 )
-from compiler.strvals import SetError, apply_set
+from compiler.syntax.strvals import SetError, apply_set
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "helm-values"
 STRVALS_FILES = ("strvals_cases.json", "strvals_derived_cases.json")
@@ -173,9 +173,9 @@ def _chart(spec: dict[str, Any]) -> Chart:
 
 def _load_values_text(text: str, filename: str) -> dict[str, Any]:
     try:
-        from compiler.yamlsrc import load_values_text
+        from compiler.syntax.yamlsrc import load_values_text
     except ImportError as error:  # the YAML reader is written separately
-        pytest.skip(f"compiler.yamlsrc.load_values_text is not available yet: {error}")
+        pytest.skip(f"compiler.syntax.yamlsrc.load_values_text is not available yet: {error}")
     return load_values_text(text, filename)
 
 

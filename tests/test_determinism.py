@@ -53,7 +53,7 @@ def staging_leftovers(out: Path) -> list[str]:
 def meshc_subprocess(args: list[str], cwd: Path, hash_seed: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT),
            "LC_ALL": "C.UTF-8"}
-    return subprocess.Popen([sys.executable, "-m", "compiler.cli", *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "compiler.cli.main", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -75,7 +75,7 @@ def copy_example(dest: Path, reverse: bool) -> Path:
 
 
 def test_cli_module_is_runnable() -> None:
-    text = (ROOT / "compiler" / "cli.py").read_text(encoding="utf-8")
+    text = (ROOT / "compiler" / "cli" / "main.py").read_text(encoding="utf-8")
     assert 'if __name__ == "__main__":' in text
 
 
@@ -107,7 +107,7 @@ def test_plan_graph_and_values_output_identical_across_hash_seeds(tmp_path: Path
     script = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"
-        "from compiler.cli import main\n"
+        "from compiler.cli.main import main\n"
         "for args in json.loads(sys.argv[1]):\n"
         "    r = CliRunner().invoke(main, ['-f', sys.argv[2], *args])\n"
         "    sys.stdout.write(f'=== {args} exit {r.exit_code}\\n{r.stdout}{r.stderr}')\n"

@@ -1,4 +1,4 @@
-"""The YAML emitter (``compiler.yamlsrc.dump_yaml``).
+"""The YAML emitter (``compiler.syntax.yamlsrc.dump_yaml``).
 
 ``_pyyaml_dump`` below is the implementation ``dump_yaml`` replaced (PyYAML's representer and
 serializer around the C emitter). It is the oracle: the new emitter must write the same bytes for
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yaml.nodes import ScalarNode
 
-from compiler.yamlsrc import INT, LIBYAML, STR, GoResolver, dump_yaml, load_values_text
+from compiler.syntax.yamlsrc import INT, LIBYAML, STR, GoResolver, dump_yaml, load_values_text
 
 # --- the oracle: dump_yaml as it was, on PyYAML ------------------------------------------------
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import yaml
 from helmlint import lint_charts, render_charts
 
-from compiler import wrapper_chart
+from compiler.render import wrapper_chart
 
 
 class _HelmLikeLoader(yaml.SafeLoader):
@@ -123,7 +123,7 @@ def test_every_manifest_is_valid_kubernetes(rendered_example):
 
 
 def test_every_wrapper_chart_is_meshcs(rendered_example):
-    """Each rendered local release is a wrapper chart written from compiler/wrapper_chart.py."""
+    """Each rendered local release is a wrapper chart written from compiler/render/wrapper_chart.py."""
     releases = sorted({path.parent.parent for path in manifest_files(rendered_example)}
                       | set(wrapper_charts(rendered_example)))
     assert releases, f"no wrapper charts under {rendered_example}"

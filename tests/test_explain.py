@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from compiler.keypath import KeyPathError, format_key_path, parse_key_path
 from conftest import run_meshc
+
+from compiler.syntax.keypath import KeyPathError, format_key_path, parse_key_path
 
 MESHFILE = """\
 apiVersion: meshc/v1

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from compiler.helmvalues import (
+from compiler.syntax.helmvalues import (
     Chart,
     ValuesError,
     cli_merge_values,
@@ -19,8 +19,8 @@ from compiler.helmvalues import (
     merge_maps,
     merge_values,
 )
-from compiler.helmvalues import _coalesce as coalesce_faithfully  # the line-by-line port
-from compiler.strvals import SetError, apply_set
+from compiler.syntax.helmvalues import _coalesce as coalesce_faithfully  # the line-by-line port
+from compiler.syntax.strvals import SetError, apply_set
 
 KEYS = st.sampled_from(["a", "b", "c", "global", "x.y", "n"])
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),

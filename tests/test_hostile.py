@@ -76,7 +76,7 @@ def run_case(case: str, project: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
     environ = {str(k): str(v) for k, v in (spec.get("environ") or {}).items()}
     if spec.get("subprocess"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), **environ}
-        proc = subprocess.run([sys.executable, "-m", "compiler.cli", *args], cwd=project,
+        proc = subprocess.run([sys.executable, "-m", "compiler.cli.main", *args], cwd=project,
                               env=env, capture_output=True, text=True, timeout=120,
                               check=False)
         return proc.returncode, proc.stdout, proc.stderr

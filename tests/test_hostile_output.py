@@ -58,7 +58,7 @@ def set_values(root: Path, size: int, spin: int = 0) -> None:
 
 def start(project: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "compiler.cli", "-f",
+    return subprocess.Popen([sys.executable, "-m", "compiler.cli.main", "-f",
                              str(project / "meshfile.yaml"), "render", *args],
                             cwd=project, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -149,7 +149,7 @@ def test_full_disk_fails_cleanly_and_keeps_previous_output(tmp_path: Path,
 def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The full disk without a tmpfs: the second file written fails with ENOSPC."""
-    import compiler.parallel
+    import compiler.output.parallel
 
     project = make_project(tmp_path / "p", size=10)
     out = tmp_path / "site" / "rendered"
@@ -157,7 +157,7 @@ def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
     assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
     before = read_tree(out)
     set_values(project, size=20)
-    real = compiler.parallel.write_files
+    real = compiler.output.parallel.write_files
     calls = []
 
     def full(root: Path, files: Any, written: Any = None) -> None:
@@ -166,7 +166,7 @@ def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(root / "x"))
         real(root, files, written)
 
-    monkeypatch.setattr(compiler.parallel, "write_files", full)
+    monkeypatch.setattr(compiler.output.parallel, "write_files", full)
     code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out), "--no-cache")
     monkeypatch.undo()
     assert code == 1, err

@@ -1,4 +1,4 @@
-"""The render journal (compiler/journal.py): a re-render with nothing changed stops before
+"""The render journal (compiler/output/journal.py): a re-render with nothing changed stops before
 compiling, and every kind of change — including those no cache key names, such as a file added
 to a chart folder, a symlink retargeted, an allowed environment variable, a --limit flag, an
 edited output file — falls through to a real compile that sees it."""
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from conftest import copy_features_project, fresh_tree, render_tree, run_meshc, tree_files
 
-from compiler import cli_support
-from compiler.files import ProjectFiles
-from compiler.journal import still_holds
+from compiler.cli import support as cli_support
+from compiler.core.files import ProjectFiles
+from compiler.output.journal import still_holds
 
 HOSTILE_ENV = Path(__file__).resolve().parent / "hostile" / "env-allowed" / "project"
 
@@ -215,8 +215,8 @@ def test_one_environment_changed_replaces_only_its_folder(project: Path) -> None
             continue
         assert now[rel] == ino, f"{rel} was rewritten"  # other environments, unchanged files
     assert not [p for p in project.iterdir() if ".rendered.meshc-" in p.name], "staging left"
-    from compiler import sealed
-    from compiler.journal import tree_stats
+    from compiler.core import sealed
+    from compiler.output.journal import tree_stats
 
     snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
     assert snapshot["stats"] == tree_stats(project / "rendered"), "snapshot is not the tree"
@@ -269,8 +269,8 @@ def test_plan_review_agrees_whether_or_not_it_reads_the_committed_tree(project: 
 def test_the_snapshot_taken_from_the_writes_is_what_a_walk_finds(project: Path) -> None:
     """A full render records the output's file times from its own writes instead of walking
     the tree: they must be exactly what a walk of the tree finds."""
-    from compiler import sealed
-    from compiler.journal import tree_stats
+    from compiler.core import sealed
+    from compiler.output.journal import tree_stats
 
     render(project, "render")
     snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")

@@ -1,4 +1,4 @@
-"""The ``meshc`` entry point (compiler/launch.py) answers an unchanged plain ``meshc render``
+"""The ``meshc`` entry point (compiler/cli/launch.py) answers an unchanged plain ``meshc render``
 from the journal before loading the compiler, and hands everything else to the real CLI."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from conftest import ROOT, copy_features_project, run_meshc
 
-from compiler import cli
-from compiler.journal import command_line
-from compiler.launch import plain_render
+from compiler.cli import main as cli
+from compiler.cli.launch import plain_render
+from compiler.output.journal import command_line
 
 project = pytest.fixture(name="project")(copy_features_project)
 
@@ -23,9 +23,9 @@ def launch(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``meshc ARGS`` through the entry point, in a fresh process; it reports whether it
     loaded the compiler's command line."""
     code = ("import sys, atexit\n"
-            "atexit.register(lambda: print('cli loaded' if 'compiler.cli' in sys.modules "
+            "atexit.register(lambda: print('cli loaded' if 'compiler.cli.main' in sys.modules "
             "else 'cli not loaded', file=sys.stderr))\n"
-            "from compiler.launch import main\n"
+            "from compiler.cli.launch import main\n"
             f"sys.argv = ['meshc', *{list(args)!r}]\n"
             "main()\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.parallel import PARALLEL_THRESHOLD
 from conftest import run_meshc, tree_files
+
+from compiler.output.parallel import PARALLEL_THRESHOLD
 
 N = PARALLEL_THRESHOLD // 3 + 10  # releases × 3 environments: enough to fork
 
@@ -49,10 +50,10 @@ def test_parallel_and_serial_renders_are_identical(tmp_path: Path) -> None:
 def test_keys_the_workers_compute_on_a_cold_cache_are_the_parents(tmp_path: Path) -> None:
     """On a first render the workers compute the cache keys; they must be the keys the parent
     computes when it looks releases up, or the next render would compile everything again."""
-    from compiler.cache import Cache
-    from compiler.files import ProjectFiles
-    from compiler.journal import CACHE_DIR
-    from compiler.parallel import plan_work
+    from compiler.core.files import ProjectFiles
+    from compiler.output.cache import Cache
+    from compiler.output.journal import CACHE_DIR
+    from compiler.output.parallel import plan_work
     from compiler.pipeline import load_project
 
     meshfile = make_project(tmp_path / "p")
@@ -67,8 +68,8 @@ def test_keys_the_workers_compute_on_a_cold_cache_are_the_parents(tmp_path: Path
 
 
 def test_the_snapshot_from_parallel_writes_is_what_a_walk_finds(tmp_path: Path) -> None:
-    from compiler import sealed
-    from compiler.journal import tree_stats
+    from compiler.core import sealed
+    from compiler.output.journal import tree_stats
 
     meshfile = make_project(tmp_path / "p")
     code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")
@@ -80,7 +81,7 @@ def test_the_snapshot_from_parallel_writes_is_what_a_walk_finds(tmp_path: Path) 
 def test_the_journal_of_a_parallel_render_has_what_the_workers_read(tmp_path: Path) -> None:
     """Workers read templates in their own processes: what they read must reach the render
     journal, or an edited template would be answered with 'up to date'."""
-    from compiler import sealed
+    from compiler.core import sealed
 
     meshfile = make_project(tmp_path / "p")
     code, _, err = run_meshc("-f", str(meshfile), "render", "-j", "2")

@@ -17,9 +17,10 @@ from conftest import GOLDEN, ROOT, check_text, tree_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import cli, cli_support
-from compiler.diagnostics import CompileError
-from compiler.roundtrip import Change, EditError, edit_text, write_files
+from compiler.cli import main as cli
+from compiler.cli import support as cli_support
+from compiler.core.diagnostics import CompileError
+from compiler.syntax.roundtrip import Change, EditError, edit_text, write_files
 
 CASES = Path(__file__).resolve().parent / "roundtrip"
 EXPECTED = GOLDEN / "promote"
@@ -351,7 +352,7 @@ def test_any_edit_is_exact_or_refused(data: dict, flow: bool, indent: int, path:
                                       value: str, style: str) -> None:
     """Any document and change: the exact change (read back the way meshc reads values), or an
     EditError — never another exception, never a different document."""
-    from compiler.yamlsrc import load_documents
+    from compiler.syntax.yamlsrc import load_documents
 
     text = yaml.safe_dump(data, default_flow_style=flow, indent=indent, sort_keys=False)
     try:

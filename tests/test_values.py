@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from compiler.files import ProjectFiles
+from compiler.core.files import ProjectFiles
 from compiler.pipeline import SetFlag, compile_environment, load_project, release_output, with_sets
 
 

@@ -1,4 +1,4 @@
-"""The wrapper chart (compiler/wrapper_chart.py) checked with Helm 4's real engine.
+"""The wrapper chart (compiler/render/wrapper_chart.py) checked with Helm 4's real engine.
 
 Helm runs in a cached Python 3.12 venv (see tests/helmlint.py); these tests skip with the
 reason when it cannot be provided.
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helmlint import lint_charts, render_charts, strip_source_comments
 
-from compiler import wrapper_chart
+from compiler.render import wrapper_chart
 
 RELEASE = "registry"
 

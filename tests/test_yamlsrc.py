@@ -1,4 +1,4 @@
-"""YAML in and out (``compiler.yamlsrc``): Helm's Go typing when reading, safe quoting when writing.
+"""YAML in and out (``compiler.syntax.yamlsrc``): Helm's Go typing when reading, safe quoting when writing.
 
 The typing table is go-yaml v2's resolver as Helm reads values (``sigs.k8s.io/yaml``): its
 boolean/null words are an exact-case list, timestamps stay strings, no base-60 numbers, Go's
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.diagnostics import CompileError
-from compiler.yamlsrc import dump_yaml, load_values_text
+from compiler.core.diagnostics import CompileError
+from compiler.syntax.yamlsrc import dump_yaml, load_values_text
 
 NAN = object()  # marker: the value must be a float NaN (NaN != NaN)
 
@@ -355,8 +355,8 @@ def test_runaway_nesting_is_refused_before_libyaml_composes_it(text: str, line: 
 
 
 def test_command_line_depth_limit_cannot_lift_the_c_stack_ceiling() -> None:
-    from compiler import limits
-    from compiler.yamlsrc import SAFE_DEPTH
+    from compiler.core import limits
+    from compiler.syntax.yamlsrc import SAFE_DEPTH
     with limits.session((("yaml_depth", 10**9),), bound_memory=False):
         with pytest.raises(CompileError) as caught:
             load_values_text("deep: " + "[" * 100_000 + "]" * 100_000 + "\n", "deep.yaml")

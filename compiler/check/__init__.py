@@ -1,5 +1,8 @@
-"""``meshc check``: the CI gate. Kubernetes schemas, policies, promotion order, stale output and
-graph sanity, each finding located at the meshfile, values file or template line responsible.
+"""`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, leaked secrets.
+Lives here: one check family per module, rules (names, levels), context, locate, report, semver.
+May import: core, syntax, model, values, render, secrets, plan, pipeline.
+
+Each finding is located at the meshfile, values file or template line responsible.
 
 Library use::
 
@@ -9,7 +12,7 @@ Library use::
 
 Checks are functions ``(CheckContext) -> Iterable[Finding | Diagnostic]`` listed in
 :data:`CHECKS`; add a family by writing one and appending it there (a plain
-:class:`~compiler.diagnostics.Diagnostic` is reported under the check's name). Rules, their
+:class:`~compiler.core.diagnostics.Diagnostic` is reported under the check's name). Rules, their
 levels and options are in :mod:`.rules`; use :meth:`CheckContext.finding` so ``policies:`` can
 configure or silence a rule per environment.
 """
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..diagnostics import Diagnostic
-from ..model import Environment
+from ..core.diagnostics import Diagnostic
+from ..model.model import Environment
 from ..pipeline import Compiler
-from .leaks import check_leaks
 from .context import CheckContext, CheckOptions, CheckReport, Finding, Resource
+from .leaks import check_leaks
 from .policies import check_policies
 from .promotion import check_promotion
 from .rules import RULES, RULES_BY_NAME, Rule
@@ -48,7 +51,7 @@ def run_checks(compiler: Compiler, environments: Sequence[Environment],
                checks: Sequence[tuple[str, Check]] = CHECKS) -> CheckReport:
     """Run ``checks`` on ``environments`` (deployable ones) of ``compiler``'s project.
 
-    Raises :class:`~compiler.diagnostics.CompileError` when the project does not compile; every
+    Raises :class:`~compiler.core.diagnostics.CompileError` when the project does not compile; every
     check finding is in the returned report instead.
     """
     ctx = CheckContext(compiler, environments, options or CheckOptions())

@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diagnostics import Diagnostic, Diagnostics, did_you_mean
-from ..model import Environment, RuleSetting, SecretsFile
-from ..pipeline import Compiler, EnvironmentOutput, ReleaseOutput, compile_environment
-from ..render import Manifest
-from ..source import Span
-from ..yamlsrc import load_documents
+from ..core.diagnostics import Diagnostic, Diagnostics, did_you_mean
+from ..core.source import Span
+from ..model.model import Environment, RuleSetting, SecretsFile
+from ..pipeline import Compiler, EnvironmentOutput, compile_environment
+from ..syntax.yamlsrc import load_documents
+from .locate import Locator
+from .resource import Resource, rendered_path
 from .rules import RULES_BY_NAME, Level, Rule
 
 
@@ -64,24 +65,6 @@ class CheckReport:
         return tuple(f.diagnostic for f in self.findings)
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One rendered manifest of one release in one environment, parsed."""
-
-    env: Environment
-    output: ReleaseOutput
-    manifest: Manifest
-    data: dict[str, Any]
-
-    @property
-    def ref(self) -> str:
-        return f"{self.manifest.kind}/{self.manifest.name}"
-
-    @property
-    def release(self) -> str:
-        return self.output.release.name
-
-
 class CheckContext:
     """The per-run state checks share. Checks call :meth:`finding` to report."""
 
@@ -98,9 +81,7 @@ class CheckContext:
         self._resources: dict[str, tuple[Resource, ...]] = {}
         self._settings: dict[str, dict[str, RuleSetting]] = {}
         self.setting_errors = self._validate_settings()
-        from .locate import Locator
-
-        self.locator = Locator(self)
+        self.locator = Locator(compiler)
 
     # --- compiled output ------------------------------------------------------------------
 
@@ -124,9 +105,7 @@ class CheckContext:
 
     def rendered_path(self, resource: Resource) -> str:
         """The project-relative path ``meshc render`` writes ``resource`` to."""
-        output = self.project.output.rstrip("/")
-        return f"{output}/{resource.env.name}/{resource.release}/manifests/" \
-               f"{resource.manifest.filename}"
+        return rendered_path(self.project, resource)
 
     # --- rule levels and options ------------------------------------------------------------
 

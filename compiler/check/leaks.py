@@ -1,4 +1,4 @@
-"""Leak checks: secrets where they do not belong (the library side is compiler/secrets.py).
+"""Leak checks: secrets where they do not belong (the library side is compiler/secrets/secrets.py).
 
 * ``plaintext-secret``: secret-like plain values in ordinary values files (password, token,
   apiKey, privateKey keys; connection strings with credentials; private key material);
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..diagnostics import Diagnostic
-from ..secrets import (
+from ..core.diagnostics import Diagnostic
+from ..secrets.secrets import (
     canary_leaks,
     plaintext_leaks,
     rendered_texts,

@@ -2,7 +2,7 @@
 and the values line that would fix it.
 
 Nothing here runs unless a finding needs it: a resource's template is re-rendered with
-:func:`compiler.trace.trace_render` the first time a finding asks where one of its fields came
+:func:`compiler.render.render.trace.trace_render` the first time a finding asks where one of its fields came
 from, and the trace is kept for the rest of the run.
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..diagnostics import WHOLE_LINE, CompileError
-from ..model import Environment
-from ..pipeline import ReleaseOutput, env_context
-from ..render import release_context
-from ..source import Span, source_line
-from ..trace import (
+from ..core.diagnostics import WHOLE_LINE, CompileError
+from ..core.source import Span, source_line
+from ..model.model import Environment
+from ..pipeline import Compiler, ReleaseOutput, env_context
+from ..render.render import release_context
+from ..render.trace import (
     FieldPath,
     TracedRender,
     document_nodes,
@@ -25,10 +25,8 @@ from ..trace import (
     locate_path,
     trace_render,
 )
-from ..values import ValueSet, lookup
-
-if TYPE_CHECKING:
-    from .context import CheckContext, Resource
+from ..values.values import ValueSet, lookup
+from .resource import Resource, rendered_path
 
 ValuesPath = tuple[str | int, ...]
 
@@ -86,8 +84,8 @@ def _show(value: Any) -> str:
 class Locator:
     """Answers "where did this come from?" for one check run (traces cached per template)."""
 
-    def __init__(self, context: CheckContext) -> None:
-        self.context = context
+    def __init__(self, compiler: Compiler) -> None:
+        self.compiler = compiler
         self._traces: dict[tuple[str, str, str], TracedRender | None] = {}
         self._nodes: dict[tuple[str, str, str], list[Any]] = {}
         self._env_ctx: dict[str, dict[str, Any]] = {}
@@ -100,7 +98,7 @@ class Locator:
         notes = []
         rendered = self._rendered_line(resource, path)
         if rendered is not None:
-            notes.append(f"rendered at {self.context.rendered_path(resource)}:{rendered}")
+            notes.append(f"rendered at {rendered_path(self.compiler.project, resource)}:{rendered}")
         patch = self._patch_span(resource, path)
         if patch is not None:
             return Location(patch, (*notes, "the field is set by this patch"))
@@ -113,7 +111,7 @@ class Locator:
     def _values_on_line(self, resource: Resource, span: Span, path: FieldPath) -> list[str]:
         """Notes naming the values a template line renders (``{{ values.a.b|toyaml }}``), down
         to the field in question when the line renders a structure holding it."""
-        text = source_line(self.context.compiler.sources.get(span.file, ""), span.line) or ""
+        text = source_line(self.compiler.sources.get(span.file, ""), span.line) or ""
         refs = _VALUES_REF.findall(text)
         if not refs:
             return []
@@ -193,7 +191,7 @@ class Locator:
 
     def _span_on_line(self, template: str, line: int, found: FieldPath) -> Span:
         """Underline the field's key on the template line when it is written there."""
-        text = source_line(self.context.compiler.sources.get(template, ""), line) or ""
+        text = source_line(self.compiler.sources.get(template, ""), line) or ""
         last = next((p for p in reversed(found) if isinstance(p, str)), None)
         if last is not None:
             match = re.search(rf"(?<![\w.-]){re.escape(last)}\s*:", text)
@@ -207,7 +205,7 @@ class Locator:
         if key not in self._traces:
             try:
                 context = self._release_context(resource.env, output)
-                self._traces[key] = trace_render(self.context.compiler.templates,
+                self._traces[key] = trace_render(self.compiler.templates,
                                                  resource.manifest.template, context)
             except CompileError:
                 self._traces[key] = None
@@ -215,7 +213,7 @@ class Locator:
 
     def _release_context(self, env: Environment, output: ReleaseOutput) -> dict[str, Any]:
         if env.name not in self._env_ctx:
-            self._env_ctx[env.name] = env_context(self.context.compiler, env)
+            self._env_ctx[env.name] = env_context(self.compiler, env)
         release = output.release
         release_ctx = {"name": release.name, "namespace": output.namespace,
                        "chart": release.chart.ref, "labels": dict(release.labels),

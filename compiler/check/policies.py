@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..source import Span
+from ..core.source import Span
 from .context import CheckContext, Finding, Resource, containers, dig, pod_spec_path
 from .locate import ValuesPath, dotted
 

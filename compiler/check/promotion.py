@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Environment
+from ..core.source import Span
+from ..model.model import Environment
 from ..pipeline import ReleaseOutput
-from ..source import Span
 from .context import CheckContext, Finding, Resource, containers, pod_spec_path
 from .locate import dotted
 from .policies import image_tag

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..diagnostics import WHOLE_LINE, Diagnostic, format_all
-from ..source import source_line
+from ..core.diagnostics import WHOLE_LINE, Diagnostic, format_all
+from ..core.source import source_line
 from .context import CheckReport
 
 

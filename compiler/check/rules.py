@@ -75,7 +75,7 @@ RULES: tuple[Rule, ...] = (
          "every release is deployed in at least one deployable environment", scope="project"),
     Rule("abstract-unused", "graph", "warning", "warning",
          "every abstract environment is inherited by some environment", scope="project"),
-    # secrets (compiler/secrets.py)
+    # secrets (compiler/secrets/secrets.py)
     Rule("plaintext-secret", "secrets", "error", "error",
          "no secret-like plain value (password, token, apiKey, privateKey, connection strings "
          "with credentials, private keys) in ordinary values files", scope="project"),

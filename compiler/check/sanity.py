@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from posixpath import dirname
 
-from ..source import Span
+from ..core.source import Span
 from .context import CheckContext, Finding
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -19,7 +19,7 @@ import jsonschema  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing import Resource as SchemaResource
 
-from ..model import Environment
+from ..model.model import Environment
 from .context import CheckContext, Finding, Resource
 from .locate import dotted
 

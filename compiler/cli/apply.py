@@ -1,0 +1,164 @@
+"""`meshc apply`: run a plan with helm (library: apply.py, progress.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core.diagnostics import CompileError, Diagnostic, format_all
+from ..pipeline import (
+    find_environment,
+)
+from . import support as cli_support
+from .support import (
+    EXIT_INVALID,
+    Options,
+    _echo,
+    _flags,
+    _paint,
+    _Session,
+    _set_options,
+    _sops_tools,
+)
+
+# --- meshc apply (compiler/ops/apply.py, compiler/cli/progress.py) ----------------------------------
+
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop an apply as Ctrl-C does: nothing new starts, running helm
+    commands end, every decrypted secrets file is removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _confirm_protected(plan: Any, yes: bool) -> None:
+    """A protected environment's plan runs after its name is typed, or with --yes."""
+    if not plan.protected or yes:
+        return
+    env = plan.environment
+    if not cli_support.can_prompt():
+        raise CompileError([Diagnostic(
+            "error", f"environment '{env}' is protected and there is no terminal to confirm on",
+            help="pass --yes to apply it without asking (e.g. in CI, after review)")])
+    where = f" (kube-context {plan.kube_context})" if plan.kube_context else ""
+    count = len(plan.steps)
+    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be upgraded"
+               f"{where}.", err=True)
+    try:
+        answer = click.prompt(f"Type '{env}' to apply", default="", show_default=False,
+                              err=True)
+    except click.Abort:
+        answer = ""
+    if answer.strip() != env:
+        raise CompileError([Diagnostic("error", f"cancelled: '{env}' was not confirmed")])
+
+
+@click.command()
+@click.argument("environment")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Steps of one wave run in parallel, at most this many at once.")
+@click.option("--helm", "helm_path", metavar="PATH", help="The helm binary (default: helm on PATH).")
+@click.option("--yes", is_flag=True, help="Apply a protected environment without asking.")
+@click.option("--dry-run", is_flag=True, help="Print the helm commands in order; run nothing.")
+@click.option("-l", "--selector", "selectors", multiple=True, metavar="KEY=VALUE[,…]",
+              help="Only releases whose labels match (also name=, namespace=, chart=; != "
+                   "negates; comma: all terms; repeated: any selector).")
+@click.option("--include-needs", is_flag=True,
+              help="With -l: also apply what the selected releases need (transitively).")
+@click.option("--skip-needs", is_flag=True,
+              help="With -l: leave out needs that are not selected (deployed already).")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Apply this reviewed plan (meshc plan ENV -o json), refused if its inputs "
+                   "changed since.")
+@_set_options
+@click.pass_obj
+def apply(options: Options, /, environment: str, concurrency: int, helm_path: str | None,
+          yes: bool, dry_run: bool, selectors: tuple[str, ...], include_needs: bool,
+          skip_needs: bool, plan_file: Path | None, **kwargs: Any) -> None:
+    """Run ENVIRONMENT's plan with helm: wave by wave, the steps of a wave in parallel; a wave
+    starts once the previous one fully succeeded. Secrets are decrypted just in time per step.
+
+    \b
+    Example: meshc apply staging
+             meshc apply production --plan plan.json --yes
+             meshc apply dev -l tier=agents --include-needs --dry-run
+    """
+
+    from ..ops.apply import (
+        ApplyOptions,
+        check_secrets,
+        command_lines,
+        execute,
+        failure_diagnostics,
+        find_helm,
+        parse_selector,
+        prepare_apply,
+        sops_decryptor,
+    )
+    from .progress import LineLog, LiveView, format_summary
+
+    if include_needs and skip_needs:
+        raise click.UsageError("--include-needs and --skip-needs exclude each other")
+    try:
+        parsed = [parse_selector(text) for text in selectors]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-l' / '--selector'") from None
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs))
+
+    def work() -> int:
+        env = find_environment(compiler.project, environment)
+        text = plan_file.read_text(encoding="utf-8") if plan_file is not None else None
+        plan = prepare_apply(compiler, env, text, str(plan_file), parsed,
+                             "include" if include_needs else "skip" if skip_needs else "error")
+        if dry_run:
+            click.echo("\n".join(command_lines(plan, helm_path or "helm")))
+            return 0
+        helm = find_helm(helm_path, os.environ.get("PATH"))
+        _confirm_protected(plan, yes)
+        decrypt_file = None
+        if any(step.secrets for step in plan.steps):
+            sops, key = _sops_tools(need_key=True)
+            decrypt_file = sops_decryptor(compiler, env, sops, key)
+            check_secrets(plan, decrypt_file)
+        paint = _paint()
+        view = LiveView(sys.stdout, paint) if sys.stdout.isatty() else LineLog(sys.stdout)
+        try:
+            with _terminate_as_interrupt():
+                result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency),
+                                 decrypt_file=decrypt_file, report=view)
+        except KeyboardInterrupt:
+            click.echo("meshc: interrupted: running helm commands ended, nothing else "
+                       "started", err=True)
+            return 130
+        finally:
+            view.close()
+        _echo(format_summary(plan, result, paint))
+        if result.ok:
+            return 0
+        click.echo(format_all(failure_diagnostics(plan, result), {}), err=True, nl=False)
+        return EXIT_INVALID
+
+    sys.exit(session.run(work))

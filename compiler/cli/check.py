@@ -1,0 +1,57 @@
+"""`meshc check`: the CI gate (library: compiler.check)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..pipeline import (
+    find_environment,
+)
+from .support import (
+    EXIT_INVALID,
+    Options,
+    _canary_decrypt,
+    _Session,
+)
+
+
+@click.command()
+@click.argument("environments", nargs=-1)
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "github"]),
+              default="text", show_default=True,
+              help="text for people (stderr), json for tools, github for GitHub Actions "
+                   "annotations (both on stdout).")
+@click.option("--no-stale", is_flag=True, help="Skip comparing the committed rendered output.")
+@click.pass_obj
+def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale: bool) -> None:
+    """Check ENVIRONMENTS (default: every deployable one): Kubernetes schemas, policies,
+    promotion order, stale rendered output, graph sanity. Exit 1 on any error.
+
+    \b
+    Example: meshc check
+             meshc check production -o github
+    """
+    from ..check import CheckOptions, run_checks
+    from ..check.report import format_github, format_json, format_text
+
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> int:
+        project = compiler.project
+        envs = ([find_environment(project, name) for name in dict.fromkeys(environments)]
+                if environments else list(project.deployable))
+        report = run_checks(compiler, envs, CheckOptions(stale=not no_stale,
+                                                         decrypt=_canary_decrypt(compiler)))
+        sources = {**compiler.sources, **report.sources}
+        if fmt == "json":
+            click.echo(format_json(report, sources), nl=False)
+        elif fmt == "github":
+            click.echo(format_github(report, sources), nl=False)
+        else:
+            click.echo(format_text(report, sources), err=True, nl=False)
+        return EXIT_INVALID if report.errors else 0
+
+    sys.exit(session.run(work))

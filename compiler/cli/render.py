@@ -1,0 +1,168 @@
+"""`meshc plan` and `meshc render`: compile environments into plans and the rendered tree
+(library: compiler.pipeline, compiler.output)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core import limits
+from ..output.emit import check_target, replace_environment, staged_output, write_output
+from ..output.journal import CHECKED, answer, command_line
+from ..output.lock import output_lock
+from ..output.parallel import plan_work, render_files
+from ..pipeline import (
+    committed_files,
+    find_environment,
+    input_paths,
+)
+from ..plan.diff import review_environment
+from ..plan.plan import Plan, format_json, format_sh, format_text
+from .support import (
+    EXIT_CHANGES,
+    Options,
+    _cache,
+    _echo,
+    _flags,
+    _paint,
+    _Session,
+    _set_options,
+)
+
+
+@click.command()
+@click.argument("environment")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "sh"]), default="text",
+              show_default=True, help="text for people, json for CI, sh for a shell script.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 3 when the plan differs from the committed rendered output.")
+@click.option("--no-cache", is_flag=True, help="Compile every release afresh.")
+@_set_options
+@click.pass_obj
+def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_cache: bool,
+         **kwargs: Any) -> None:
+    """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
+
+    \b
+    Example: meshc plan production
+             meshc plan prod -o json --set agents.weather.canary.enabled=true
+    """
+    session = _Session(options)
+    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
+
+    def work() -> int:
+        env = find_environment(compiler.project, environment)
+        plans: dict[str, Plan] = {}
+        cache = _cache(compiler, no_cache)
+        files = render_files(compiler, [env], cache=cache, plans=plans)
+        if cache is not None:
+            cache.save()
+        plan = plans[env.name]
+        review = None
+        if fmt == "text" or exit_code:
+            output = compiler.files.root / compiler.project.output
+            unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
+            committed = files if unchanged else committed_files(compiler, env.name)  # no reading
+            review = review_environment(env.name, [s.release for s in plan.steps], files,
+                                        committed,
+                                        f"{compiler.project.output.rstrip('/')}/{env.name}")
+        if fmt == "json":
+            click.echo(format_json(plan), nl=False)
+        elif fmt == "sh":
+            click.echo(format_sh(plan, session.name), nl=False)
+        else:
+            _echo(format_text(plan, review, _paint()))
+        return EXIT_CHANGES if exit_code and review is not None and review.any else 0
+
+    code = session.run(work)
+    sys.exit(code)
+
+@click.command()
+@click.argument("environments", nargs=-1)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write here instead of the meshfile's output directory.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes to compile with (default: one per core; small projects use one).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True,
+              metavar="SECONDS", help="Wait this long for another render into the same output "
+                                       "to finish (0: fail at once).")
+@click.option("--no-cache", is_flag=True,
+              help="Compile every release afresh (ignore and do not update .meshc-cache/).")
+@_set_options
+@click.pass_obj
+def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
+           jobs: int | None, no_cache: bool, **kwargs: Any) -> None:
+    """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
+
+    All deployable environments by default. The tree is built aside and swapped in atomically.
+
+    \b
+    Example: meshc render
+             meshc render staging --out /tmp/rendered
+    """
+    flags = _flags(kwargs)
+    # a full render journals what it reads; --set-file reads outside the project: not journaled
+    journaled = not no_cache and not environments and all(f.kind != "set-file" for f in flags)
+    command = command_line(options.meshfile, out, [(f.kind, f.text) for f in flags],
+                           limits.command_line())
+    if command in CHECKED:
+        CHECKED.remove(command)  # the launcher checked the journal already (compiler/cli/launch.py)
+    elif journaled and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
+                              lambda note: click.echo(note, err=True)):
+        return
+    session = _Session(options, journal=journaled)
+    compiler = session.compiler(flags, cache=not no_cache)
+
+    def work() -> None:
+        project = compiler.project
+        envs = ([find_environment(project, name) for name in environments] if environments
+                else list(project.deployable))
+        target = out if out is not None else options.meshfile.parent / project.output
+        click.get_current_context().with_resource(  # until the command ends: compiler/output/lock.py
+            output_lock(target, kwargs["lock_timeout"], lambda note: click.echo(note, err=True)))
+        check_target(target, compiler.files.root, input_paths(compiler))
+        cache = _cache(compiler, no_cache)
+        work = plan_work(compiler, envs, cache)
+        note = ""
+        written: dict[str, tuple[int, int]] | None = None  # the files written, as written
+        unchanged: set[str] = set()  # environments whose folders were left as they were
+        if cache is not None and not environments and 2 * len(work.todo) <= len(work.done):
+            # mostly cached: compile what is missing, then write only what changed
+            files = render_files(compiler, envs, jobs, cache=cache, work=work)
+            changed = cache.changed_environments(target, files)
+            if changed is not None and not changed:
+                cache.save()
+                cache.record_output(target, files, journal(target))
+                click.echo(f"{target} is up to date ({len(files)} files)", err=True)
+                return
+            if changed is not None and len(changed) == 1:
+                (name,) = changed
+                written = {}
+                mine = {p: t for p, t in files.items() if p.startswith(f"{name}/")}
+                replace_environment(target, name, mine, written, cache.same_files(target, mine))
+                unchanged = {e.name for e in envs} - changed
+                note = f" (only {name} changed: its folder was replaced)"
+            else:
+                write_output(target, files, [e.name for e in envs], whole=True)
+        else:
+            written = {} if not environments else None
+            with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
+                files = render_files(compiler, envs, jobs, write_root=staging, cache=cache,
+                                     work=work, written=written)
+        if cache is not None:
+            cache.save()
+            if not environments:
+                cache.record_output(target, files, journal(target), written, unchanged)
+        click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
+                   f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}{note}",
+                   err=True)
+
+    def journal(target: Path) -> dict[str, Any] | None:
+        observed = session.files.journal
+        return (None if observed is None else
+                {"command": command, "journal": dict(observed), "shown": str(target)})
+
+    session.run(work)

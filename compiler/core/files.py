@@ -1,0 +1,195 @@
+"""Reading the project's input files, confined to the project directory.
+
+The one place the compiler reads input files. Paths are project-relative POSIX strings; a path
+that leaves the project (``..``, absolute, or a symlink pointing out) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import limits
+
+
+class OutsideProject(ValueError):
+    """A path names something outside the project directory."""
+
+
+class InputRefused(OSError):
+    """An input file meshc will not read: too large (limits.fileSize) or not a regular file.
+    An OSError, so every reader's existing error handling reports it with the file."""
+
+
+class NotUTF8(UnicodeDecodeError):
+    """A file that is not UTF-8, with the line and column of the first bad byte."""
+
+    def __init__(self, exc: UnicodeDecodeError, data: bytes) -> None:
+        super().__init__(exc.encoding, exc.object, exc.start, exc.end, exc.reason)
+        before = data[:exc.start]
+        self.line = before.count(b"\n") + 1
+        self.col = exc.start - (before.rfind(b"\n") + 1) + 1
+
+    def __str__(self) -> str:
+        return (f"not UTF-8 text: byte 0x{self.object[self.start]:02x} at line {self.line}, "
+                f"column {self.col}")
+
+
+def read_bounded(path: Path | str) -> bytes:
+    """The bytes of regular file ``path``, refused without reading it when it is larger than
+    ``limits.fileSize`` (or is a FIFO, a device…). Raises OSError (:class:`InputRefused`)."""
+    limit = limits.current().file_size
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InputRefused(0, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise InputRefused(0, f"file too large: {info.st_size:,} bytes, over "
+                                  f"{limits.describe('file_size', limit)}", str(path))
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # grew while we looked
+        raise InputRefused(0, f"file too large: over {limits.describe('file_size', limit)}",
+                           str(path))
+    return data
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text with CRLF normalised; raises :class:`NotUTF8` with the bad byte's position."""
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        raise NotUTF8(exc, data) from None
+
+
+class ProjectFiles:
+    """Reads files under ``root`` and remembers their text for diagnostics excerpts.
+
+    With ``journal`` (a dict), every observation a compile makes of the project is noted there:
+    each file read (a hash of its bytes, or the error), each path resolved, folder tested,
+    listed or walked, each environment variable looked up. ``compiler/output/journal.py`` replays
+    them to know, without compiling, that nothing a render read has changed."""
+
+    def __init__(self, root: Path, environ: Mapping[str, str] | None = None,
+                 journal: dict[tuple[str, str], Any] | None = None) -> None:
+        self.root = root.resolve()
+        self.journal = journal
+        # the process environment as the CLI passes it in; templates read only the names
+        # the meshfile's allowEnv lists (compiler/render/sandbox.py: env_var, required_env)
+        given: Mapping[str, str] = environ if environ is not None else {}
+        self.environ: Mapping[str, str] = given if journal is None else _Watched(given, journal)
+        self.texts: dict[str, str] = {}
+        self._located: dict[str, Path | OutsideProject] = {}
+
+    def _note(self, kind: str, rel: str, seen: Any) -> None:
+        if self.journal is not None:
+            self.journal.setdefault((kind, rel), seen)
+
+    def locate(self, rel: str) -> Path:
+        """The absolute path of project-relative ``rel``; raises OutsideProject if it escapes."""
+        try:
+            target = self._locate(rel)
+        except OutsideProject:
+            self._note("path", rel, "!outside")
+            raise
+        self._note("path", rel, str(target))
+        return target
+
+    def _locate(self, rel: str) -> Path:
+        found = self._located.get(rel)  # many releases name one chart: resolve it once
+        if found is None:
+            try:
+                found = self._resolve(rel)
+            except OutsideProject as exc:
+                found = exc
+            self._located[rel] = found
+        if isinstance(found, OutsideProject):
+            raise found
+        return found
+
+    def _resolve(self, rel: str) -> Path:
+        pure = PurePosixPath(rel.replace(os.sep, "/"))
+        if pure.is_absolute() or rel.startswith("~"):
+            raise OutsideProject(f"'{rel}' is an absolute path; paths are relative to the project")
+        target = (self.root / pure).resolve()
+        if target != self.root and self.root not in target.parents:
+            raise OutsideProject(f"'{rel}' points outside the project directory")
+        return target
+
+    def normalize(self, rel: str) -> str:
+        """``rel`` in canonical project-relative form (``a/../b`` → ``b``)."""
+        return self.locate(rel).relative_to(self.root).as_posix()
+
+    def read(self, rel: str) -> str:
+        """The text of ``rel`` (UTF-8, CRLF normalised); raises OSError, OutsideProject,
+        UnicodeDecodeError."""
+        if rel in self.texts:
+            return self.texts[rel]
+        try:
+            data = read_bounded(self.locate(rel))
+        except (OSError, OutsideProject) as exc:
+            self._note("read", rel, f"!{type(exc).__name__} {getattr(exc, 'errno', '')}")
+            raise
+        self._note("read", rel, hashlib.sha256(data).hexdigest())
+        text = decode_text(data)
+        self.texts[rel] = text
+        return text
+
+    def is_dir(self, rel: str) -> bool:
+        try:
+            found = self.locate(rel).is_dir()
+        except OutsideProject:
+            found = False
+        self._note("is_dir", rel, found)
+        return found
+
+    def list_dir(self, rel: str) -> list[str]:
+        """Sorted project-relative names of the regular files directly in folder ``rel``."""
+        try:
+            folder = self.locate(rel)
+            names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+        except (OSError, OutsideProject) as exc:
+            self._note("list_dir", rel, f"!{type(exc).__name__}")
+            raise
+        self._note("list_dir", rel, names)
+        return [f"{rel.rstrip('/')}/{name}" for name in names]
+
+    def all_templates(self) -> list[str]:
+        """Every ``*.j2`` of the project, hidden folders and virtualenvs left out (they are not
+        the project's, and differ between machines)."""
+        found = []
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
+                             not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
+            rel = os.path.relpath(folder, self.root)
+            found += [posixpath.normpath(f"{rel}/{n}".replace(os.sep, "/")) for n in sorted(names)
+                      if n.endswith(".j2")]
+        self._note("all_templates", "", found)
+        return found
+
+
+class _Watched(Mapping[str, str]):
+    """The process environment, noting in a journal each variable looked up (None: unset)."""
+
+    def __init__(self, given: Mapping[str, str], journal: dict[tuple[str, str], Any]) -> None:
+        self._given = given
+        self._journal = journal
+
+    def __getitem__(self, name: str) -> str:
+        self._journal.setdefault(("environ", name), self._given.get(name))
+        return self._given[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._journal.setdefault(("environ", name), self._given.get(name))
+        return name in self._given
+
+    def __iter__(self) -> Iterator[str]:  # a compile never lists the environment
+        raise TypeError("the process environment is looked up by name only")
+
+    def __len__(self) -> int:
+        return len(self._given)

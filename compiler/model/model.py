@@ -1,0 +1,259 @@
+"""The typed model of a meshfile: what the load stage produces and the resolve stage flattens.
+
+Everything is frozen; collections are tuples or read-only mappings. Every object carries the
+span of the meshfile text it came from, so any later stage can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.limits import MeshfileLimits
+from ..core.source import Span
+from ..syntax.yamlsrc import Path, ValuesDoc
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A name written in the meshfile (an environment, a release), with where it was written."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string setting with its span (may be a Jinja expression, e.g. a namespace)."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class HelmOptions:
+    """Per-step helm settings; None means "not set here" (inherited key by key)."""
+
+    timeout: str | None = None
+    wait: bool | None = None
+    rollback_on_failure: bool | None = None
+    create_namespace: bool | None = None
+    force_replace: bool | None = None
+
+    def over(self, base: HelmOptions) -> HelmOptions:
+        """These options layered over ``base``: every key set here wins."""
+        return HelmOptions(*(mine if mine is not None else theirs
+                             for mine, theirs in zip(_fields(self), _fields(base), strict=True)))
+
+
+def _fields(options: HelmOptions) -> tuple[Any, ...]:
+    return (options.timeout, options.wait, options.rollback_on_failure, options.create_namespace,
+            options.force_replace)
+
+
+@dataclass(frozen=True, slots=True)
+class InlineValues:
+    """A release's inline ``values:`` map in the meshfile."""
+
+    doc: ValuesDoc
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """An RFC 6902 patch for rendered manifests matching ``target``."""
+
+    target: tuple[tuple[str, str], ...]  # (field, expected) pairs: kind, name, namespace, apiVersion
+    ops: tuple[dict[str, Any], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetting:
+    """One ``policies:`` entry of the meshfile: a check rule's level and options.
+
+    ``level`` is ``error``, ``warning``, ``off`` or None (options only, level unchanged).
+    """
+
+    rule: str
+    level: str | None
+    options: tuple[tuple[str, Any], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    namespace: Text | None = None
+    helm: HelmOptions = HelmOptions()
+    kube_context: Text | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSpec:
+    """An environment as written in the meshfile (before inheritance is applied)."""
+
+    name: str
+    span: Span
+    abstract: bool = False
+    inherits: Ref | None = None
+    aliases: tuple[Ref, ...] = ()
+    values: tuple[Text, ...] = ()
+    secrets: tuple[Text, ...] = ()
+    helm: HelmOptions = HelmOptions()
+    namespace: Text | None = None
+    kube_context: Text | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    promotes_from: Ref | None = None
+    protected: bool | None = None
+    description: str | None = None
+    kube_version: Text | None = None
+    policies: tuple[RuleSetting, ...] = ()
+    sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
+    chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsFile:
+    """A SOPS-encrypted secrets file of an environment: where the meshfile names it, which
+    environment lists it (descendants inherit it), and the age recipients it is encrypted to
+    (the owner's ``sops.age``, own or inherited; empty when the meshfile gives none)."""
+
+    path: str                          # project-relative, normalised
+    span: Span
+    owner: str
+    recipients: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSpec:
+    """A release as written in the meshfile."""
+
+    name: str
+    span: Span
+    chart: Text
+    repo: Text | None = None
+    version: Text | None = None
+    values_key: Text | None = None
+    condition: Text | None = None
+    needs: tuple[Ref, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    values: tuple[Text | InlineValues, ...] = ()
+    namespace: Text | None = None
+    helm: HelmOptions = HelmOptions()
+    patches: tuple[Patch, ...] = ()
+    description: str | None = None
+    version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """The whole meshfile, typed, with spans; the output of :func:`compiler.model.load.load_meshfile`."""
+
+    file: str
+    project: str
+    output: Text
+    defaults: Defaults
+    environments: tuple[EnvironmentSpec, ...]
+    releases: tuple[ReleaseSpec, ...]
+    features: Text | None = None
+    policies: tuple[RuleSetting, ...] = ()
+    limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/core/limits.py)
+    allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
+    version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
+
+
+# --- resolved -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """An environment with its inheritance applied (the output of the resolve stage)."""
+
+    name: str
+    span: Span
+    abstract: bool
+    chain: tuple[str, ...]            # root first, this environment last
+    aliases: tuple[str, ...]
+    values: tuple[ValuesDoc, ...]     # every values file of the chain, in layer order
+    secrets: tuple[Text, ...]
+    helm: HelmOptions
+    namespace: Text | None
+    kube_context: str | None
+    labels: tuple[tuple[str, str], ...]
+    promotes_from: str | None
+    protected: bool
+    description: str | None = None
+    kube_version: Text | None = None            # inherited: the nearest in the chain
+    policies: tuple[RuleSetting, ...] = ()      # the chain's settings, root first
+    sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
+    secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
+    chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
+
+    def chart_version(self, release: Release) -> str | None:
+        """The version of ``release``'s remote chart here: the chain's nearest
+        ``chartVersions:`` entry, else the release's ``version:``."""
+        return dict(self.chart_versions).get(release.name, release.chart.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Where a release's chart comes from: a local folder of templates, or a remote chart."""
+
+    ref: str                          # the folder (project-relative) or the remote chart name
+    local: bool
+    repo: str | None = None
+    version: str | None = None
+    templates: tuple[str, ...] = ()   # local: the *.yaml.j2 files, sorted, project-relative
+    defaults: ValuesDoc | None = None  # local: the chart's values.yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A release, resolved: chart located, values sources loaded."""
+
+    name: str
+    span: Span
+    chart: Chart
+    values_key: Path
+    values_key_text: str
+    condition: Text | None
+    needs: tuple[Ref, ...]
+    labels: tuple[tuple[str, str], ...]
+    values: tuple[ValuesDoc, ...]
+    namespace: Text | None
+    helm: HelmOptions
+    patches: tuple[Patch, ...]
+    description: str | None = None
+    version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """The resolved meshfile: environments flattened, releases typed, all inputs loaded."""
+
+    root_file: str
+    name: str
+    output: str
+    defaults: Defaults
+    environments: tuple[Environment, ...]
+    releases: tuple[Release, ...]
+    features: Text | None
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    policies: tuple[RuleSetting, ...] = ()      # top-level `policies:`
+
+    def environment(self, name: str) -> Environment | None:
+        """The environment called ``name`` or having it as an alias."""
+        for env in self.environments:
+            if env.name == name or name in env.aliases:
+                return env
+        return None
+
+    def release(self, name: str) -> Release | None:
+        for release in self.releases:
+            if release.name == name:
+                return release
+        return None
+
+    @property
+    def deployable(self) -> tuple[Environment, ...]:
+        return tuple(env for env in self.environments if not env.abstract)

