@@ -21,7 +21,7 @@ from compiler.output.journal import (
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helmlint.py and friends
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/realtools.py, tests/helmjudge.py and friends
 
 # Property tests (hypothesis): a few examples each in CI, many by hand:
 #   HYPOTHESIS_PROFILE=long python3 -m pytest tests/test_properties.py tests/test_fuzz_hostile.py

@@ -27,6 +27,7 @@ from conftest import ROOT
 
 from compiler.cli import support as cli_support
 from compiler.cli.main import main
+from compiler.cli.support import Tools
 from compiler.core.diagnostics import CompileError
 from compiler.core.files import ProjectFiles
 from compiler.ops.apply import (
@@ -414,6 +415,29 @@ def test_execute_with_an_injected_runner(shop: Env) -> None:
     assert not result.ok
     assert [s.status for s in result.steps] == ["done", "done", "done", "failed", "not-started"]
     assert events[:3] == ["wave:0", "start:db", "done:db"] and "failed:worker" in events
+
+
+def test_the_cli_runs_helm_through_an_injected_runner(shop: Env) -> None:
+    """`meshc apply` from click, helm recorded in-process (no fake binary on PATH): the runner
+    handed to the command as click's ``obj`` sees every step's argv, in wave order."""
+    seen: list[tuple[str, ...]] = []
+
+    def runner(argv: Any, cwd: Path) -> Completed:
+        seen.append(tuple(argv))
+        return Completed(0, "", "")
+
+    old = Path.cwd()
+    os.chdir(shop.root)
+    try:
+        result = CliRunner().invoke(main, ["apply", "dev", "--helm", sys.executable],
+                                    obj=Tools(runner), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.stderr
+    assert [argv[3] for argv in seen] == ["db", "metrics", "api", "worker", "web"]
+    assert all(argv[0] == sys.executable and argv[1:3] == ("upgrade", "--install")
+               for argv in seen)
+    assert not shop.calls()  # the fake helm on PATH was never run
 
 
 # --- secrets, and the shell plan -----------------------------------------------------------------

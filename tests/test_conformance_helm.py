@@ -1,4 +1,7 @@
-"""Helm's own values cases (../shared/conformance/helm-values/*.json), every one of them.
+"""Helm's own values cases (tests/conformance/helm-values/*.json), every one of them.
+
+The cases are part of the project (their README says where they come from); the real Helm 4
+judges them too, in tests/test_helm_judge_conformance.py.
 
 Comparison is Helm's: key order does not matter and ``3 == 3.0``, but ``1`` and ``"1"`` differ
 and so do ``True`` and ``1`` (the comparator below is strict about types).
@@ -27,7 +30,7 @@ from compiler.syntax.helmvalues import (
 )
 from compiler.syntax.strvals import SetError, apply_set
 
-CASES_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "helm-values"
+CASES_DIR = Path(__file__).resolve().parent / "conformance" / "helm-values"
 STRVALS_FILES = ("strvals_cases.json", "strvals_derived_cases.json")
 MERGE_FILE = "merge_cases.json"
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, copy_features_project, run_meshc
 
 from compiler.cli import main as cli
+from compiler.cli import render as cli_render
 from compiler.cli.launch import plain_render
 from compiler.output.journal import command_line
 
@@ -73,7 +74,7 @@ def test_the_launcher_reads_a_plain_render_as_the_cli_does(argv: list[str],
         seen.append(command)
         return True  # "up to date": stop there
 
-    monkeypatch.setattr(cli, "answer", capture)
+    monkeypatch.setattr(cli_render, "answer", capture)
     monkeypatch.chdir(project)
     code, _, err = run_meshc(*argv)
     assert code == 0, err

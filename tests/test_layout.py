@@ -67,7 +67,7 @@ def declared() -> dict[str, set[str] | None]:
     rules: dict[str, set[str] | None] = {}
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
-        match = re.search(r"^May import: (.*?)\.?$", doc, re.M)
+        match = re.search(r"^May import: (.*?)\.?$", doc, re.MULTILINE)
         assert match, f"{init.relative_to(ROOT)}: the docstring has no 'May import:' line"
         text = match.group(1)
         rules[init.parent.name] = (None if text.startswith("anything") else

@@ -17,6 +17,7 @@ from ..pipeline import (
 )
 from . import support as cli_support
 from .support import (
+    EXIT_INTERRUPTED,
     EXIT_INVALID,
     Options,
     _echo,
@@ -148,11 +149,11 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         try:
             with _terminate_as_interrupt():
                 result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency),
-                                 decrypt_file=decrypt_file, report=view)
+                                 options.tools.runner, decrypt_file=decrypt_file, report=view)
         except KeyboardInterrupt:
             click.echo("meshc: interrupted: running helm commands ended, nothing else "
                        "started", err=True)
-            return 130
+            return EXIT_INTERRUPTED
         finally:
             view.close()
         _echo(format_summary(plan, result, paint))

@@ -4,8 +4,9 @@ This module holds the group and the compile/review commands; the commands that e
 project are in :mod:`compiler.cli.project`, ``apply`` in :mod:`compiler.cli.apply`, and what they
 all share (session, value flags, colour, prompts) in :mod:`compiler.cli.support`.
 
-Exit codes: 0 success; 1 invalid input (a diagnostic was printed); 2 a malformed command line;
-3 "changes found" for commands run with ``--exit-code``.
+Exit codes (compiler.cli.support): 0 success; 1 invalid input (a diagnostic was printed); 2 a
+malformed command line; 3 "changes found" for commands run with ``--exit-code``; 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from .completion import completion
 from .project import env_group, promote, versions
 from .render import plan, render
 from .review import diff, explain, graph, values
+from .schema import schema
 from .secrets import secrets
-from .support import Options
+from .support import Options, Tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,11 +43,11 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
     except limits.LimitError as exc:
         raise click.BadParameter(str(exc), param_hint="--limit") from None
     ctx.with_resource(limits.session(overrides))  # the bounds, for this command only
-    ctx.obj = Options(meshfile)
+    ctx.obj = Options(meshfile, ctx.obj if isinstance(ctx.obj, Tools) else Tools())
 
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
-                env_group, apply, completion):
+                env_group, apply, schema, completion):
     main.add_command(command)
 
 

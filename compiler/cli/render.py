@@ -10,14 +10,12 @@ from typing import Any
 import click
 
 from ..core import limits
-from ..output.emit import check_target, replace_environment, staged_output, write_output
 from ..output.journal import CHECKED, answer, command_line
-from ..output.lock import output_lock
-from ..output.parallel import plan_work, render_files
+from ..output.parallel import render_files
+from ..output.tree import RenderRequest, render_summary, render_tree
 from ..pipeline import (
     committed_files,
     find_environment,
-    input_paths,
 )
 from ..plan.diff import review_environment
 from ..plan.plan import Plan, format_json, format_sh, format_text
@@ -91,10 +89,12 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
                                        "to finish (0: fail at once).")
 @click.option("--no-cache", is_flag=True,
               help="Compile every release afresh (ignore and do not update .meshc-cache/).")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 3 when the render changed the output tree (for pre-commit hooks).")
 @_set_options
 @click.pass_obj
 def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
-           jobs: int | None, no_cache: bool, **kwargs: Any) -> None:
+           jobs: int | None, no_cache: bool, exit_code: bool, **kwargs: Any) -> None:
     """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
 
     All deployable environments by default. The tree is built aside and swapped in atomically.
@@ -116,53 +116,21 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
     session = _Session(options, journal=journaled)
     compiler = session.compiler(flags, cache=not no_cache)
 
-    def work() -> None:
+    def work() -> int:
         project = compiler.project
         envs = ([find_environment(project, name) for name in environments] if environments
                 else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
-        click.get_current_context().with_resource(  # until the command ends: compiler/output/lock.py
-            output_lock(target, kwargs["lock_timeout"], lambda note: click.echo(note, err=True)))
-        check_target(target, compiler.files.root, input_paths(compiler))
-        cache = _cache(compiler, no_cache)
-        work = plan_work(compiler, envs, cache)
-        note = ""
-        written: dict[str, tuple[int, int]] | None = None  # the files written, as written
-        unchanged: set[str] = set()  # environments whose folders were left as they were
-        if cache is not None and not environments and 2 * len(work.todo) <= len(work.done):
-            # mostly cached: compile what is missing, then write only what changed
-            files = render_files(compiler, envs, jobs, cache=cache, work=work)
-            changed = cache.changed_environments(target, files)
-            if changed is not None and not changed:
-                cache.save()
-                cache.record_output(target, files, journal(target))
-                click.echo(f"{target} is up to date ({len(files)} files)", err=True)
-                return
-            if changed is not None and len(changed) == 1:
-                (name,) = changed
-                written = {}
-                mine = {p: t for p, t in files.items() if p.startswith(f"{name}/")}
-                replace_environment(target, name, mine, written, cache.same_files(target, mine))
-                unchanged = {e.name for e in envs} - changed
-                note = f" (only {name} changed: its folder was replaced)"
-            else:
-                write_output(target, files, [e.name for e in envs], whole=True)
-        else:
-            written = {} if not environments else None
-            with staged_output(target, [e.name for e in envs], whole=not environments) as staging:
-                files = render_files(compiler, envs, jobs, write_root=staging, cache=cache,
-                                     work=work, written=written)
-        if cache is not None:
-            cache.save()
-            if not environments:
-                cache.record_output(target, files, journal(target), written, unchanged)
-        click.echo(f"rendered {len(envs)} environment{'s' * (len(envs) != 1)} "
-                   f"({', '.join(e.name for e in envs)}): {len(files)} files in {target}{note}",
-                   err=True)
+        request = RenderRequest(tuple(envs), target, bool(environments), jobs,
+                                kwargs["lock_timeout"], detect_changes=exit_code)
+        result = render_tree(compiler, request, _cache(compiler, no_cache), journal,
+                             lambda note: click.echo(note, err=True))
+        click.echo(render_summary(result, [e.name for e in envs]), err=True)
+        return EXIT_CHANGES if result.changed else 0
 
     def journal(target: Path) -> dict[str, Any] | None:
         observed = session.files.journal
         return (None if observed is None else
                 {"command": command, "journal": dict(observed), "shown": str(target)})
 
-    session.run(work)
+    sys.exit(session.run(work))

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 
 import click
 
-from ..core.diagnostics import CompileError, Diagnostic, format_all
+from ..core.diagnostics import CompileError, Diagnostic, MeshcError, format_all
 from ..core.files import ProjectFiles, read_bounded
 from ..core.limits import resource_exhausted
+from ..core.process import Runner, run_process
 from ..output.cache import Cache, ParsedValues
 from ..output.emit import EmitError
 from ..output.journal import CACHE_DIR
@@ -29,8 +30,18 @@ from ..pipeline import (
 )
 from ..syntax.strvals import SetError
 
-EXIT_INVALID = 1
-EXIT_CHANGES = 3
+EXIT_INVALID = 1      # a diagnostic was printed (MeshcError.exit_code)
+EXIT_CHANGES = 3      # --exit-code: changes found
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: what ran was let finish, nothing else started
+
+
+@dataclass(frozen=True, slots=True)
+class Tools:
+    """How commands reach external tools. ``meshc`` uses the real processes; a caller of
+    :func:`compiler.cli.main.main` may pass its own as click's ``obj`` (tests record helm calls
+    in-process this way)."""
+
+    runner: Runner = run_process
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,7 @@ class Options:
     """Global options, frozen once parsed."""
 
     meshfile: Path
+    tools: Tools = Tools()
 
 
 class Failed(click.ClickException):
@@ -70,6 +82,11 @@ def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterat
     except OSError as exc:  # an input or output the OS refused: say which, no traceback
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         raise Failed("") from None
+    except MeshcError as exc:  # any other error of meshc's own: its message, its exit code
+        click.echo(f"error: {exc}", err=True)
+        failed = Failed("")
+        failed.exit_code = exc.exit_code
+        raise failed from None
 
 
 def _set_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .source import Span, source_line
 
@@ -30,7 +30,14 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
 
 
-class CompileError(Exception):
+class MeshcError(Exception):
+    """The base of every error meshc reports to a person rather than as a traceback. Click-free:
+    the CLI prints it and exits with ``exit_code`` (click's own pattern, without click)."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class CompileError(MeshcError):
     """Raised by a stage when input is invalid; carries every diagnostic found."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic],

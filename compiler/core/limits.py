@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, MeshcError
 from .source import span_from_marks
 
 if TYPE_CHECKING:  # yaml is imported where the meshfile is read: `meshc render` may not need it
@@ -55,7 +55,19 @@ NAMES: Mapping[str, str] = {
     "templateOutput": "template_output", "templateSeconds": "template_seconds",
     "totalSeconds": "total_seconds", "memory": "memory",
 }
-_SIZES = frozenset({"file_size", "yaml_bytes", "template_output", "memory"})
+# meshfile key → what it bounds, one line (the meshfile schema's hover text)
+ABOUT: Mapping[str, str] = {
+    "fileSize": "Largest input file meshc reads: meshfile, values, templates, --set-file.",
+    "yamlNodes": "Most nodes in one YAML document, aliases expanded.",
+    "yamlBytes": "Most scalar bytes in one YAML document, aliases expanded.",
+    "yamlDepth": "Deepest nesting of one YAML document.",
+    "templateSteps": "Most loop iterations and calls in one template render.",
+    "templateOutput": "Most characters one template render (or value) may produce.",
+    "templateSeconds": "Longest wall time of one template render, in seconds.",
+    "totalSeconds": "Longest wall time of all template renders of one command, in seconds.",
+    "memory": "Most address space a command may add (Linux).",
+}
+SIZES = frozenset({"file_size", "yaml_bytes", "template_output", "memory"})  # take units: 16Mi
 # The most a meshfile may ask for; beyond, only the command line.
 CEILINGS = Limits(file_size=256 * MIB, yaml_nodes=20_000_000, yaml_bytes=1 * GIB,
                   yaml_depth=1000, template_steps=50_000_000, template_output=256 * MIB,
@@ -63,9 +75,10 @@ CEILINGS = Limits(file_size=256 * MIB, yaml_nodes=20_000_000, yaml_bytes=1 * GIB
 
 _UNITS = {"": 1, "k": 1000, "ki": KIB, "m": 1000**2, "mi": MIB, "g": 1000**3, "gi": GIB}
 _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgG]i?)?[bB]?")
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"  # what allowEnv may list
 
 
-class LimitError(ValueError):
+class LimitError(MeshcError, ValueError):
     """A limit setting that cannot be read (unknown name, bad number)."""
 
 
@@ -84,9 +97,9 @@ def parse_value(field: str, text: str) -> int | float:
     match = _QUANTITY.fullmatch(text.strip())
     if match is None:
         raise LimitError(f"'{text}' is not a number"
-                         + (" or size (16Mi, 2Gi, 500k)" if field in _SIZES else ""))
+                         + (" or size (16Mi, 2Gi, 500k)" if field in SIZES else ""))
     number, unit = float(match.group(1)), (match.group(2) or "").lower()
-    if unit and field not in _SIZES:
+    if unit and field not in SIZES:
         raise LimitError(f"'{text}': a count or seconds takes no unit")
     value = number * _UNITS[unit]
     if value <= 0:
@@ -94,11 +107,18 @@ def parse_value(field: str, text: str) -> int | float:
     return value if field.endswith("_seconds") else int(value)
 
 
+def text_pattern(field: str) -> str:
+    """A regular expression (whole text) of what :func:`parse_value` reads for ``field``, as
+    text: sizes take a unit (``16Mi``), counts and seconds do not."""
+    unit = r"(?:[kKmMgG]i?)?" if field in SIZES else ""
+    return rf"\s*\d+(?:\.\d+)?\s*{unit}[bB]?\s*"
+
+
 def describe(field: str, value: float | None = None) -> str:
     """``templateSteps = 1000000`` style text for messages (the meshfile name and value)."""
     name = next(key for key, f in NAMES.items() if f == field)
     value = getattr(current(), field) if value is None else value
-    if field in _SIZES:
+    if field in SIZES:
         shown = next((f"{value // size} {unit}" for size, unit in ((GIB, "GiB"), (MIB, "MiB"),
                       (KIB, "KiB")) if value >= size and value % size == 0), f"{value} bytes")
     else:
@@ -156,8 +176,8 @@ def read_allow_env(node: Node, file: str, diags: Diagnostics) -> tuple[str, ...]
         return ()
     for item in items:
         value = item.value if isinstance(item, ScalarNode) else None
-        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            diags.error("each item of allowEnv must be a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+        if not isinstance(value, str) or not re.fullmatch(ENV_NAME, value):
+            diags.error(f"each item of allowEnv must be a variable name ({ENV_NAME})",
                         span_from_marks(file, item.start_mark, item.end_mark))
             continue
         names.append(value)

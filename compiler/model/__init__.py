@@ -1,4 +1,4 @@
 """The meshfile as frozen objects: the first stages, load → resolve → graph.
-Lives here: model (dataclasses), load (meshfile.yaml), resolve (references), graph (needs).
+Lives here: model (dataclasses), fields and schema (keys, JSON Schema), load, resolve, graph.
 May import: core, syntax.
 """

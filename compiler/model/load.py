@@ -2,7 +2,8 @@
 
 Builds the model from composed YAML nodes, so every object keeps its span. Checks shape only:
 known keys (with "did you mean"), types, names. Cross-references (unknown environments,
-releases, files) are the resolve stage's job.
+releases, files) are the resolve stage's job. The known keys, enums and patterns come from the
+field tables of :mod:`.fields`, which the meshfile's JSON Schema is generated from too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..syntax.yamlsrc import (
     compose_documents,
     duplicate_key,
 )
+from . import fields
 from .model import (
     Defaults,
     EnvironmentSpec,
@@ -39,27 +41,23 @@ from .model import (
     Text,
 )
 
-API_VERSION = "meshc/v1"
-TOP_KEYS = ("apiVersion", "project", "output", "defaults", "environments", "features", "releases",
-            "policies", "versionKeys")
-TOP_KEYS = (*TOP_KEYS, "limits", "allowEnv")  # read by compiler/core/limits.py
-DEFAULTS_KEYS = ("namespace", "helm", "kubeContext", "labels")
-HELM_KEYS = ("timeout", "wait", "rollbackOnFailure", "createNamespace", "forceReplace")
-ENV_KEYS = ("abstract", "inherits", "aliases", "values", "secrets", "helm", "namespace",
-            "kubeContext", "labels", "promotesFrom", "protected", "description", "kubeVersion",
-            "policies", "sops", "chartVersions")
-SOPS_KEYS = ("age",)
-AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
-RELEASE_KEYS = ("chart", "repo", "version", "valuesKey", "condition", "needs", "labels", "values",
-                "namespace", "helm", "patches", "description", "versionKeys")
-PATCH_KEYS = ("target", "ops")
-TARGET_KEYS = ("kind", "name", "namespace", "apiVersion", "group", "version")
+API_VERSION = fields.API_VERSION
+TOP_KEYS = fields.MESHFILE.keys  # limits: and allowEnv: are read by compiler/core/limits.py
+DEFAULTS_KEYS = fields.DEFAULTS.keys
+HELM_KEYS = fields.HELM.keys
+ENV_KEYS = fields.ENVIRONMENT.keys
+SOPS_KEYS = fields.SOPS.keys
+AGE_RECIPIENT = re.compile(fields.AGE_RECIPIENT)
+RELEASE_KEYS = fields.RELEASE.keys
+PATCH_KEYS = fields.PATCH.keys
+TARGET_KEYS = fields.TARGET.keys
 
-RULE_LEVELS = ("error", "warning", "off")
-KUBE_VERSION = re.compile(r"v?(\d+)\.(\d+)(\.\d+)?")
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-RELEASE_NAME_MAX = 53
-DNS_LABEL_MAX = 63
+RULE_LEVELS = fields.RULE_LEVELS
+KUBE_VERSION = re.compile(fields.KUBE_VERSION)
+DNS_LABEL = re.compile(fields.DNS_LABEL)
+DURATION = re.compile(fields.DURATION)
+RELEASE_NAME_MAX = fields.RELEASE_NAME_MAX
+DNS_LABEL_MAX = fields.DNS_LABEL_MAX
 _TYPE_NAMES = {STR: "a string", BOOL: "a boolean", NULL: "null"}
 
 Entries = dict[str, tuple[ScalarNode, Node]]
@@ -166,7 +164,7 @@ class _Reader:
         timeout = self.text(entries["timeout"][1], "helm timeout") if "timeout" in entries else None
         flags = {key: self.boolean(entries[key][1], f"helm {key}") if key in entries else None
                  for key in HELM_KEYS[1:]}
-        if timeout and not re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", timeout.value):
+        if timeout and not DURATION.fullmatch(timeout.value):
             self.diags.error(f"helm timeout '{timeout.value}' is not a duration", timeout.span,
                              "write it as Go durations are written: 300s, 5m, 1h30m")
         return HelmOptions(timeout.value if timeout else None, flags["wait"],
@@ -315,8 +313,9 @@ class _Reader:
         # the text, not the typed value: YAML 1.1 reads a bare `off` as false
         if isinstance(node, ScalarNode) and node.value in RULE_LEVELS:
             return str(node.value)
-        self.diags.error(f"policy '{rule}' must be error, warning or off (or a map with "
-                         f"'level:' and the rule's options)", self.span(node))
+        levels = f"{', '.join(RULE_LEVELS[:-1])} or {RULE_LEVELS[-1]}"
+        self.diags.error(f"policy '{rule}' must be {levels} (or a map with 'level:' and the "
+                         "rule's options)", self.span(node))
         return None
 
     def releases(self, entry: tuple[ScalarNode, Node] | None, root: Node) -> tuple[ReleaseSpec, ...]:

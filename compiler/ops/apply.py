@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
+from ..core.process import Completed, Runner, run_process
 from ..model.model import Environment, Project
 from ..pipeline import Compiler, committed_files, compile_environment, output_files
 from ..plan.plan import API_VERSION, Plan, Step
@@ -232,28 +232,7 @@ def prepare_apply(compiler: Compiler, env: Environment, plan_text: str | None = 
 
 # --- running it ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Completed:
-    """How one command ended."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[[Sequence[str], Path], Completed]   # (argv, working directory) → result
 DecryptFile = Callable[[str], bytes]                  # a project secrets file → its JSON plaintext
-
-
-def run_process(argv: Sequence[str], cwd: Path) -> Completed:
-    """Run ``argv`` in ``cwd`` with this process's environment, capturing its output."""
-    try:
-        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, check=False,
-                              stdin=subprocess.DEVNULL)
-    except OSError as exc:
-        return Completed(127, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
-    return Completed(done.returncode, done.stdout.decode("utf-8", "replace"),
-                     done.stderr.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.diagnostics import MeshcError
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class EmitError(Exception):
+class EmitError(MeshcError):
     """The output directory could not be written; the previous output is untouched."""
 
 

@@ -12,7 +12,8 @@ Layout of one rendered release (the emit stage writes it; this module only suppl
 so that ``helm upgrade --install <release> rendered/<env>/<release>
 --values rendered/<env>/<release>/values.yaml`` installs exactly the reviewed bytes.
 
-Why it works (checked with Helm 4's own engine, see tests/test_wrapper_chart_helm.py):
+Why it works (checked with the real Helm 4: tests/test_wrapper_chart_helm.py, and for every
+chart of the example and the golden projects tests/test_helm_judge_charts.py):
 
 * Helm's chart loader puts ``Chart.yaml``, ``values.yaml`` and ``templates/`` in their
   places and every other file of the chart directory into ``.Files``; ``manifests/*.yaml``

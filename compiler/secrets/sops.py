@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.diagnostics import MeshcError
+
 KEY_FILE_VAR = "SOPS_AGE_KEY_FILE"
 KEY_VAR = "SOPS_AGE_KEY"
 SOPS_VAR = "MESHC_SOPS"  # an explicit sops binary (the shell plan honours it too)
@@ -32,7 +34,7 @@ _MAC_NOT_FOUND = 52
 _ALREADY_ENCRYPTED = 203
 
 
-class SopsError(Exception):
+class SopsError(MeshcError):
     """sops failed (or is missing). ``message`` says what went wrong for people, ``help`` how to
     fix it; neither ever holds secret material."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..core.diagnostics import MeshcError
 from .yamlsrc import Path
 
 
-class KeyPathError(ValueError):
+class KeyPathError(MeshcError, ValueError):
     """A malformed path; ``offset`` is the 0-based position of the problem."""
 
     def __init__(self, message: str, offset: int) -> None:
@@ -79,3 +80,19 @@ def leaf_paths(value: object, prefix: Path = ()) -> list[Path]:
     if isinstance(value, list) and value:
         return [p for i, item in enumerate(value) for p in leaf_paths(item, (*prefix, i))]
     return [prefix]
+
+
+def lookup(tree: object, path: Path) -> tuple[bool, object]:
+    """(True, value) if ``path`` exists in ``tree`` (maps by key, lists by index), else
+    (False, None)."""
+    node = tree
+    for part in path:
+        if isinstance(node, dict) and isinstance(part, str):
+            if part not in node:
+                return False, None
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node

@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..core.diagnostics import CompileError
+from ..core.diagnostics import CompileError, MeshcError
 from .yamlsrc import Path as ValuePath
 from .yamlsrc import load_documents, resolve_plain
 
@@ -49,7 +49,7 @@ class Change:
     style: str = '"'
 
 
-class EditError(Exception):
+class EditError(MeshcError):
     """A change that cannot be made safely; ``line``/``col`` (1-based) point at the reason."""
 
     def __init__(self, message: str, line: int = 0, col: int = 0, help: str | None = None) -> None:

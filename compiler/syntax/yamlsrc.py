@@ -275,13 +275,17 @@ class _Builder:
             return value
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, float):
-            return go_float32_text(value)
+        if isinstance(value, float):  # sigs.k8s.io/yaml spells the special values as YAML does
+            text = go_float32_text(value)
+            return _SPECIAL_FLOAT_KEYS.get(text, text)
         if isinstance(value, int):
             return str(value)
         self.diags.error("a null map key is not allowed (Helm rejects it)",
                          span_from_marks(self.file, node.start_mark, node.end_mark))
         return None
+
+
+_SPECIAL_FLOAT_KEYS = {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}
 
 
 def go_float32_text(value: float) -> str:
@@ -293,6 +297,8 @@ def go_float32_text(value: float) -> str:
     if value == 0:
         return "0"
     target = struct.unpack("f", struct.pack("f", value))[0]
+    if math.isinf(target):  # beyond float32's range: Go's conversion overflows to infinity
+        return "+Inf" if target > 0 else "-Inf"
     for digits in range(1, 10):  # shortest decimal that reads back as the same float32
         text = f"{target:.{digits - 1}e}"
         if struct.unpack("f", struct.pack("f", float(text)))[0] == target:
