@@ -1,4 +1,4 @@
-"""`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, leaked secrets.
+"""`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, secrets, Helm.
 Lives here: one check family per module, rules (names, levels), context, locate, report, semver.
 May import: core, syntax, model, values, render, secrets, plan, pipeline.
 
@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from ..core.diagnostics import Diagnostic
 from ..model.model import Environment
 from ..pipeline import Compiler
-from .context import CheckContext, CheckOptions, CheckReport, Finding, Resource
+from .context import CheckContext, CheckOptions, CheckReport, Finding, HelmSummary, Resource
+from .helm import check_helm
 from .leaks import check_leaks
 from .policies import check_policies
 from .promotion import check_promotion
@@ -43,6 +44,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("stale", check_stale),
     ("graph", check_sanity),
     ("secrets", check_leaks),
+    ("helm", check_helm),
 )
 
 
@@ -63,8 +65,8 @@ def run_checks(compiler: Compiler, environments: Sequence[Environment],
     return CheckReport(tuple(e.name for e in ctx.environments), tuple(findings), resources,
                        dict(ctx.kube_versions),
                        tuple(f"{what} ({', '.join(envs)})" for what, envs in ctx.unchecked.items()),
-                       dict(ctx.sources))
+                       dict(ctx.sources), tuple(ctx.notes), ctx.helm)
 
 
 __all__ = ["CHECKS", "RULES", "RULES_BY_NAME", "Check", "CheckContext", "CheckOptions",
-           "CheckReport", "Finding", "Resource", "Rule", "run_checks"]
+           "CheckReport", "Finding", "HelmSummary", "Resource", "Rule", "run_checks"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.diagnostics import Diagnostic, Diagnostics, did_you_mean
+from ..core.process import Runner, run_process
 from ..core.source import Span
 from ..model.model import Environment, RuleSetting, SecretsFile
 from ..pipeline import Compiler, EnvironmentOutput, compile_environment
@@ -30,6 +31,11 @@ class CheckOptions:
     # a secrets file's plaintext (JSON, in memory) when an age key is available: enables the
     # secret-canary scan (compiler.secrets.Decrypt; the CLI builds it from SOPS_AGE_KEY*)
     decrypt: Callable[[SecretsFile], bytes] | None = None
+    # the helm binary of the helm rule (the CLI takes $MESHC_HELM, else helm on PATH); None
+    # skips the rule with a note, saying ``helm_unavailable`` (why there is none) if given
+    helm: str | None = None
+    helm_unavailable: str | None = None
+    runner: Runner = run_process                  # how helm runs (tests record it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,14 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class HelmSummary:
+    """What the helm rule had Helm judge."""
+
+    version: str                                 # ``helm version --short``, e.g. v4.3.1
+    charts: int                                  # wrapper charts linted and templated
+
+
+@dataclass(frozen=True, slots=True)
 class CheckReport:
     """Everything ``meshc check`` found, in a stable order."""
 
@@ -51,6 +65,8 @@ class CheckReport:
     kube_versions: Mapping[str, str]             # environment → Kubernetes version used
     unchecked: tuple[str, ...]                   # custom resources without a schema
     sources: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[Finding, ...] = ()              # about the run, not the project (a skipped rule)
+    helm: HelmSummary | None = None              # None: the helm rule did not run Helm
 
     @property
     def errors(self) -> int:
@@ -77,6 +93,8 @@ class CheckContext:
         self.sources: dict[str, str] = {}          # extra texts for excerpts
         self.unchecked: dict[str, list[str]] = {}   # "apiVersion Kind/name" → environments
         self.kube_versions: dict[str, str] = {}
+        self.notes: list[Finding] = []              # see note()
+        self.helm: HelmSummary | None = None
         self._outputs: dict[str, EnvironmentOutput] = {}
         self._resources: dict[str, tuple[Resource, ...]] = {}
         self._settings: dict[str, dict[str, RuleSetting]] = {}
@@ -164,6 +182,12 @@ class CheckContext:
         diagnostic = Diagnostic(level, f"{message} [{rule}]", span, help,
                                 (*where, *notes, silence))
         return Finding(rule, env.name if env is not None else None, diagnostic)
+
+    def note(self, rule: str, message: str, notes: Sequence[str] = ()) -> None:
+        """A note about the run (not a finding: it never fails the check), once per message."""
+        if all(n.diagnostic.message != message for n in self.notes):
+            self.notes.append(Finding(rule, None, Diagnostic("note", message, None, None,
+                                                             tuple(notes))))
 
     def _validate_settings(self) -> list[Finding]:
         """Unknown rules, options and bad option values in ``policies:``, as findings."""

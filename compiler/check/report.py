@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..core.diagnostics import WHOLE_LINE, Diagnostic, format_all
+from ..core.diagnostics import WHOLE_LINE, Diagnostic, format_all, format_diagnostic
 from ..core.source import source_line
-from .context import CheckReport
+from .context import CheckReport, Finding
 
 
 def format_text(report: CheckReport, sources: Mapping[str, str]) -> str:
@@ -22,6 +22,7 @@ def format_text(report: CheckReport, sources: Mapping[str, str]) -> str:
                      f"{'s' * (len(report.unchecked) != 1)} without a Kubernetes schema "
                      "(checked for apiVersion, kind and metadata.name only):")
         lines.extend(f"  unchecked: {entry}" for entry in report.unchecked)
+    lines.extend(format_diagnostic(note.diagnostic, sources) for note in report.notes)
     lines.append(summary(report))
     return "\n".join(lines) + "\n"
 
@@ -30,30 +31,37 @@ def summary(report: CheckReport) -> str:
     versions = sorted(set(report.kube_versions.values()))
     against = f" against Kubernetes {', '.join(versions)}" if versions else ""
     verdict = "failed" if report.errors else "passed"
+    helm = report.helm
+    judged = (f", {helm.charts} wrapper chart{'s' * (helm.charts != 1)} judged by Helm "
+              f"{helm.version}" if helm is not None else "")
     return (f"meshc check {verdict}: {len(report.environments)} environment"
             f"{'s' * (len(report.environments) != 1)} ({', '.join(report.environments)}), "
-            f"{report.resources} resources{against}; {report.errors} error"
+            f"{report.resources} resources{against}{judged}; {report.errors} error"
             f"{'s' * (report.errors != 1)}, {report.warnings} warning"
             f"{'s' * (report.warnings != 1)}")
 
 
 def format_json(report: CheckReport, sources: Mapping[str, str]) -> str:
-    findings = []
-    for finding in report.findings:
-        diag = finding.diagnostic
-        entry: dict[str, object] = {"rule": finding.rule, "severity": diag.severity,
-                                    "environment": finding.environment,
-                                    "message": diag.message}
-        entry.update(_position(diag, sources))
-        entry["help"] = diag.help
-        entry["notes"] = list(diag.notes)
-        findings.append(entry)
+    helm = report.helm
     data = {"apiVersion": "meshc/v1", "kind": "CheckReport",
             "environments": list(report.environments), "passed": report.errors == 0,
             "errors": report.errors, "warnings": report.warnings,
             "resources": report.resources, "kubernetesVersions": dict(report.kube_versions),
-            "unchecked": list(report.unchecked), "findings": findings}
+            "unchecked": list(report.unchecked),
+            "findings": [_json_entry(f, sources) for f in report.findings],
+            "notes": [_json_entry(f, sources) for f in report.notes],
+            "helm": {"version": helm.version, "charts": helm.charts} if helm else None}
     return json.dumps(data, indent=2) + "\n"
+
+
+def _json_entry(finding: Finding, sources: Mapping[str, str]) -> dict[str, object]:
+    diag = finding.diagnostic
+    entry: dict[str, object] = {"rule": finding.rule, "severity": diag.severity,
+                                "environment": finding.environment, "message": diag.message}
+    entry.update(_position(diag, sources))
+    entry["help"] = diag.help
+    entry["notes"] = list(diag.notes)
+    return entry
 
 
 def _position(diag: Diagnostic, sources: Mapping[str, str]) -> dict[str, object]:
@@ -75,7 +83,7 @@ def format_github(report: CheckReport, sources: Mapping[str, str]) -> str:
     then the summary as a notice."""
     lines = []
     seen: set[tuple[object, ...]] = set()
-    for finding in report.findings:
+    for finding in (*report.findings, *report.notes):
         diag = finding.diagnostic
         key = (diag.severity, diag.message, diag.span)
         if key in seen:

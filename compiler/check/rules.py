@@ -90,6 +90,10 @@ RULES: tuple[Rule, ...] = (
     Rule("values-file-unused", "graph", "warning", "warning",
          "every YAML file beside the meshfile's values files is named in the meshfile, and "
          "every named values file reaches a deployable environment", scope="project"),
+    # Helm itself (compiler/check/helm.py), when a helm binary is available
+    Rule("helm", "helm", "error", "error",
+         "every local release's wrapper chart passes `helm lint --strict`, and `helm template` "
+         "with the plan step's arguments yields exactly the compiled manifests"),
 )
 
 RULES_BY_NAME: Mapping[str, Rule] = {rule.name: rule for rule in RULES}

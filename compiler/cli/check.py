@@ -13,6 +13,7 @@ from .support import (
     EXIT_INVALID,
     Options,
     _canary_decrypt,
+    _check_helm,
     _Session,
 )
 
@@ -27,7 +28,8 @@ from .support import (
 @click.pass_obj
 def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale: bool) -> None:
     """Check ENVIRONMENTS (default: every deployable one): Kubernetes schemas, policies,
-    promotion order, stale rendered output, graph sanity. Exit 1 on any error.
+    promotion order, stale rendered output, graph sanity, secrets, and Helm's verdict on every
+    wrapper chart (with $MESHC_HELM, or helm on PATH). Exit 1 on any error.
 
     \b
     Example: meshc check
@@ -43,8 +45,10 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
         project = compiler.project
         envs = ([find_environment(project, name) for name in dict.fromkeys(environments)]
                 if environments else list(project.deployable))
-        report = run_checks(compiler, envs, CheckOptions(stale=not no_stale,
-                                                         decrypt=_canary_decrypt(compiler)))
+        helm, why = _check_helm()
+        report = run_checks(compiler, envs, CheckOptions(
+            stale=not no_stale, decrypt=_canary_decrypt(compiler), helm=helm,
+            helm_unavailable=why, runner=options.tools.runner))
         sources = {**compiler.sources, **report.sources}
         if fmt == "json":
             click.echo(format_json(report, sources), nl=False)

@@ -37,9 +37,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: what ran was let finish, nothing el
 
 @dataclass(frozen=True, slots=True)
 class Tools:
-    """How commands reach external tools. ``meshc`` uses the real processes; a caller of
-    :func:`compiler.cli.main.main` may pass its own as click's ``obj`` (tests record helm calls
-    in-process this way)."""
+    """How commands reach external tools (``meshc apply``'s and ``meshc check``'s helm). ``meshc``
+    uses the real processes; a caller of :func:`compiler.cli.main.main` may pass its own as
+    click's ``obj`` (tests record helm calls in-process this way)."""
 
     runner: Runner = run_process
 
@@ -191,6 +191,22 @@ class _Session:
             return func()
 
 
+
+
+# --- helm (check's helm rule) ---------------------------------------------------------------
+
+def _check_helm() -> tuple[str | None, str | None]:
+    """The helm binary of ``meshc check``'s helm rule: ``$MESHC_HELM``, else ``helm`` on PATH
+    (only the CLI reads the environment). ``(None, why)`` when there is none: the rule is then
+    skipped with a note, not failed."""
+    from ..core.process import HELM_VAR, find_helm
+
+    explicit = os.environ.get(HELM_VAR)
+    try:
+        return find_helm(explicit, os.environ.get("PATH"), given=HELM_VAR + "={}",
+                         remedy=f"set {HELM_VAR}"), None
+    except CompileError as exc:
+        return None, exc.diagnostics[0].message if explicit else None
 
 
 # --- sops (secrets commands, apply, check's canary) ---------------------------------------

@@ -1,16 +1,26 @@
 """Running external tools (helm, kubectl, sops): one seam, so callers can be handed a recorder.
 
-A :data:`Runner` takes an argv and a working directory and returns how the command ended. The
-real one is :func:`run_process`; the CLI passes it down (``compiler.cli.support.Tools``), and
-tests pass their own to record calls in-process instead of faking binaries on PATH.
+A :data:`Runner` takes an argv, a working directory and, optionally, the environment to run in,
+and returns how the command ended. The real one is :func:`run_process`; the CLI passes it down
+(``compiler.cli.support.Tools``), and tests pass their own to record calls in-process instead of
+faking binaries on PATH. :func:`find_tool` (:func:`find_helm`) says which binary to run; the
+CLI hands it the ``PATH`` and the explicit choice (``--helm``, ``$MESHC_HELM``) it read.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from .diagnostics import CompileError, Diagnostic
+
+HELM_VAR = "MESHC_HELM"  # the helm binary `meshc check` runs (the CLI reads it)
+HELM_INSTALL = "Helm 4 (https://helm.sh/docs/intro/install/)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +32,56 @@ class Completed:
     stderr: str
 
 
-Runner = Callable[[Sequence[str], Path], Completed]   # (argv, working directory) → result
+class Runner(Protocol):
+    """Runs ``argv`` in ``cwd``; ``env`` is the whole environment of the command (None: this
+    process's environment). Returns how it ended, never raises for a failing command."""
+
+    def __call__(self, argv: Sequence[str], cwd: Path,
+                 env: Mapping[str, str] | None = None, /) -> Completed: ...
 
 
-def run_process(argv: Sequence[str], cwd: Path) -> Completed:
-    """Run ``argv`` in ``cwd`` with this process's environment, capturing its output."""
+def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
+                /) -> Completed:
+    """Run ``argv`` in ``cwd`` with ``env`` (default: this process's environment), capturing
+    its output."""
     try:
         done = subprocess.run(list(argv), cwd=cwd, capture_output=True, check=False,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=None if env is None else dict(env))
     except OSError as exc:
         return Completed(127, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
     return Completed(done.returncode, done.stdout.decode("utf-8", "replace"),
                      done.stderr.decode("utf-8", "replace"))
+
+
+def find_tool(name: str, explicit: str | None, path: str | None, *, given: str,
+              install: str, remedy: str) -> str:
+    """The binary to run for tool ``name``: ``explicit`` (a path, or a command looked up on
+    ``path``) when given, else ``name`` on ``path`` (a ``PATH`` value, as :func:`shutil.which`
+    takes it).
+
+    ``given`` shows where ``explicit`` came from, ``{}`` standing for it (``--helm {}``),
+    ``install`` how to get the tool and ``remedy`` how to name it instead; all three go into the
+    error. Raises
+    :class:`CompileError` when there is no such binary.
+    """
+    if explicit:
+        found = shutil.which(explicit, path=path) if os.sep not in explicit else None
+        if found:
+            return found
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return os.path.abspath(explicit)
+        raise CompileError([Diagnostic(
+            "error", f"{given.format(explicit)}: not an executable file")])
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise CompileError([Diagnostic(
+            "error", f"{name} is not installed: no '{name}' on PATH",
+            help=f"install {install}, or {remedy}")])
+    return found
+
+
+def find_helm(explicit: str | None, path: str | None, given: str = "--helm {}",
+              remedy: str = "pass --helm PATH") -> str:
+    """The helm binary: ``explicit`` (``--helm``; ``$MESHC_HELM`` with ``given="MESHC_HELM={}"``),
+    else ``helm`` on ``path``. Raises :class:`CompileError` when there is none."""
+    return find_tool("helm", explicit, path, given=given, install=HELM_INSTALL, remedy=remedy)

@@ -33,7 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
-from ..core.process import Completed, Runner, run_process
+from ..core.process import (
+    Completed,
+    Runner,
+    find_helm,  # noqa: F401 (re-exported: it lived here)
+    run_process,
+)
 from ..model.model import Environment, Project
 from ..pipeline import Compiler, committed_files, compile_environment, output_files
 from ..plan.plan import API_VERSION, Plan, Step
@@ -416,24 +421,6 @@ def check_secrets(plan: Plan, decrypt_file: DecryptFile) -> None:
             problems.append(Diagnostic("error", exc.message, help=exc.help))
     if problems:
         raise CompileError(problems)
-
-
-def find_helm(explicit: str | None, path: str | None) -> str:
-    """The helm binary: ``explicit`` (``--helm``), else ``helm`` on ``path``. Raises
-    :class:`CompileError` when there is none."""
-    if explicit:
-        found = shutil.which(explicit, path=path) if os.sep not in explicit else None
-        if found:
-            return found
-        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
-            return os.path.abspath(explicit)
-        raise CompileError([Diagnostic("error", f"--helm {explicit}: not an executable file")])
-    found = shutil.which("helm", path=path)
-    if found is None:
-        raise CompileError([Diagnostic(
-            "error", "helm is not installed: no 'helm' on PATH",
-            help="install Helm 4 (https://helm.sh/docs/intro/install/), or pass --helm PATH")])
-    return found
 
 
 # --- words for people ---------------------------------------------------------------------------
