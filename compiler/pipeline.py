@@ -41,9 +41,10 @@ from .secrets.secrets import (
     release_inputs,
     secret_functions,
 )
-from .syntax.strvals import SetError, apply_set
 from .syntax.yamlsrc import Path as ValuePath
 from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
+from .values.chart_schema import check_chart_schema
+from .values.flags import SetFlag, SetFlags, parse_flags
 from .values.values import (
     ENV_WIDE_KEYS,
     EnvValues,
@@ -55,17 +56,6 @@ from .values.values import (
 )
 
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
-
-SET_KINDS = ("set-json", "set", "set-string", "set-file", "set-literal")  # Helm's layer order
-
-
-@dataclass(frozen=True, slots=True)
-class SetFlag:
-    """One ``--set``-family flag as given: kind (``set``, ``set-string``…) and its value."""
-
-    kind: str
-    text: str
-
 
 @dataclass(frozen=True, slots=True)
 class ReleaseOutput:
@@ -93,7 +83,7 @@ class Compiler:
     project: Project
     files: ProjectFiles
     templates: Templates
-    sets: ValuesDoc | None = None
+    sets: SetFlags | None = None
     set_sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -147,39 +137,20 @@ def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diag
         diags.error("output cannot be the project directory itself", span)
 
 
-def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]) -> tuple[ValuesDoc | None, dict[str, str]]:
-    """Parse ``--set``-family flags in Helm's layer order into one values layer.
+def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]
+                    ) -> tuple[SetFlags | None, dict[str, str]]:
+    """Check ``--set``-family flags and read their files (see :mod:`compiler.values.flags`).
 
-    Returns the layer (None without flags) and a pseudo source text for diagnostics excerpts.
+    Returns the flags (None without any) and a pseudo source text for diagnostics excerpts.
+    Raises :class:`CompileError`, located on the flag, for a value Helm cannot parse.
     """
-    flags = list(flags)
-    if not flags:
-        return None, {}
-    lines = [f"--{flag.kind} {flag.text}" for flag in flags]
-    source = {COMMAND_LINE: "\n".join(lines) + "\n"}
-    diags = Diagnostics()
-    data: dict[str, Any] = {}
-    spans: dict[ValuePath, Span] = {}
-    ordered = sorted(enumerate(flags), key=lambda item: SET_KINDS.index(item[1].kind))
-    for index, flag in ordered:
-        offset = len(flag.kind) + 3
-        try:
-            apply_set(data, flag.kind, flag.text, read_file)
-        except SetError as exc:
-            col = offset + 1 + (exc.offset or 0)
-            diags.error(f"invalid --{flag.kind} value: {exc.message}",
-                        Span(COMMAND_LINE, index + 1, col, index + 1, col + 1))
-            continue
-        _record_set_spans(data, spans, Span(COMMAND_LINE, index + 1, offset + 1,
-                                            index + 1, offset + 1 + len(flag.text)))
-    if diags.has_errors:
-        raise CompileError(diags.items, source)
-    return ValuesDoc(COMMAND_LINE, data, spans), source
+    sets = parse_flags(flags, read_file)
+    return sets, ({COMMAND_LINE: sets.source} if sets is not None else {})
 
 
 def _record_set_spans(data: Any, spans: dict[ValuePath, Span], span: Span,
                       path: ValuePath = ()) -> None:
-    """Attribute every path not yet attributed to the flag at ``span`` (later flags win)."""
+    """Attribute every path of ``data`` not yet attributed to ``span``."""
     if path and path not in spans:
         spans[path] = span
     if isinstance(data, dict):
@@ -377,6 +348,9 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
         context = release_context(values, env_ctx, release_ctx)
         context.update(secret_functions(env_secrets, release, secret_objects))
         manifests = render_release(release, context, compiler.templates, namespace, env.name)
+    if release.chart.schema is not None:  # Helm's values.schema.json, judged as Helm judges it
+        check_chart_schema(release.chart.schema, values, release, diags,
+                           [(o.path, o.keys) for o in secret_objects.values()])
     diags.extend(release_collisions(env_secrets, release, values))
     objects = tuple(sorted(secret_objects.values(), key=lambda o: o.name))
     secrets = ReleaseSecrets(objects, release_inputs(env_secrets, release, release.chart.local,
@@ -429,7 +403,8 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs))
     generations = waves(o.release for o in outputs)
     digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
-                           (o.release for o in outputs), compiler.sets)
+                           (o.release for o in outputs),
+                           compiler.sets.doc if compiler.sets is not None else None)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled, digest)
 
@@ -455,6 +430,9 @@ def release_files(env: str, o: ReleaseOutput) -> dict[str, str]:
     files[f"{folder}/{wrapper_chart.TEMPLATE_PATH}"] = wrapper_chart.manifests_template()
     for manifest in o.manifests:
         files[f"{folder}/manifests/{manifest.filename}"] = manifest.text
+    if o.release.chart.schema is not None:  # so Helm checks again at install, secrets added
+        files[f"{folder}/{wrapper_chart.SCHEMA_PATH}"] = \
+            wrapper_chart.schema_json(o.release.chart.schema.data)
     if o.secrets.objects:
         files[f"{folder}/{wrapper_chart.SECRETS_TEMPLATE_PATH}"] = \
             wrapper_chart.secrets_template(o.release.name, o.namespace, [

@@ -99,7 +99,29 @@ def test_set_index_path_names_the_flag(project: Path) -> None:
     leaf = data["leaves"][0]
     assert leaf["value"] == 9000
     assert leaf["chain"][0]["flag"] == "--set app.hosts[2].port=9000"
-    assert leaf["chain"][0]["status"] == "wins (whole list)"
+    assert leaf["chain"][0]["status"] == "wins"
+
+
+def test_set_index_keeps_the_rest_of_the_list(project: Path) -> None:
+    """As in Helm, the flag is parsed into the values files' list, not merged over it: the
+    file's first host stays, and the flag has no say on it."""
+    data = explain(project, "hosts[0].host", "--set", "app.hosts[2].port=9000")
+    chain = data["leaves"][0]["chain"]
+    assert data["value"] == "base.example.com"
+    assert [(c["layer"], c["status"]) for c in chain] == [
+        ("environment", "wins (whole list)"), ("chart", "overridden")]
+    data = explain(project, "hosts[1]", "--set", "app.hosts[2].port=9000")
+    assert data["exists"] is True and data["value"] is None
+
+
+def test_set_json_map_replaces_the_map(project: Path) -> None:
+    data = explain(project, "annotations", "--set-json", 'app.annotations={"a": "b"}')
+    assert data["value"] == {"a": "b"}
+    code, out, err = run_meshc("-f", str(project / "meshfile.yaml"), "explain", "prod", "app",
+                               "annotations.cert-manager\\.io/issuer", "--set-json",
+                               'app.annotations={"a": "b"}')
+    assert code == 0, err
+    assert "the map it sets at app.annotations replaces the subtree" in out
 
 
 def test_escaped_dot_in_key(project: Path) -> None:

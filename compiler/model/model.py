@@ -205,6 +205,7 @@ class Chart:
     version: str | None = None
     templates: tuple[str, ...] = ()   # local: the *.yaml.j2 files, sorted, project-relative
     defaults: ValuesDoc | None = None  # local: the chart's values.yaml
+    schema: ValuesDoc | None = None    # local: the chart's values.schema.json (Helm checks it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Protocol
 from ..core.diagnostics import CompileError, Diagnostics, did_you_mean
 from ..core.files import OutsideProject, ProjectFiles
 from ..core.source import Span
+from ..syntax.jsondoc import load_json_doc
 from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
 from .model import (
     Chart,
@@ -29,6 +30,7 @@ from .model import (
 )
 
 TEMPLATE_SUFFIX = ".yaml.j2"
+SCHEMA_FILE = "values.schema.json"  # a chart's values schema, as Helm names it
 
 
 class ParsedValues(Protocol):
@@ -328,7 +330,15 @@ class _Resolver:
         if f"{folder}/values.yaml" in listing:
             docs = self.values_files([Text(f"{folder}/values.yaml", spec.chart.span)])
             defaults = docs[0] if docs else None
-        return Chart(folder, True, templates=templates, defaults=defaults)
+        schema = None
+        if f"{folder}/{SCHEMA_FILE}" in listing:
+            found = self.read(Text(f"{folder}/{SCHEMA_FILE}", spec.chart.span), "values schema")
+            if found is not None:
+                try:
+                    schema = load_json_doc(found[1], found[0])
+                except CompileError as exc:
+                    self.diags.extend(exc.diagnostics)
+        return Chart(folder, True, templates=templates, defaults=defaults, schema=schema)
 
 
 def parse_values_key(text: str) -> Path:

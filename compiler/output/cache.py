@@ -55,6 +55,8 @@ class Cache:
         folder = release.chart.ref
         if folder not in self.closures:
             names = template_closure(self.files, self.templates, list(release.chart.templates))
+            if release.chart.schema is not None:  # it decides which values are refused
+                names.append(release.chart.schema.file)
             digest = hashlib.sha256()
             for name in sorted(set(names)):
                 digest.update(f"{name}\0{_text_hash(self.files, name)}\0".encode())

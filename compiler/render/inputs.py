@@ -61,6 +61,8 @@ def input_files(files: ProjectFiles, templates: Templates, project: Project, env
         if chart.local:
             if chart.defaults is not None:
                 found.append(chart.defaults.file)
+            if chart.schema is not None:
+                found.append(chart.schema.file)
             if chart.ref not in charts:
                 charts[chart.ref] = template_closure(files, templates, list(chart.templates))
     return found + [name for names in charts.values() for name in names]

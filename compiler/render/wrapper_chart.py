@@ -56,6 +56,7 @@ changing version (or a timestamp) would only make renders differ for identical i
 
 from __future__ import annotations
 
+import json
 import re
 
 #: Path of the one template, relative to the chart directory.
@@ -122,6 +123,17 @@ def manifests_template() -> str:
 
 
 # --- Secrets ------------------------------------------------------------------------------
+
+#: The chart's values.schema.json, copied for releases whose chart has one: Helm validates the
+#: values (the plan's secrets included) against it at install and upgrade.
+SCHEMA_PATH = "values.schema.json"
+
+
+def schema_json(schema: dict[str, object]) -> str:
+    """The text of the wrapper chart's ``values.schema.json`` (stable: keys as the chart had
+    them, two-space indent, final newline)."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
 
 #: Path of the Secrets template, written only for releases whose templates call secret_ref().
 SECRETS_TEMPLATE_PATH = "templates/secrets.yaml"

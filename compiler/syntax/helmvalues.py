@@ -14,6 +14,11 @@ The chart-with-subcharts algorithm (:func:`coalesce_values` on a :class:`Chart` 
 pkg/chart/common/util/coalesce.go, run on private copies: Helm's results depend on which maps it
 copies deeply, which shallowly and which it edits in place (globals of nested subcharts are
 shallow copies), and the port keeps exactly those copy points.
+
+One deliberate difference from that file's current text, measured on Helm 4.3.1 (the Helm the
+tests run): a null in the *top-level* chart's own ``values.yaml`` is dropped like a subchart's
+(``cleanNilValues``), where newer sources keep it (helm#32530). ``helm template`` hands a chart
+with ``a: null, b: {x: null}`` in its values.yaml ``{"b": {}}``.
 """
 
 from __future__ import annotations
@@ -163,7 +168,8 @@ def coalesce_values(chart: Chart | Mapping[str, Any] | None,
     Maps merge recursively; lists and scalars replace; a user ``null`` deletes the chart default
     (a user ``null`` for a key the chart does not have is kept). Where a user value and a default
     disagree on being a map, the user value wins and Helm's warning is appended to ``warnings``.
-    Null defaults of subcharts are dropped.
+    Null defaults are dropped, in maps at any depth (not inside lists), unless a user value
+    sets that key.
 
     Returns a new dict that may share subtrees with the inputs; inputs are not changed.
     Raises :class:`ValuesError` when a subchart's key in the values is not a map.
@@ -268,14 +274,16 @@ def _coalesce_flat(chart: Chart, user: Mapping[str, Any], warn: Warn) -> dict[st
     out = dict(user)
     for key, default in defaults.items():
         if key not in user:
-            out[key] = default
+            if default is not None:
+                out[key] = _without_nulls(default)
             continue
         value = user[key]
         if value is None:
             del out[key]
         elif isinstance(value, dict):
             if isinstance(default, dict):
-                out[key] = _tables_flat(value, default, _concat(chart.name, key), warn)
+                out[key] = _tables_flat(value, _without_nulls(default),
+                                        _concat(chart.name, key), warn)
             elif default is not None:
                 warn(f"warning: skipped value for {chart.name}.{key}: Not a table.")
     return out
@@ -371,10 +379,9 @@ def _coalesce_chart_values(chart: Chart, values: dict[str, Any], prefix: str, me
     sub_prefix = _concat(prefix, chart.name)
     defaults: dict[str, Any] = deep_copy(dict(chart.values)) if chart.values else {}
     subcharts = {sub.name for sub in chart.dependencies}
-    is_subchart = prefix != ""
     for key, default in defaults.items():
         if key not in values:
-            if not merge and is_subchart:
+            if not merge:  # Helm 4.3.1: for the top-level chart too (see the module's doc)
                 if default is None:
                     continue
                 if isinstance(default, dict):
@@ -390,7 +397,7 @@ def _coalesce_chart_values(chart: Chart, values: dict[str, Any], prefix: str, me
                     warn(f"warning: skipped value for {sub_prefix}.{key}: Not a table.")
                 continue
             key_merge = merge or key in subcharts
-            if not key_merge and is_subchart:
+            if not key_merge:
                 _clean_nils(default)
             _coalesce_tables(value, default, _concat(sub_prefix, key), key_merge, warn)
 
@@ -424,6 +431,16 @@ def _coalesce_tables(dst: dict[str, Any] | None, src: dict[str, Any] | None, pre
             warn(f"warning: destination for {full_key} is a table. Ignoring non-table value "
                  f"({format_go_value(value)})")
     return dst
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` without null map entries, at any depth of maps (a copy where that changes
+    anything; lists are left alone, as by ``cleanNilValues``)."""
+    if not isinstance(value, dict):
+        return value
+    out = {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    return value if len(out) == len(value) and all(
+        out[key] is value[key] for key in out) else out
 
 
 def _clean_nils(table: dict[str, Any]) -> None:

@@ -26,13 +26,17 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from ..core.diagnostics import MeshcError
 
 __all__ = [
     "KINDS",
     "MAX_INDEX",
     "MAX_NESTED_NAME_LEVEL",
+    "KeyPath",
     "SetError",
+    "SetTrace",
     "apply_set",
     "go_quote",
     "helm_error_text",
@@ -52,26 +56,48 @@ _VALUE_STOP = frozenset(",")
 _INDEX_STOP = frozenset("]")
 _NO_STOP: frozenset[str] = frozenset()
 
+KeyPath = tuple[str | int, ...]  # map keys and list indexes from the top of the values
+_R = TypeVar("_R")
 
-class SetError(Exception):
+
+class SetError(MeshcError):
     """A ``--set``-family flag value that Helm would reject.
 
     ``message`` is Helm's error text; ``offset`` the 0-based character offset into the flag value
     where the problem is (None when unknown). ``kind`` and ``text`` name the flag and its value
-    when known (``cli_merge_values`` fills them in).
+    when known (``cli_merge_values`` fills them in). ``path`` is, for a path that crosses a value
+    of another type ("interface conversion"), the path of that value; ``writes`` the paths the
+    flag stored values at before failing.
     """
 
     def __init__(self, message: str, offset: int | None = None, *,
-                 kind: str | None = None, text: str | None = None) -> None:
+                 kind: str | None = None, text: str | None = None,
+                 path: KeyPath | None = None, writes: tuple[KeyPath, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
         self.kind = kind
         self.text = text
+        self.path = path
+        self.writes = writes
+
+
+@dataclass(frozen=True, slots=True)
+class SetTrace:
+    """What one flag did to the map it was parsed into.
+
+    ``writes``: every path it stored a value at (a scalar, a ``{a,b}`` list, a JSON value, a
+    file's contents), in order; ``containers``: every map or list it descended into (the top
+    level ``()`` included), i.e. every container it may have edited in place. Both follow from
+    the flag's text alone, whatever map it is parsed into.
+    """
+
+    writes: tuple[KeyPath, ...]
+    containers: tuple[KeyPath, ...]
 
 
 def apply_set(dest: dict[str, Any], kind: str, text: str,
-              read_file: Callable[[str], str] | None = None) -> None:
+              read_file: Callable[[str], str] | None = None) -> SetTrace:
     """Parse one flag value ``text`` of ``kind`` (one of :data:`KINDS`) into ``dest``, in place.
 
     Like Helm's ParseInto / ParseIntoString / ParseJSON / ParseIntoFile / ParseLiteralInto, later
@@ -81,14 +107,16 @@ def apply_set(dest: dict[str, Any], kind: str, text: str,
 
     ``read_file(path)`` returns a file's contents for ``set-file``, given the value text as
     written (Helm reads ``-`` from stdin and URLs through its getters); it may raise ``OSError``
-    or :class:`SetError`. Raises :class:`SetError` (also for an unknown ``kind``).
+    or :class:`SetError`. Returns what the flag did (:class:`SetTrace`). Raises
+    :class:`SetError` (also for an unknown ``kind``).
     """
     if kind not in KINDS:
         raise SetError(f"unknown flag kind {kind!r}", None, kind=kind, text=text)
     if kind == "set-json" and _is_json_object_flag(text):
-        _merge_json_object(dest, text)
-        return
-    _Parser(text, kind, read_file).parse(dest)
+        return _merge_json_object(dest, text)
+    parser = _Parser(text, kind, read_file)
+    parser.parse(dest)
+    return SetTrace(tuple(parser.writes), tuple(dict.fromkeys(parser.containers)))
 
 
 def helm_error_text(kind: str, text: str, error: SetError) -> str:
@@ -114,18 +142,21 @@ class _Err:
     offset: int | None
     eof: bool = False
     not_list: bool = False
+    path: KeyPath | None = None
 
     def wrap(self, prefix: str) -> _Err:
-        return _Err(prefix + self.message, self.offset, self.eof, self.not_list)
+        return _Err(prefix + self.message, self.offset, self.eof, self.not_list, self.path)
 
 
 class _Panic(Exception):
-    """A failed Go type assertion; recovered by the innermost ``key`` as in Helm."""
+    """A failed Go type assertion; recovered by the innermost ``key`` as in Helm. ``path`` is
+    where the value of the wrong type is."""
 
-    def __init__(self, message: str, offset: int) -> None:
+    def __init__(self, message: str, offset: int, path: KeyPath) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
+        self.path = path
 
 
 def _eof(offset: int) -> _Err:
@@ -150,18 +181,18 @@ def _go_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _as_map(value: Any, offset: int) -> dict[str, Any]:
+def _as_map(value: Any, offset: int, path: KeyPath) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     raise _Panic(f"interface conversion: interface {{}} is {_go_type(value)}, "
-                 "not map[string]interface {}", offset)
+                 "not map[string]interface {}", offset, path)
 
 
-def _as_list(value: Any, offset: int) -> list[Any]:
+def _as_list(value: Any, offset: int, path: KeyPath) -> list[Any]:
     if isinstance(value, list):
         return value
     raise _Panic(f"interface conversion: interface {{}} is {_go_type(value)}, "
-                 "not []interface {}", offset)
+                 "not []interface {}", offset, path)
 
 
 def _set(data: dict[str, Any], key: str, value: Any) -> None:
@@ -207,7 +238,9 @@ def _is_go_space(char: str) -> bool:
 # --- the parser --------------------------------------------------------------------------------
 
 class _Parser:
-    """One flag value being parsed; ``pos`` plays the role of Helm's rune scanner."""
+    """One flag value being parsed; ``pos`` plays the role of Helm's rune scanner. ``trail`` is
+    the path of the container being parsed into; ``writes`` and ``containers`` make the
+    :class:`SetTrace`."""
 
     def __init__(self, text: str, kind: str, read_file: Callable[[str], str] | None) -> None:
         self.text = text
@@ -217,6 +250,9 @@ class _Parser:
         self.json = kind == "set-json"
         self.read_file = read_file
         self.key_stop = _LITERAL_KEY_STOP if self.literal else _KEY_STOP
+        self.trail: list[str | int] = []
+        self.writes: list[KeyPath] = []
+        self.containers: list[KeyPath] = [()]
 
     def parse(self, data: dict[str, Any]) -> None:
         while True:
@@ -225,7 +261,36 @@ class _Parser:
                 continue
             if err.eof:
                 return
-            raise SetError(err.message, err.offset, kind=self.kind, text=self.text)
+            raise SetError(err.message, err.offset, kind=self.kind, text=self.text,
+                           path=err.path, writes=tuple(self.writes))
+
+    # -- where the parser is (for SetTrace and error paths)
+
+    def within(self, part: str | int, parse: Callable[[], _R]) -> _R:
+        """Run ``parse`` with ``part`` appended to the trail (descending into a container)."""
+        self.trail.append(part)
+        self.containers.append(tuple(self.trail))
+        try:
+            return parse()
+        finally:
+            self.trail.pop()
+
+    def path(self, part: str | int) -> KeyPath:
+        return (*self.trail, part)
+
+    def store(self, data: dict[str, Any], key: str, value: Any) -> None:
+        """Helm's ``set`` of a value (not of a container on the way to one)."""
+        if key:
+            self.writes.append(self.path(key))
+        _set(data, key, value)
+
+    def store_index(self, lst: list[Any], index: int, value: Any,
+                    offset: int | None) -> tuple[list[Any], _Err | None]:
+        """Helm's ``setIndex`` of a value (not of a container on the way to one)."""
+        lst, err = _set_index(lst, index, value, offset)
+        if err is None:
+            self.writes.append(self.path(index))
+        return lst, err
 
     # -- scanning
 
@@ -273,7 +338,7 @@ class _Parser:
         try:
             return self.key_body(data, level, start)
         except _Panic as panic:
-            return _Err(f"unable to parse key: {panic.message}", panic.offset)
+            return _Err(f"unable to parse key: {panic.message}", panic.offset, path=panic.path)
 
     def key_body(self, data: dict[str, Any], level: int, start: int) -> _Err | None:
         key, last = self.until(self.key_stop)
@@ -294,8 +359,8 @@ class _Parser:
         if level > MAX_NESTED_NAME_LEVEL:
             return _Err("value name nested level is greater than maximum supported nested "
                         f"level of {MAX_NESTED_NAME_LEVEL}", self.pos - 1)
-        inner: dict[str, Any] = _as_map(data[key], start) if key in data else {}
-        err = self.key(inner, level)
+        inner: dict[str, Any] = _as_map(data[key], start, self.path(key)) if key in data else {}
+        err = self.within(key, lambda: self.key(inner, level))
         if err is None and not inner:
             return _Err(f"key map {go_quote(key)} has no value", start)
         if inner:
@@ -308,8 +373,8 @@ class _Parser:
         index, err = self.key_index()
         if err is not None:
             return err.wrap("error parsing index: ")
-        lst: list[Any] = _as_list(data[key], start) if key in data else []
-        lst, err = self.list_item(lst, index, level, index_at)
+        lst: list[Any] = _as_list(data[key], start, self.path(key)) if key in data else []
+        lst, err = self.within(key, lambda: self.list_item(lst, index, level, index_at))
         _set(data, key, lst)
         return err
 
@@ -317,30 +382,30 @@ class _Parser:
         if self.json:
             return self.key_json_value(data, key)
         if self.literal:
-            _set(data, key, self.rest())
+            self.store(data, key, self.rest())
             return None
         items, err = self.value_list()
         if err is None:
-            _set(data, key, items)
+            self.store(data, key, items)
             return None
         if err.eof:
-            _set(data, key, "")
+            self.store(data, key, "")
             return err
         if not err.not_list:
             return err
         value_at = self.pos
         value, err = self.read_value(self.until(_VALUE_STOP)[0], value_at)
-        _set(data, key, value)
+        self.store(data, key, value)
         return err
 
     def key_json_value(self, data: dict[str, Any], key: str) -> _Err | None:
         if self.empty_value():
-            _set(data, key, None)
+            self.store(data, key, None)
             return None
         value, err = self.decode_json()
         if err is not None:
             return err
-        _set(data, key, value)
+        self.store(data, key, value)
         self.empty_value()
         return None
 
@@ -374,28 +439,28 @@ class _Parser:
         if self.json:
             return self.item_json_value(lst, index, index_at)
         if self.literal:
-            return _set_index(lst, index, self.rest(), index_at)
+            return self.store_index(lst, index, self.rest(), index_at)
         items, err = self.value_list()
         if err is None:
-            return _set_index(lst, index, items, index_at)
+            return self.store_index(lst, index, items, index_at)
         if err.eof:
-            return _set_index(lst, index, "", index_at)
+            return self.store_index(lst, index, "", index_at)
         if not err.not_list:
             return lst, err
         value_at = self.pos
         value, err = self.read_value(self.until(_VALUE_STOP)[0], value_at)
         if err is not None:
             return lst, err
-        return _set_index(lst, index, value, index_at)
+        return self.store_index(lst, index, value, index_at)
 
     def item_json_value(self, lst: list[Any], index: int,
                         index_at: int) -> tuple[list[Any], _Err | None]:
         if self.empty_value():
-            return _set_index(lst, index, None, index_at)
+            return self.store_index(lst, index, None, index_at)
         value, err = self.decode_json()
         if err is not None:
             return lst, err
-        lst, err = _set_index(lst, index, value, index_at)
+        lst, err = self.store_index(lst, index, value, index_at)
         if err is not None:
             return lst, err
         self.empty_value()
@@ -409,8 +474,9 @@ class _Parser:
             return lst, err.wrap("error parsing index: ")
         current: list[Any] = []
         if len(lst) > index and lst[index] is not None:
-            current = _as_list(lst[index], index_at)
-        inner, err = self.list_item(current, next_index, level, next_at)
+            current = _as_list(lst[index], index_at, self.path(index))
+        inner, err = self.within(index, lambda: self.list_item(current, next_index, level,
+                                                               next_at))
         if err is not None:
             return lst, err
         return _set_index(lst, index, inner, index_at)
@@ -422,7 +488,7 @@ class _Parser:
             if not isinstance(lst[index], dict):
                 lst[index] = {}  # "indices out of order": Helm replaces the element
             inner = lst[index]
-        err = self.key(inner, level)
+        err = self.within(index, lambda: self.key(inner, level))
         if err is not None:
             return lst, err
         return _set_index(lst, index, inner, index_at)
@@ -506,7 +572,7 @@ def _is_json_object_flag(text: str) -> bool:
     return start < end and text[start] == "{"
 
 
-def _merge_json_object(dest: dict[str, Any], text: str) -> None:
+def _merge_json_object(dest: dict[str, Any], text: str) -> SetTrace:
     """``--set-json '{...}'``: Helm 4 unmarshals the whole (trimmed) value and MergeMaps it
     over dest."""
     start, stop = _go_trim_bounds(text)
@@ -520,6 +586,22 @@ def _merge_json_object(dest: dict[str, Any], text: str) -> None:
     except _JsonError as error:
         raise SetError(error.message, error.offset, kind="set-json", text=text) from None
     _merge_into(dest, value)
+    return _object_trace(value)
+
+
+def _object_trace(value: dict[str, Any], prefix: KeyPath = ()) -> SetTrace:
+    """What merging the JSON object ``value`` does: its non-map values are writes, its maps
+    (the top included) containers merged into."""
+    writes: list[KeyPath] = []
+    containers: list[KeyPath] = [prefix]
+    for key, item in value.items():
+        if isinstance(item, dict):
+            inner = _object_trace(item, (*prefix, key))
+            writes.extend(inner.writes)
+            containers.extend(inner.containers)
+        else:
+            writes.append((*prefix, key))
+    return SetTrace(tuple(writes), tuple(containers))
 
 
 def _merge_into(dest: dict[str, Any], src: dict[str, Any]) -> None:

@@ -149,6 +149,8 @@ def _layer_text(link: Link) -> str:
     name = LAYER_NAMES[link.layer.kind]
     if link.effect == "list":
         return f"{name}; lists replace wholesale: {format_key_path(link.path)}"
+    if link.effect == "cut" and isinstance(link.value, dict):
+        return f"{name}; the map it sets at {format_key_path(link.path)} replaces the subtree"
     if link.effect == "cut":
         return f"{name}; a non-map value at {format_key_path(link.path)} replaces the subtree"
     return name
