@@ -404,7 +404,9 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
     generations = waves(o.release for o in outputs)
     digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
                            (o.release for o in outputs),
-                           compiler.sets.doc if compiler.sets is not None else None)
+                           compiler.sets.doc if compiler.sets is not None else None,
+                           [(p.flag.kind, p.flag.text) for p in compiler.sets.flags]
+                           if compiler.sets is not None else ())
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled, digest)
 

@@ -229,3 +229,25 @@ def test_applying_flags_never_changes_the_tree_it_is_given(
     before = json.dumps(tree, sort_keys=True)
     apply_flags(tree, flags)
     assert json.dumps(tree, sort_keys=True) == before
+
+
+def test_the_plan_digest_tells_apart_flags_that_parse_to_the_same_map_alone(tmp_path: Path) -> None:
+    """``--set a={x,y}`` and ``--set a[0]=x,a[1]=y`` give the same map on their own, but not
+    once parsed into a values file holding ``a: [p, q, r]`` (Helm keeps ``r`` in the second):
+    the digest `apply` checks must differ."""
+    import shutil
+
+    from tests.conftest import GOLDEN, run_meshc
+
+    project = tmp_path / "p"
+    shutil.copytree(GOLDEN / "ok-small" / "project", project)
+    meshfile = str(project / "meshfile.yaml")
+
+    def digest(*flags: str) -> str:
+        code, out, err = run_meshc("-f", meshfile, "plan", "prod", "-o", "json", *flags)
+        assert code == 0, err
+        return json.loads(out)["inputsDigest"]
+
+    whole, indexed = digest("--set", "api.a={x,y}"), digest("--set", "api.a[0]=x,api.a[1]=y")
+    assert whole != indexed
+    assert digest("--set", "api.a={x,y}") == whole  # and it is stable

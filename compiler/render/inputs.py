@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jinja2 import TemplateError, meta
@@ -31,15 +31,19 @@ PREFIX = "sha256:"
 
 def inputs_digest(files: ProjectFiles, templates: Templates, project: Project,
                   env: Environment, releases: Iterable[Release],
-                  sets: ValuesDoc | None) -> str:
-    """``sha256:<hex>`` over the inputs of ``env``'s plan deploying ``releases``."""
+                  sets: ValuesDoc | None, flags: Sequence[tuple[str, str]] = ()) -> str:
+    """``sha256:<hex>`` over the inputs of ``env``'s plan deploying ``releases``. ``flags``
+    are the value flags as (kind, text) in Helm's order: flags parse into each release's own
+    values, so two sets that give the same map alone can still give different values."""
     paths = set(input_files(files, templates, project, env, releases))
     digest = hashlib.sha256(b"meshc inputs v1\0")
     for path in sorted(paths):
         digest.update(f"{path}\0{_content(files, path)}\0".encode())
-    flags = json.dumps(sets.data if sets is not None else None, sort_keys=True, default=repr,
+    given = json.dumps(sets.data if sets is not None else None, sort_keys=True, default=repr,
                        ensure_ascii=False)
-    digest.update(f"<command line>\0{flags}\0".encode())
+    digest.update(f"<command line>\0{given}\0".encode())
+    if flags:
+        digest.update(f"<flags>\0{json.dumps(list(flags), ensure_ascii=False)}\0".encode())
     environ = getattr(templates, "environ", None)  # variables the meshfile's allowEnv exposes
     if environ:
         digest.update(f"<environment>\0{json.dumps(dict(sorted(environ.items())))}\0".encode())
