@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from conftest import ROOT, copy_features_project, run_meshc
 
-from compiler.cli import main as cli
 from compiler.cli import render as cli_render
 from compiler.cli.launch import plain_render
 from compiler.output.journal import command_line

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .strvals import SetError, apply_set, go_quote, helm_error_text
+from .gotext import go_quote
+from .strvals import SetError, apply_set, helm_error_text
 
 __all__ = [
     "GLOBAL_KEY",

@@ -21,14 +21,21 @@ yields an empty list, ``a={}`` is ``[""]``. Error texts are Helm's, so users can
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..core.diagnostics import MeshcError
+from .gotext import (
+    JsonError,
+    decode_json,
+    go_quote,
+    quote_char,
+    quote_runes,
+    scan_json,
+    skip_json_space,
+)
 
 __all__ = [
     "KINDS",
@@ -38,7 +45,6 @@ __all__ = [
     "SetError",
     "SetTrace",
     "apply_set",
-    "go_quote",
     "helm_error_text",
 ]
 
@@ -425,7 +431,7 @@ class _Parser:
         start = self.pos
         key, last = self.until(_ITEM_STOP)
         if key:
-            return lst, _Err("unexpected data at end of array index: " + _quote_runes(key), start)
+            return lst, _Err("unexpected data at end of array index: " + quote_runes(key), start)
         if last is None:
             return lst, _eof(start)
         if last == "=":
@@ -539,9 +545,9 @@ class _Parser:
         """One JSON value from ``pos``, as Go's ``json.Decoder.Decode`` reads it."""
         start = self.pos
         try:
-            end = _scan_json(self.text, start, "unexpected EOF")
-            value = _decode_json(self.text[start:end], start)
-        except _JsonError as error:
+            end = scan_json(self.text, start, "unexpected EOF")
+            value = decode_json(self.text[start:end], start)
+        except JsonError as error:
             return None, _Err(error.message, error.offset)
         self.pos = end
         return value, None
@@ -577,13 +583,13 @@ def _merge_json_object(dest: dict[str, Any], text: str) -> SetTrace:
     over dest."""
     start, stop = _go_trim_bounds(text)
     try:
-        end = _scan_json(text[:stop], start, "unexpected end of JSON input")
-        tail = _skip_json_space(text, end)
+        end = scan_json(text[:stop], start, "unexpected end of JSON input")
+        tail = skip_json_space(text, end)
         if tail < stop:
-            raise _JsonError(f"invalid character {_quote_char(text[tail])} after top-level "
+            raise JsonError(f"invalid character {quote_char(text[tail])} after top-level "
                              "value", tail)
-        value = _decode_json(text[start:end], start)
-    except _JsonError as error:
+        value = decode_json(text[start:end], start)
+    except JsonError as error:
         raise SetError(error.message, error.offset, kind="set-json", text=text) from None
     _merge_into(dest, value)
     return _object_trace(value)
@@ -612,227 +618,3 @@ def _merge_into(dest: dict[str, Any], src: dict[str, Any]) -> None:
             _merge_into(current, value)
         else:
             dest[key] = value
-
-
-# --- Go-compatible quoting -----------------------------------------------------------------
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\"}
-
-
-def _escape_rune(char: str, quote: str) -> str:
-    if char == quote:
-        return "\\" + char
-    if char in _GO_ESCAPES:
-        return _GO_ESCAPES[char]
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` / strconv.Quote of a string."""
-    return '"' + "".join(_escape_rune(char, '"') for char in text) + '"'
-
-
-def _quote_runes(text: str) -> str:
-    """Go's ``%q`` of a ``[]rune``: ``['a' 'b']``."""
-    return "[" + " ".join("'" + _escape_rune(char, "'") + "'" for char in text) + "]"
-
-
-def _quote_char(char: str) -> str:
-    """encoding/json's quoteChar of the first *byte* of ``char``."""
-    byte = chr(char.encode("utf-8", "surrogatepass")[0])
-    if byte == "'":
-        return "'\\''"
-    if byte == '"':
-        return "'\"'"
-    return "'" + go_quote(byte)[1:-1] + "'"
-
-
-# --- JSON, as Go's encoding/json scanner sees it -------------------------------------------------
-
-_JSON_SPACE = " \t\r\n"
-_DIGITS = "0123456789"
-_HEX = "0123456789abcdefABCDEF"
-_MAX_JSON_DEPTH = 10000
-
-
-class _JsonError(Exception):
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
-
-
-def _skip_json_space(text: str, i: int) -> int:
-    while i < len(text) and text[i] in _JSON_SPACE:
-        i += 1
-    return i
-
-
-class _JsonScan:
-    """Finds where the first JSON value of ``text[start:]`` ends, or fails with Go's message."""
-
-    def __init__(self, text: str, eof_message: str) -> None:
-        self.text = text
-        self.eof_message = eof_message
-        self.stack: list[str] = []
-
-    def fail(self, i: int, context: str) -> _JsonError:
-        if i >= len(self.text):
-            return _JsonError(self.eof_message, i)
-        return _JsonError(f"invalid character {_quote_char(self.text[i])} {context}", i)
-
-    def char(self, i: int) -> str:
-        if i >= len(self.text):
-            raise _JsonError(self.eof_message, i)
-        return self.text[i]
-
-    def push(self, kind: str, i: int) -> None:
-        self.stack.append(kind)
-        if len(self.stack) > _MAX_JSON_DEPTH:
-            raise self.fail(i, "exceeded max depth")
-
-    def value(self, i: int) -> tuple[int, bool]:
-        """Scan the start of a value at ``i``; returns (next index, value complete)."""
-        i = _skip_json_space(self.text, i)
-        char = self.char(i)
-        if char == "{":
-            self.push("{", i)
-            i = _skip_json_space(self.text, i + 1)
-            if self.char(i) == "}":
-                self.stack.pop()
-                return i + 1, True
-            return self.object_key(i), False
-        if char == "[":
-            self.push("[", i)
-            i = _skip_json_space(self.text, i + 1)
-            if self.char(i) == "]":
-                self.stack.pop()
-                return i + 1, True
-            return i, False
-        if char == '"':
-            return self.string(i), True
-        if char == "-" or char in _DIGITS:
-            return self.number(i), True
-        if char in "tfn":
-            return self.literal(i), True
-        raise self.fail(i, "looking for beginning of value")
-
-    def object_key(self, i: int) -> int:
-        if self.char(i) != '"':
-            raise self.fail(i, "looking for beginning of object key string")
-        i = _skip_json_space(self.text, self.string(i))
-        if self.char(i) != ":":
-            raise self.fail(i, "after object key")
-        return i + 1
-
-    def after_value(self, i: int) -> tuple[int, bool]:
-        """After a complete value: close containers; returns (index, whole value complete)."""
-        while self.stack:
-            i = _skip_json_space(self.text, i)
-            char = self.char(i)
-            if self.stack[-1] == "{":
-                if char == ",":
-                    return self.object_key(_skip_json_space(self.text, i + 1)), False
-                if char != "}":
-                    raise self.fail(i, "after object key:value pair")
-            else:
-                if char == ",":
-                    return i + 1, False
-                if char != "]":
-                    raise self.fail(i, "after array element")
-            self.stack.pop()
-            i += 1
-        return i, True
-
-    def string(self, i: int) -> int:
-        i += 1
-        while True:
-            char = self.char(i)
-            if char == '"':
-                return i + 1
-            if char == "\\":
-                i = self.escape(i + 1)
-                continue
-            if char < " ":
-                raise self.fail(i, "in string literal")
-            i += 1
-
-    def escape(self, i: int) -> int:
-        char = self.char(i)
-        if char in 'bfnrt\\/"':
-            return i + 1
-        if char != "u":
-            raise self.fail(i, "in string escape code")
-        for j in range(i + 1, i + 5):
-            if self.char(j) not in _HEX:
-                raise self.fail(j, "in \\u hexadecimal character escape")
-        return i + 5
-
-    def digits(self, i: int) -> int:
-        while i < len(self.text) and self.text[i] in _DIGITS:
-            i += 1
-        return i
-
-    def number(self, i: int) -> int:
-        if self.text[i] == "-":
-            i += 1
-            if self.char(i) not in _DIGITS:
-                raise self.fail(i, "in numeric literal")
-        i = i + 1 if self.text[i] == "0" else self.digits(i)
-        if i < len(self.text) and self.text[i] == ".":
-            if self.char(i + 1) not in _DIGITS:
-                raise self.fail(i + 1, "after decimal point in numeric literal")
-            i = self.digits(i + 1)
-        if i < len(self.text) and self.text[i] in "eE":
-            i += 1
-            if i < len(self.text) and self.text[i] in "+-":
-                i += 1
-            if self.char(i) not in _DIGITS:
-                raise self.fail(i, "in exponent of numeric literal")
-            i = self.digits(i)
-        return i
-
-    def literal(self, i: int) -> int:
-        word = {"t": "true", "f": "false", "n": "null"}[self.text[i]]
-        for offset, expected in enumerate(word[1:], start=1):
-            if self.char(i + offset) != expected:
-                raise self.fail(i + offset, f"in literal {word} (expecting '{expected}')")
-        return i + len(word)
-
-
-def _scan_json(text: str, start: int, eof_message: str) -> int:
-    """Index just after the first JSON value in ``text[start:]``. Raises :class:`_JsonError`."""
-    scan = _JsonScan(text, eof_message)
-    i, complete = scan.value(start)
-    while True:
-        if complete:
-            i, complete = scan.after_value(i)
-            if complete:
-                return i
-        i, complete = scan.value(i)
-
-
-def _decode_json(text: str, offset: int) -> Any:
-    """Decode already-validated JSON as Go does into ``any`` (every number is a float64): an
-    integer stays an ``int`` when float64 holds it exactly, else it becomes Go's float64 value;
-    numbers beyond float64 fail as in Go."""
-
-    def number(literal: str) -> int | float:
-        value = float(literal)
-        if math.isinf(value):
-            raise _JsonError(f"json: cannot unmarshal number {literal} into Go value of type "
-                             "float64", offset)
-        if any(char in literal for char in ".eE"):
-            return value
-        integer = int(literal)
-        return integer if value == integer else value
-
-    return json.loads(text, parse_int=number, parse_float=number)
