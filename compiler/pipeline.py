@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from .core.diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
 from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
 from .core.limits import activate as activate_limits
+from .core.process import HelmTool
 from .core.source import COMMAND_LINE, Span
 from .model.graph import check_needs, waves
 from .model.load import DNS_LABEL, load_meshfile
@@ -29,6 +30,7 @@ from .plan.diff import (
 )
 from .plan.plan import Plan, Target, build_plan, format_json
 from .render import wrapper_chart
+from .render.helm_chart import no_helm, render_helm_release
 from .render.inputs import inputs_digest
 from .render.render import Manifest, release_context, render_release
 from .render.templating import Templates
@@ -68,6 +70,11 @@ class ReleaseOutput:
     helm: HelmOptions
     secrets: ReleaseSecrets = ReleaseSecrets()  # Secrets it creates, encrypted files it needs
 
+    @property
+    def hooks(self) -> tuple[str, ...]:
+        """Its Helm hooks, as ``Kind/name (events)``, in file order."""
+        return tuple(f"{m.kind}/{m.name} ({m.hook})" for m in self.manifests or () if m.hook)
+
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentOutput:
@@ -85,6 +92,8 @@ class Compiler:
     templates: Templates
     sets: SetFlags | None = None
     set_sources: dict[str, str] = field(default_factory=dict)
+    helm: HelmTool | None = None   # renders Helm charts; the CLI finds it ($MESHC_HELM, PATH)
+    helm_manifests: bool = True    # False: Helm charts get values only (values, explain, graph)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -165,7 +174,7 @@ def with_sets(compiler: Compiler, flags: Iterable[SetFlag],
               read_file: Callable[[str], str]) -> Compiler:
     """The compiler with command-line flags applied to every environment."""
     sets, sources = parse_set_flags(flags, read_file)
-    return Compiler(compiler.project, compiler.files, compiler.templates, sets, sources)
+    return replace(compiler, sets=sets, set_sources=sources)
 
 
 def input_paths(compiler: Compiler) -> list[str]:
@@ -309,6 +318,11 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
     computed for a release, by name, in ``known``); all errors at once."""
     diags = Diagnostics()
     outputs = []
+    releases = list(releases)
+    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases):
+        unrendered = [r for r in releases if r.chart.is_helm]
+        diags.extend([no_helm(unrendered)])
+        releases = [r for r in releases if not r.chart.is_helm]
     for release in releases:
         try:
             outputs.append(_compile_release(compiler, release, prepared, diags,
@@ -342,13 +356,19 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     helm = release.helm.over(env.helm).over(default_helm())
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
-    if release.chart.local:
+    if release.chart.is_helm:
+        if compiler.helm is not None and compiler.helm_manifests:
+            manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
+                                     diags)
+        elif release.chart.schema is not None:
+            check_chart_schema(release.chart.schema, values, release, diags, [])
+    elif release.chart.local:
         release_ctx = {"name": release.name, "namespace": namespace, "chart": release.chart.ref,
                        "labels": dict(release.labels), "valuesKey": release.values_key_text}
         context = release_context(values, env_ctx, release_ctx)
         context.update(secret_functions(env_secrets, release, secret_objects))
         manifests = render_release(release, context, compiler.templates, namespace, env.name)
-    if release.chart.schema is not None:  # Helm's values.schema.json, judged as Helm judges it
+    if release.chart.schema is not None and not release.chart.is_helm:  # as Helm judges it
         check_chart_schema(release.chart.schema, values, release, diags,
                            [(o.path, o.keys) for o in secret_objects.values()])
     diags.extend(release_collisions(env_secrets, release, values))
@@ -356,6 +376,21 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     secrets = ReleaseSecrets(objects, release_inputs(env_secrets, release, release.chart.local,
                                                      objects), env_secrets)
     return ReleaseOutput(release, namespace, values, manifests, helm, secrets)
+
+
+def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: ValueSet,
+                 env: Environment, namespace: str, diags: Diagnostics) -> tuple[Manifest, ...]:
+    """A Helm chart's manifests by ``helm template``; its values.schema.json is judged by
+    meshc first (refusals located on the layer that set the value), then by Helm."""
+    if release.chart.schema is not None:
+        schema = Diagnostics()
+        check_chart_schema(release.chart.schema, values, release, schema, [])
+        diags.extend(schema.items)
+        if schema.has_errors:  # reported; Helm would only say it again, less precisely
+            return ()
+    kube_version = env.kube_version.value if env.kube_version is not None else None
+    return render_helm_release(release, values.values, compiler.files, helm, namespace,
+                               env.name, kube_version)
 
 
 def _namespace(compiler: Compiler, release: Release, env: Environment,
@@ -383,6 +418,8 @@ class Placed(Protocol):
     def helm(self) -> HelmOptions: ...
     @property
     def secrets(self) -> ReleaseSecrets: ...
+    @property
+    def hooks(self) -> tuple[str, ...]: ...
 
 
 def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
@@ -400,7 +437,8 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             dropped_needs=tuple(n.name for n in r.needs if n.name not in names),
             helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
-            repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs))
+            repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs,
+            helm_chart=r.chart.ref if r.chart.is_helm else None, hooks=o.hooks))
     generations = waves(o.release for o in outputs)
     digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
                            (o.release for o in outputs),

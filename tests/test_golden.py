@@ -9,7 +9,8 @@ Regenerate with ``pytest --update-goldens`` and review the diff.
 A case may prepare a scratch copy of its project before each run: ``setup:`` lists meshc
 invocations to run there first (e.g. ``[render]``, so ``meshc check`` finds fresh output without
 a committed ``rendered/`` in the golden project), and ``edit:`` maps project paths to the text
-written afterwards (e.g. to make one rendered file stale).
+written afterwards (e.g. to make one rendered file stale). ``needs: helm`` gives the case the real
+Helm 4 through $MESHC_HELM (a Helm chart to render); without one the case skips, loudly.
 """
 
 from __future__ import annotations
@@ -63,8 +64,20 @@ def no_helm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
 
 
+def _needs_helm(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case with ``needs: helm`` (a Helm chart to render) gets the real Helm 4 through
+    $MESHC_HELM; it skips, loudly, where there is none (fails under CI)."""
+    spec = yaml.safe_load((GOLDEN / case / "case.yaml").read_text())
+    if spec.get("needs") == "helm":
+        from realtools import helm4
+
+        monkeypatch.setenv("MESHC_HELM", str(helm4()))
+
+
 @pytest.mark.parametrize(("case", "name", "run"), PARAMS)
-def test_golden(case: str, name: str, run: dict, tmp_path: Path, update_goldens: bool) -> None:
+def test_golden(case: str, name: str, run: dict, tmp_path: Path, update_goldens: bool,
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs_helm(case, monkeypatch)
     project = _prepared(case, _project(case), tmp_path / "project")
     out = tmp_path / "out"
     args = [str(a).replace("{out}", str(out)) for a in run["args"]]

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from ..core.process import HELM_VAR, Completed, Runner
+from ..core.process import HELM_VAR, Completed, Runner, helm_environment
 from ..model.model import Environment
 from ..pipeline import ReleaseOutput, release_files
 from ..plan.plan import Step
@@ -51,23 +51,6 @@ SKIPPED = (f"helm rule skipped: no helm binary (set {HELM_VAR} or put helm on PA
            "charts were not linted or templated by Helm")
 STAND_IN = "meshc-check-stand-in"  # every secret value handed to helm template
 OUTPUT_SHOWN = 12                  # lines of Helm's output quoted in a finding's notes
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters:
-- name: none
-  cluster:
-    server: https://127.0.0.1:1
-contexts:
-- name: none
-  context:
-    cluster: none
-    user: none
-current-context: none
-users:
-- name: none
-  user: {}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +174,6 @@ def stand_in_values(output: ReleaseOutput) -> dict[str, Any]:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8"))
-
-
-def helm_environment(home: Path) -> dict[str, str]:
-    """An environment in which helm touches nothing of the user's and no cluster: HOME,
-    config, cache and data under ``home``, a kubeconfig naming an unreachable loopback server."""
-    home.mkdir(parents=True, exist_ok=True)
-    kubeconfig = home / "kubeconfig"
-    _write(kubeconfig, KUBECONFIG)
-    kubeconfig.chmod(0o600)  # Helm warns about a kubeconfig others may read
-    return {"PATH": os.defpath, "HOME": str(home), "KUBECONFIG": str(kubeconfig),
-            "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_DATA_HOME": str(home / "data"), "LANG": "C.UTF-8"}
 
 
 # --- running Helm ---------------------------------------------------------------------------

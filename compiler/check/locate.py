@@ -201,6 +201,8 @@ class Locator:
 
     def _trace(self, resource: Resource) -> TracedRender | None:
         output = resource.output
+        if output.release.chart.is_helm:  # Go templates: Helm traces nothing back to lines
+            return None
         key = (resource.env.name, resource.release, resource.manifest.template)
         if key not in self._traces:
             try:

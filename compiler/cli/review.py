@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -52,6 +53,7 @@ def values(options: Options, /, environment: str, release: str, fmt: str, **kwar
     """
     session = _Session(options)
     compiler = session.compiler(_flags(kwargs))
+    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
 
     def work() -> None:
         env = find_environment(compiler.project, environment)
@@ -88,6 +90,7 @@ def graph(options: Options, /, environment: str | None, fmt: str) -> None:
     """
     session = _Session(options)
     compiler = session.compiler()
+    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
 
     def work() -> None:
         enabled = None
@@ -121,6 +124,7 @@ def explain(options: Options, /, environment: str, release: str, key_path: str, 
     """
     session = _Session(options)
     compiler = session.compiler(_flags(kwargs))
+    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
 
     def work() -> None:
         try:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor  # a worker process lost (killed by a limit)
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,7 +18,7 @@ import click
 from ..core.diagnostics import CompileError, Diagnostic, MeshcError, format_all
 from ..core.files import ProjectFiles, read_bounded
 from ..core.limits import resource_exhausted
-from ..core.process import Runner, run_process
+from ..core.process import HelmTool, Runner, helm_tool, run_process
 from ..output.cache import Cache, ParsedValues
 from ..output.emit import EmitError
 from ..output.journal import CACHE_DIR
@@ -172,6 +172,7 @@ class _Session:
                                   journal={} if journal else None)
         self.name = options.meshfile.name
         self.holder: list[Compiler] = []
+        self.runner = options.tools.runner
 
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True) -> Compiler:
         with _diagnostics(self.holder, self.files):
@@ -180,6 +181,8 @@ class _Session:
                 compiler = load_project(self.files, self.name, parsed)
             if parsed is not None:
                 parsed.save()
+            if any(r.chart.is_helm for r in compiler.project.releases):
+                compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
             self.holder.append(compiler)
             if flags:
                 compiler = with_sets(compiler, flags, _read_set_file)
@@ -207,6 +210,23 @@ def _check_helm() -> tuple[str | None, str | None]:
                          remedy=f"set {HELM_VAR}"), None
     except CompileError as exc:
         return None, exc.diagnostics[0].message if explicit else None
+
+
+def _render_helm(files: ProjectFiles, runner: Runner) -> HelmTool | None:
+    """The helm that renders the project's Helm charts (``$MESHC_HELM``, else ``helm`` on
+    PATH), its version asked once per command; None when there is none (compiling a Helm chart
+    then says so, naming the releases left unrendered). Read through ``files`` so a render's
+    journal notes which helm it used, and is not trusted once that changes."""
+    from ..core.process import HELM_VAR, find_helm
+
+    explicit = files.environ.get(HELM_VAR)
+    try:
+        helm = find_helm(explicit, files.environ.get("PATH"), given=HELM_VAR + "={}",
+                         remedy=f"set {HELM_VAR}")
+    except CompileError:
+        return None
+    files.tool_stamp(helm)
+    return helm_tool(helm, runner)
 
 
 # --- sops (secrets commands, apply, check's canary) ---------------------------------------

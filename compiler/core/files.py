@@ -158,6 +158,39 @@ class ProjectFiles:
         self._note("list_dir", rel, names)
         return [f"{rel.rstrip('/')}/{name}" for name in names]
 
+    def tool_stamp(self, path: str) -> str:
+        """Size and modification time of the external tool at absolute ``path`` (helm): noted,
+        so that a render's journal is not trusted once that binary is replaced."""
+        try:
+            info = os.stat(path)
+            stamp = f"{info.st_size}:{info.st_mtime_ns}"
+        except OSError as exc:
+            stamp = f"!{type(exc).__name__}"
+        self._note("tool", path, stamp)
+        return stamp
+
+    def tree_digests(self, rel: str) -> list[tuple[str, str]]:
+        """Every regular file under folder ``rel``, recursively, as sorted (project-relative
+        name, sha256 of its bytes) pairs: what a Helm chart folder is made of."""
+        try:
+            folder = self.locate(rel)
+            found = []
+            for here, dirs, names in os.walk(folder):
+                dirs.sort()
+                for name in sorted(names):
+                    path = os.path.join(here, name)
+                    if not os.path.isfile(path):
+                        continue
+                    sub = os.path.relpath(path, folder).replace(os.sep, "/")
+                    digest = hashlib.sha256(read_bounded(path)).hexdigest()
+                    found.append((f"{rel.rstrip('/')}/{sub}", digest))
+        except (OSError, OutsideProject) as exc:
+            self._note("tree", rel, f"!{type(exc).__name__}")
+            raise
+        found.sort()
+        self._note("tree", rel, [list(pair) for pair in found])
+        return found
+
     def all_templates(self) -> list[str]:
         """Every ``*.j2`` of the project, hidden folders and virtualenvs left out (they are not
         the project's, and differ between machines)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,23 @@ from .diagnostics import CompileError, Diagnostic
 
 HELM_VAR = "MESHC_HELM"  # the helm binary `meshc check` runs (the CLI reads it)
 HELM_INSTALL = "Helm 4 (https://helm.sh/docs/intro/install/)"
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: none
+  cluster:
+    server: https://127.0.0.1:1
+contexts:
+- name: none
+  context:
+    cluster: none
+    user: none
+current-context: none
+users:
+- name: none
+  user: {}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +103,39 @@ def find_helm(explicit: str | None, path: str | None, given: str = "--helm {}",
     """The helm binary: ``explicit`` (``--helm``; ``$MESHC_HELM`` with ``given="MESHC_HELM={}"``),
     else ``helm`` on ``path``. Raises :class:`CompileError` when there is none."""
     return find_tool("helm", explicit, path, given=given, install=HELM_INSTALL, remedy=remedy)
+
+
+def helm_environment(home: Path) -> dict[str, str]:
+    """An environment in which helm touches nothing of the user's and no cluster: HOME,
+    config, cache and data under ``home``, a kubeconfig naming an unreachable loopback server."""
+    home.mkdir(parents=True, exist_ok=True)
+    kubeconfig = home / "kubeconfig"
+    kubeconfig.write_bytes(KUBECONFIG.encode("utf-8"))
+    kubeconfig.chmod(0o600)  # Helm warns about a kubeconfig others may read
+    return {"PATH": os.defpath, "HOME": str(home), "KUBECONFIG": str(kubeconfig),
+            "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"), "LANG": "C.UTF-8"}
+
+
+@dataclass(frozen=True, slots=True)
+class HelmTool:
+    """The helm binary a compile renders Helm charts with: its path, what
+    ``helm version --short`` said (part of every Helm chart's cache key: another helm may
+    render differently), and the runner that runs it."""
+
+    path: str
+    version: str
+    runner: Runner = run_process
+
+
+def helm_tool(path: str, runner: Runner = run_process) -> HelmTool:
+    """The helm at ``path``, its version asked once (isolated). Raises :class:`CompileError`
+    when it does not answer."""
+    with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
+        done = runner([path, "version", "--short"], Path(temp), helm_environment(Path(temp) / "home"))
+    if done.returncode != 0 or not done.stdout.strip():
+        raise CompileError([Diagnostic(
+            "error", f"{path} version --short failed: "
+            f"{(done.stderr or done.stdout).strip() or done.returncode}",
+            help=f"point {HELM_VAR} at a working Helm 4 binary")])
+    return HelmTool(path, done.stdout.strip(), runner)

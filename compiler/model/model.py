@@ -197,7 +197,10 @@ class Environment:
 
 @dataclass(frozen=True, slots=True)
 class Chart:
-    """Where a release's chart comes from: a local folder of templates, or a remote chart."""
+    """Where a release's chart comes from: a local folder of templates, or a remote chart.
+
+    A local folder is a Jinja chart (``*.yaml.j2`` templates, rendered by meshc) or, when it
+    holds a ``Chart.yaml``, a Helm chart (Go templates, rendered by ``helm template``)."""
 
     ref: str                          # the folder (project-relative) or the remote chart name
     local: bool
@@ -206,6 +209,12 @@ class Chart:
     templates: tuple[str, ...] = ()   # local: the *.yaml.j2 files, sorted, project-relative
     defaults: ValuesDoc | None = None  # local: the chart's values.yaml
     schema: ValuesDoc | None = None    # local: the chart's values.schema.json (Helm checks it)
+    kind: str = "jinja"               # local: "jinja" or "helm" (a folder with Chart.yaml)
+    files: tuple[tuple[str, str], ...] = ()  # helm: every file of the folder, (path, sha256)
+
+    @property
+    def is_helm(self) -> bool:
+        return self.local and self.kind == "helm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,7 @@ class Release:
     patches: tuple[Patch, ...]
     description: str | None = None
     version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
+    chart_span: Span | None = None    # the release's `chart:` in the meshfile
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .model import (
 
 TEMPLATE_SUFFIX = ".yaml.j2"
 SCHEMA_FILE = "values.schema.json"  # a chart's values schema, as Helm names it
+HELM_CHART_FILE = "Chart.yaml"      # a folder holding it is a Helm chart
 
 
 class ParsedValues(Protocol):
@@ -291,7 +292,7 @@ class _Resolver:
             values_key=parse_values_key(key_text), values_key_text=key_text,
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
-            description=spec.description,
+            description=spec.description, chart_span=spec.chart.span,
             version_keys=version_keys(spec.version_keys,
                                       version_keys(self.spec.version_keys, (("image", "tag"),))))
 
@@ -322,8 +323,9 @@ class _Resolver:
 
     def read_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
         listing = self.files.list_dir(folder)
+        helm = f"{folder}/{HELM_CHART_FILE}" in listing
         templates = tuple(p for p in listing if p.endswith(TEMPLATE_SUFFIX))
-        if not templates:
+        if not templates and not helm:
             self.diags.error(f"local chart '{folder}' has no *{TEMPLATE_SUFFIX} templates",
                              spec.chart.span)
         defaults = None
@@ -338,7 +340,14 @@ class _Resolver:
                     schema = load_json_doc(found[1], found[0])
                 except CompileError as exc:
                     self.diags.extend(exc.diagnostics)
-        return Chart(folder, True, templates=templates, defaults=defaults, schema=schema)
+        if not helm:
+            return Chart(folder, True, templates=templates, defaults=defaults, schema=schema)
+        try:  # Helm renders from the whole folder: every file of it is an input
+            files = tuple(self.files.tree_digests(folder))
+        except (OSError, OutsideProject) as exc:
+            self.diags.error(f"cannot read Helm chart '{folder}': {exc}", spec.chart.span)
+            files = ()
+        return Chart(folder, True, defaults=defaults, schema=schema, kind="helm", files=files)
 
 
 def parse_values_key(text: str) -> Path:

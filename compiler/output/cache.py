@@ -50,9 +50,12 @@ class Cache:
     output: dict[str, Any] | None = None  # the last output snapshot, once read
 
     def chart_hash(self, release: Release) -> str:
-        """A hash of every template the release's chart can load (see
-        :func:`compiler.render.inputs.template_closure`)."""
+        """A hash of every template the release's Jinja chart can load (see
+        :func:`compiler.render.inputs.template_closure`); of every file of a Helm chart's
+        folder, recursively."""
         folder = release.chart.ref
+        if release.chart.is_helm:  # helm template reads the whole folder
+            return hashlib.sha256(json.dumps(release.chart.files).encode()).hexdigest()
         if folder not in self.closures:
             names = template_closure(self.files, self.templates, list(release.chart.templates))
             if release.chart.schema is not None:  # it decides which values are refused

@@ -172,6 +172,10 @@ def still_holds(root: Path, journal: dict[tuple[str, str], Any],
                 probe.list_dir(rel)
             elif kind == "all_templates":
                 probe.all_templates()
+            elif kind == "tree":
+                probe.tree_digests(rel)
+            elif kind == "tool":
+                probe.tool_stamp(rel)
             elif kind == "environ":
                 _ = rel in probe.environ
             else:

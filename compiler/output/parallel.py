@@ -28,6 +28,7 @@ from ..pipeline import (
     release_files,
 )
 from ..plan.plan import Plan, format_json
+from ..render.helm_chart import no_helm
 from ..values.values import ValueSet, release_values
 from .cache import Cache
 from .emit import write_files
@@ -45,14 +46,16 @@ class Placed:
     helm: HelmOptions
     secrets: ReleaseSecrets
     files: dict[str, str]
+    hooks: tuple[str, ...] = ()
 
 
 # Set in the parent just before forking, read by the forked children (never mutated there).
 _SHARED: tuple[Compiler, Work, Path | None, Cache | None] | None = None
 
 
-# (environment, release, namespace, helm, secrets, files, cache key or None)
-Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], str | None]
+# (environment, release, namespace, helm, secrets, files, hooks, cache key or None)
+Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], tuple[str, ...],
+             str | None]
 
 
 Written = dict[str, tuple[int, int]]  # path → size and modification time (ns) as written
@@ -102,16 +105,28 @@ def _work(chunk: list[tuple[int, int]]) -> Chunk:
             if cache is None:
                 files = dict.fromkeys(files, "")
         placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
-                       files, key))
+                       files, output.hooks, key))
     observed = ({k: v for k, v in journal.items() if k not in known_before}
                 if journal is not None else {})
     return Chunk(placed, diags.items, diags.sources, written, observed)
 
 
+def _require_helm(compiler: Compiler, work: Work) -> None:
+    """One error, before any work starts, when Helm charts are left to render and there is no
+    helm: it names every such release (not one error per release and environment)."""
+    if compiler.helm is not None:
+        return
+    pending = {work.prepared[e].enabled[r].name for e, r in work.todo
+               if work.prepared[e].enabled[r].chart.is_helm}
+    if pending:
+        raise CompileError([no_helm([r for r in compiler.project.releases if r.name in pending])])
+
+
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
-    env_index, release_index, namespace, helm, secrets, files, _ = done
+    env_index, release_index, namespace, helm, secrets, files, hooks, _ = done
     prep = prepared[env_index]
-    return Placed(prep.env.name, prep.enabled[release_index], namespace, helm, secrets, files)
+    return Placed(prep.env.name, prep.enabled[release_index], namespace, helm, secrets, files,
+                  hooks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +184,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
 
     global _SHARED
     work = work or plan_work(compiler, envs, cache)
+    _require_helm(compiler, work)
     jobs = jobs or os.cpu_count() or 1
     _SHARED = (compiler, work, write_root, cache)
     try:
@@ -248,15 +264,17 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
                     repr(release.patches)],
         "values": values.values,
         "templates": cache.chart_hash(release) if release.chart.local else None,
+        **({"helm": compiler.helm.version if compiler.helm is not None else None,
+            "kubeVersion": repr(env.kube_version)} if release.chart.is_helm else {}),
     }), values
 
 
 def _remember(cache: Cache, work: Work, raw: list[Chunk]) -> None:
     for chunk in raw:
-        for env_index, release_index, namespace, helm, secrets, files, key in chunk.done:
+        for env_index, release_index, namespace, helm, secrets, files, hooks, key in chunk.done:
             if key is not None:
                 env = work.prepared[env_index].env.name
-                cache.put(env, key, (namespace, helm, secrets, files))
+                cache.put(env, key, (namespace, helm, secrets, files, hooks))
 
 
 def _assemble(compiler: Compiler, prepared: list[Prepared],

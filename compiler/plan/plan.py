@@ -32,6 +32,8 @@ class Target:
     repo: str | None = None
     version: str | None = None
     secrets: tuple[SecretInput, ...] = ()  # encrypted files to decrypt and pass as --values
+    helm_chart: str | None = None   # the local Helm chart folder its manifests came from
+    hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class Step:
     remote: bool
     action: str = "upgrade"
     secrets: tuple[SecretInput, ...] = ()
+    helm_chart: str | None = None   # rendered by helm template from this local Helm chart
+    hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,8 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
     steps = tuple(
         Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
              by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote,
-             secrets=by_name[name].secrets)
+             secrets=by_name[name].secrets, helm_chart=by_name[name].helm_chart,
+             hooks=by_name[name].hooks)
         for index, wave in enumerate(generations) for name in wave)
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
@@ -213,6 +218,8 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain)
             status = f"  [{_status(found)}]" if found else ""
             lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
                          f"{_chart_text(step)}{needs}{status}")
+            if step.hooks:
+                lines.append(f"      {paint('hooks', 'dim')}: {', '.join(step.hooks)}")
             if step.secrets:
                 files = ", ".join(sorted({item.file for item in step.secrets}))
                 lines.append(f"      {paint('secrets', 'dim')}: decrypted when the step runs, "
@@ -246,6 +253,8 @@ def _status(review: ReleaseReview) -> str:
 
 
 def _chart_text(step: Step) -> str:
+    if step.helm_chart is not None:
+        return f"Helm chart {step.helm_chart} → {step.chart}"
     if not step.remote:
         return f"local chart → {step.chart}"
     argv = list(step.argv)

@@ -35,10 +35,14 @@ def inputs_digest(files: ProjectFiles, templates: Templates, project: Project,
     """``sha256:<hex>`` over the inputs of ``env``'s plan deploying ``releases``. ``flags``
     are the value flags as (kind, text) in Helm's order: flags parse into each release's own
     values, so two sets that give the same map alone can still give different values."""
+    releases = list(releases)
     paths = set(input_files(files, templates, project, env, releases))
     digest = hashlib.sha256(b"meshc inputs v1\0")
     for path in sorted(paths):
         digest.update(f"{path}\0{_content(files, path)}\0".encode())
+    helm_files = sorted({pair for r in releases if r.chart.is_helm for pair in r.chart.files})
+    if helm_files:  # a Helm chart renders from every file of its folder, binary ones included
+        digest.update(f"<helm charts>\0{json.dumps(helm_files)}\0".encode())
     given = json.dumps(sets.data if sets is not None else None, sort_keys=True, default=repr,
                        ensure_ascii=False)
     digest.update(f"<command line>\0{given}\0".encode())

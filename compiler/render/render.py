@@ -23,6 +23,7 @@ from ..syntax.yamlsrc import dump_yaml, load_documents
 from ..values.values import ValueSet
 from .templating import Templates
 
+HOOK = "helm.sh/hook"  # the annotation that makes a resource a Helm hook
 RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
 API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[a-z0-9]{1,63}")
@@ -47,6 +48,7 @@ class Manifest:
     namespace: str | None
     template: str
     text: str
+    hook: str | None = None   # its `helm.sh/hook` annotation: Helm runs it as a hook
 
     @property
     def group(self) -> str:
@@ -64,13 +66,24 @@ def render_release(release: Release, context: dict[str, Any], templates: Templat
     """Render one local-chart release in environment ``env``. Raises :class:`CompileError`
     with every problem found."""
     diags = Diagnostics()
-    docs: list[_Doc] = []
+    outputs: list[tuple[str, str]] = []
     for template in release.chart.templates:
         try:
-            text = templates.render_file(template, context)
+            outputs.append((template, templates.render_file(template, context)))
         except CompileError as exc:
             diags.absorb(exc)
-            continue
+    return manifests_of(release, outputs, namespace, env, diags)
+
+
+def manifests_of(release: Release, outputs: list[tuple[str, str]], namespace: str, env: str,
+                 diags: Diagnostics | None = None) -> tuple[Manifest, ...]:
+    """The manifests of a release from what its templates rendered, as (template, YAML text)
+    pairs (a Jinja chart's templates, or ``helm template``'s documents by ``# Source``): one
+    resource per file, defaulted namespaces, the meshfile's patches applied, files named.
+    Raises :class:`CompileError` with every problem found (and those already in ``diags``)."""
+    diags = diags if diags is not None else Diagnostics()
+    docs: list[_Doc] = []
+    for template, text in outputs:
         label = f"{template} (rendered for {release.name} in {env})"
         docs.extend(_documents(text, template, label, namespace, diags))
     diags.raise_if_errors()
@@ -200,8 +213,11 @@ def _qualified(base: str, doc: _Doc, group: list[_Doc]) -> str:
 
 def _manifest(doc: _Doc, filename: str) -> Manifest:
     data = doc.data
+    annotations = data["metadata"].get("annotations")
+    hook = annotations.get(HOOK) if isinstance(annotations, dict) else None
     return Manifest(filename, data["apiVersion"], data["kind"], data["metadata"]["name"],
-                    data["metadata"].get("namespace"), doc.template, dump_yaml(data))
+                    data["metadata"].get("namespace"), doc.template, dump_yaml(data),
+                    hook if isinstance(hook, str) else None)
 
 
 def release_context(values: ValueSet, env: dict[str, Any], release: dict[str, Any]) -> dict[str, Any]:
