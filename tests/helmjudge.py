@@ -18,6 +18,7 @@ or fails it under ``CI=true``). Here:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any, Self, TypeVar
 
 import yaml
 from conftest import GOLDEN, ROOT, run_meshc
-from realtools import run_helm
+from realtools import helm4, run_helm
 
 from compiler.ops.apply import release_secrets
 from compiler.output.journal import CACHE_DIR
@@ -160,6 +161,19 @@ def manifest_documents(output: str) -> list[Document]:
     upgrade --install --dry-run=client``), in Helm's order."""
     if "\nMANIFEST:\n" in output:
         output = output.split("\nMANIFEST:\n", 1)[1].split("\nNOTES:\n", 1)[0]
+    return _documents(output)
+
+
+def hook_documents(output: str) -> list[Document]:
+    """The documents of the ``HOOKS:`` section of ``helm upgrade --install --dry-run=client``
+    (resources annotated ``helm.sh/hook``, which Helm installs apart from the manifest)."""
+    if "\nHOOKS:\n" not in output:
+        return []
+    section = output.split("\nHOOKS:\n", 1)[1]
+    return _documents(re.split(r"^MANIFEST:\n", section, maxsplit=1, flags=re.MULTILINE)[0])
+
+
+def _documents(output: str) -> list[Document]:
     documents = []
     for chunk in re.split(r"^---\n", output, flags=re.MULTILINE):
         source = _SOURCE.search(chunk)
@@ -325,8 +339,9 @@ def meshfile_output(root: Path) -> str:
 
 def plan_json(root: Path, environment: str) -> dict[str, Any]:
     """``meshc plan ENV -o json`` of the project in ``root``."""
-    code, out, err = run_meshc("-f", str(root / "meshfile.yaml"), "plan", environment, "-o",
-                               "json")
+    with _helm_for_meshc():
+        code, out, err = run_meshc("-f", str(root / "meshfile.yaml"), "plan", environment,
+                                   "-o", "json")
     assert code == 0, err
     data: dict[str, Any] = json.loads(out)
     return data
@@ -341,10 +356,25 @@ def rendered_projects(work: Path,
     for project in sorted(GOLDEN.glob("*/project")):
         roots[project.parent.name] = copy_project(project, work / project.parent.name, repository)
     failed = []
-    for name, root in list(roots.items()):
-        code, _, err = run_meshc("-f", str(root / "meshfile.yaml"), "render")
-        if code != 0:
-            assert name != "example", err
-            failed.append(name)
-            del roots[name]
+    with _helm_for_meshc():  # projects with Helm charts render with the real Helm 4
+        for name, root in list(roots.items()):
+            code, _, err = run_meshc("-f", str(root / "meshfile.yaml"), "render")
+            if code != 0:
+                assert name != "example", err
+                failed.append(name)
+                del roots[name]
     return roots, failed
+
+
+@contextlib.contextmanager
+def _helm_for_meshc() -> Iterator[None]:
+    """``MESHC_HELM`` naming the real Helm 4 for the block (meshc's CLI reads it)."""
+    old = os.environ.get("MESHC_HELM")
+    os.environ["MESHC_HELM"] = str(helm4())
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MESHC_HELM"]
+        else:
+            os.environ["MESHC_HELM"] = old

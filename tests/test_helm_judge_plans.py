@@ -44,6 +44,7 @@ from helmjudge import (
     ChartRepository,
     Document,
     decrypt_step_secrets,
+    hook_documents,
     in_parallel,
     manifest_documents,
     meshfile_output,
@@ -70,6 +71,7 @@ class Run:
     documents: tuple[Document, ...]
     stderr: str
     secrets: tuple[Path, ...]
+    hooks: tuple[Document, ...] = ()  # installed apart from the manifest
 
     @property
     def where(self) -> str:
@@ -127,7 +129,9 @@ def judged(repository: ChartRepository,
         done = run_helm(helm, [*step.argv[1:], *extra, "--dry-run=client"], home,
                         releases=releases, cwd=root)
         documents = tuple(manifest_documents(done.stdout)) if done.returncode == 0 else ()
-        return Run(project, root, env, step, done.returncode, documents, done.stderr, secrets)
+        hooks = tuple(hook_documents(done.stdout)) if done.returncode == 0 else ()
+        return Run(project, root, env, step, done.returncode, documents, done.stderr, secrets,
+                   hooks)
 
     runs = in_parallel(run, steps)
     print(f"helm ran {len(runs)} plan steps ({sum(r.step.remote for r in runs)} remote) of "
@@ -176,7 +180,7 @@ def test_a_local_step_installs_exactly_the_reviewed_manifests(judged: dict[str, 
         chart = run.root / run.step.chart
         reviewed = sorted(p.read_text(encoding="utf-8").rstrip("\n")
                           for p in sorted((chart / "manifests").glob("*.yaml")))
-        installed = sorted(d.text for d in run.documents
+        installed = sorted(d.text for d in (*run.documents, *run.hooks)  # hooks: installed apart
                            if d.source.endswith("templates/manifests.yaml"))
         if installed != reviewed:
             problems.append(f"{run.where}: the install is not manifests/")
