@@ -8,6 +8,7 @@ problem found.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,9 +31,10 @@ from .plan.diff import (
 )
 from .plan.plan import Plan, Target, build_plan, format_json
 from .render import wrapper_chart
-from .render.helm_chart import no_helm, render_helm_release
+from .render.helm_chart import no_helm, render_helm_release, stand_in, with_deletions
 from .render.inputs import inputs_digest
-from .render.render import Manifest, release_context, render_release
+from .render.remote import ChartStore
+from .render.render import Manifest, manifest_from_file, release_context, render_release
 from .render.templating import Templates
 from .secrets.secrets import (
     EnvSecrets,
@@ -94,6 +96,7 @@ class Compiler:
     set_sources: dict[str, str] = field(default_factory=dict)
     helm: HelmTool | None = None   # renders Helm charts; the CLI finds it ($MESHC_HELM, PATH)
     helm_manifests: bool = True    # False: Helm charts get values only (values, explain, graph)
+    charts: ChartStore | None = None  # remote charts: the lock and the chart cache (the CLI's)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -129,6 +132,14 @@ def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
     _check_output(project, spec.output.span, files, diags)
     diags.raise_if_errors()
     return Compiler(project, files, Templates(files, files.environ, spec.allow_env))
+
+
+def reload_project(compiler: Compiler, files: ProjectFiles) -> Compiler:
+    """The project of ``compiler`` loaded again from ``files`` (edited texts, in memory), with
+    the same helm and chart store."""
+    loaded = load_project(files, compiler.project.root_file)
+    return replace(loaded, helm=compiler.helm, charts=compiler.charts,
+                   helm_manifests=compiler.helm_manifests)
 
 
 def _no_meshfile(meshfile: Path, why: str = "") -> Diagnostic:
@@ -319,9 +330,10 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
     diags = Diagnostics()
     outputs = []
     releases = list(releases)
-    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases):
+    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases) \
+            and committed_review(compiler, prepared) is None:
         unrendered = [r for r in releases if r.chart.is_helm]
-        diags.extend([no_helm(unrendered)])
+        diags.extend([no_helm(unrendered, stale_review(compiler, prepared))])
         releases = [r for r in releases if not r.chart.is_helm]
     for release in releases:
         try:
@@ -356,10 +368,14 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     helm = release.helm.over(env.helm).over(default_helm())
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
+    if release.chart.is_helm and release.patches:
+        diags.error(f"release '{release.name}' has patches, but its Helm chart is installed by "
+                    "Helm itself, which would not apply them (what is reviewed must be what is "
+                    "installed)", release.patches[0].span,
+                    "set the chart's values instead, or render the resources from a Jinja chart")
     if release.chart.is_helm:
-        if compiler.helm is not None and compiler.helm_manifests:
-            manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
-                                     diags)
+        if compiler.helm_manifests:
+            manifests = _helm_manifests(compiler, release, values, prepared, namespace, diags)
         elif release.chart.schema is not None:
             check_chart_schema(release.chart.schema, values, release, diags, [])
     elif release.chart.local:
@@ -373,15 +389,75 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
                            [(o.path, o.keys) for o in secret_objects.values()])
     diags.extend(release_collisions(env_secrets, release, values))
     objects = tuple(sorted(secret_objects.values(), key=lambda o: o.name))
-    secrets = ReleaseSecrets(objects, release_inputs(env_secrets, release, release.chart.local,
+    # a Helm chart receives its secrets as values when the plan runs, as a remote chart does
+    takes_values = release.chart.local and not release.chart.is_helm
+    secrets = ReleaseSecrets(objects, release_inputs(env_secrets, release, takes_values,
                                                      objects), env_secrets)
     return ReleaseOutput(release, namespace, values, manifests, helm, secrets)
 
 
+STALE_REVIEW = ("without helm, the committed review stands in only while the inputs are those "
+                "it was rendered from: its plan.json's inputsDigest differs")
+
+
+def _helm_manifests(compiler: Compiler, release: Release, values: ValueSet, prepared: Prepared,
+                    namespace: str, diags: Diagnostics) -> tuple[Manifest, ...]:
+    """A Helm chart's manifests: rendered by helm; without helm, the committed review when the
+    environment's inputs are exactly those it was rendered from (plan.json's inputsDigest; the
+    CLI says so once)."""
+    env = prepared.env
+    if compiler.helm is not None:
+        return _render_helm(compiler, compiler.helm, release, values, env, namespace,
+                            prepared.env_secrets, diags)
+    committed = committed_review(compiler, prepared)
+    if committed is None or release.name not in committed:
+        raise CompileError([no_helm([release], stale_review(compiler, prepared))])
+    return committed[release.name]
+
+
+def stale_review(compiler: Compiler, prepared: Prepared) -> str | None:
+    """Why the committed review cannot stand in for helm: None when there is none at all."""
+    plan = f"{compiler.project.output.rstrip('/')}/{prepared.env.name}/plan.json"
+    return STALE_REVIEW if (compiler.files.root / plan).is_file() else None
+
+
+def committed_review(compiler: Compiler,
+                     prepared: Prepared) -> dict[str, tuple[Manifest, ...]] | None:
+    """The committed manifests of the environment's Helm-chart releases, by release, when its
+    committed plan.json was made from exactly the current inputs; else None."""
+    env = prepared.env
+    output = compiler.project.output.rstrip("/")
+    try:
+        committed = json.loads(compiler.files.read(f"{output}/{env.name}/plan.json"))
+    except (OSError, ValueError):
+        return None
+    digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
+                           prepared.enabled,
+                           compiler.sets.doc if compiler.sets is not None else None,
+                           [(p.flag.kind, p.flag.text) for p in compiler.sets.flags]
+                           if compiler.sets is not None else ())
+    if not isinstance(committed, dict) or committed.get("inputsDigest") != digest:
+        return None
+    found = {}
+    for release in prepared.enabled:
+        if release.chart.is_helm:
+            folder = f"{output}/{env.name}/{release.name}/manifests"
+            try:
+                names = compiler.files.list_dir(folder)
+                found[release.name] = tuple(manifest_from_file(release, name.rpartition("/")[2],
+                                                               compiler.files.read(name))
+                                            for name in sorted(names) if name.endswith(".yaml"))
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return found
+
+
 def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: ValueSet,
-                 env: Environment, namespace: str, diags: Diagnostics) -> tuple[Manifest, ...]:
-    """A Helm chart's manifests by ``helm template``; its values.schema.json is judged by
-    meshc first (refusals located on the layer that set the value), then by Helm."""
+                 env: Environment, namespace: str, env_secrets: EnvSecrets,
+                 diags: Diagnostics) -> tuple[Manifest, ...]:
+    """A Helm chart's manifests by ``helm template`` (a remote chart's from its verified
+    package); its values.schema.json is judged by meshc first (refusals located on the layer
+    that set the value), then by Helm. The release's secrets go in as stand-ins."""
     if release.chart.schema is not None:
         schema = Diagnostics()
         check_chart_schema(release.chart.schema, values, release, schema, [])
@@ -389,8 +465,18 @@ def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: V
         if schema.has_errors:  # reported; Helm would only say it again, less precisely
             return ()
     kube_version = env.kube_version.value if env.kube_version is not None else None
+    package = None
+    if not release.chart.local:
+        if compiler.charts is None:
+            raise CompileError([Diagnostic(
+                "error", f"remote chart '{release.chart.ref}' of release '{release.name}' "
+                "cannot be rendered: no chart cache", release.chart_span or release.span)])
+        package = compiler.charts.package(release, env, helm)
+    depth = len(release.values_key)
+    stand_ins = [(leaf.path[depth:], stand_in(leaf.path, leaf.fingerprint))
+                 for leaf in env_secrets.leaves(release.values_key)]
     return render_helm_release(release, values.values, compiler.files, helm, namespace,
-                               env.name, kube_version)
+                               env.name, kube_version, package, stand_ins)
 
 
 def _namespace(compiler: Compiler, release: Release, env: Environment,
@@ -435,10 +521,12 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             release=r.name, namespace=o.namespace,
             needs=tuple(n.name for n in r.needs if n.name in names),
             dropped_needs=tuple(n.name for n in r.needs if n.name not in names),
-            helm=o.helm, chart=folder if r.chart.local else r.chart.ref,
+            helm=o.helm, chart=r.chart.ref if r.chart.is_helm else folder,
             values_file=f"{folder}/values.yaml", remote=not r.chart.local,
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs,
-            helm_chart=r.chart.ref if r.chart.is_helm else None, hooks=o.hooks))
+            helm_chart=r.chart.ref if r.chart.is_helm else None, hooks=o.hooks,
+            digest=compiler.charts.digest(r, env) if compiler.charts is not None
+            and not r.chart.local else None))
     generations = waves(o.release for o in outputs)
     digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
                            (o.release for o in outputs),
@@ -463,8 +551,16 @@ def output_files(result: EnvironmentOutput) -> dict[str, str]:
 def release_files(env: str, o: ReleaseOutput) -> dict[str, str]:
     """The files of ``rendered/<env>/<release>/``."""
     folder = f"{env}/{o.release.name}"
-    files = {f"{folder}/values.yaml": values_yaml(o.values)}
+    chart = o.release.chart
+    if chart.is_helm and chart.defaults is not None:  # installed as itself: deletions said
+        files = {f"{folder}/values.yaml": dump_yaml(with_deletions(o.values.values,
+                                                                   chart.defaults.data))}
+    else:
+        files = {f"{folder}/values.yaml": values_yaml(o.values)}
     if o.manifests is None:
+        return files
+    if o.release.chart.is_helm:  # the review copy: the plan installs the Helm chart itself
+        files.update({f"{folder}/manifests/{m.filename}": m.text for m in o.manifests})
         return files
     files[f"{folder}/Chart.yaml"] = wrapper_chart.chart_yaml(o.release.name)
     files[f"{folder}/{wrapper_chart.TEMPLATE_PATH}"] = wrapper_chart.manifests_template()

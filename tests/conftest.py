@@ -9,6 +9,7 @@ import difflib
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,106 @@ def check_tree(expected_root: Path, actual_root: Path, update: bool) -> None:
         elif expected[name] != actual[name]:
             problems.append(unified(expected[name], actual[name], name))
     assert not problems, "rendered tree differs from golden:\n" + "\n".join(problems)
+
+
+# --- remote charts and helm, as a user of the example has them -------------------------------
+
+CHART_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "charts"
+
+
+@pytest.fixture(scope="session")
+def chart_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A chart cache holding the example's remote chart packages (tests/fixtures/charts, built
+    from the upstream sources), stored by digest as ``meshc charts fetch`` stores them: no
+    chart repository is reachable from the tests."""
+    from compiler.render.remote import file_digest
+
+    cache = tmp_path_factory.mktemp("chart-cache")
+    for package in sorted(CHART_FIXTURES.glob("*.tgz")):
+        digest = file_digest(package)
+        shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def session_helm() -> Path | None:
+    """The real Helm 4 (tests/realtools.py), or None where it cannot be had (outside CI)."""
+    from realtools import helm4
+
+    try:
+        return helm4()
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def _helm_and_charts(monkeypatch: pytest.MonkeyPatch, chart_cache: Path,
+                     session_helm: Path | None) -> None:
+    """Every test runs meshc as a user of the example does: with Helm 4 (``MESHC_HELM``) and
+    the example's remote charts in the chart cache (``MESHC_CHART_CACHE``). A test of the
+    behaviour without helm deletes ``MESHC_HELM`` (and keeps helm off ``PATH``)."""
+    monkeypatch.setenv("MESHC_CHART_CACHE", str(chart_cache))
+    if session_helm is not None:
+        monkeypatch.setenv("MESHC_HELM", str(session_helm))
+
+
+def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
+    """Pin every remote chart the project at ``root`` deploys, as ``meshc charts update`` would,
+    and put the packages into the chart cache ``$MESHC_CHART_CACHE`` names (the tests' own):
+    ``tests/fixtures/charts/NAME-VERSION.tgz`` where there is one, else a minimal chart of that
+    name and version packaged here by the real helm (its one ConfigMap shows ``.Values``).
+    Returns the lock file."""
+    from realtools import helm4, run_helm
+
+    from compiler.core.files import ProjectFiles
+    from compiler.pipeline import load_project
+    from compiler.render.remote import Pin, file_digest, format_lock, lock_name, wanted
+
+    cache = Path(os.environ["MESHC_CHART_CACHE"])
+    project = load_project(ProjectFiles(root), meshfile).project
+    pins = []
+    for want in wanted(project):
+        name = want.chart.rstrip("/").rpartition("/")[2]
+        package = CHART_FIXTURES / f"{name}-{want.version}.tgz"
+        if not package.is_file():
+            package = _STAND_INS.get((name, want.version)) or _stand_in_chart(
+                Path(tempfile.mkdtemp(prefix="meshc-stand-in-")), name, want.version, helm4(),
+                run_helm)
+            _STAND_INS[(name, want.version)] = package
+        digest = file_digest(package)
+        shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
+        pins.append(Pin(want.chart, want.repo, want.version, want.version, digest))
+    lock = root / lock_name(meshfile)
+    lock.write_text(format_lock(meshfile, pins), encoding="utf-8")
+    return lock
+
+
+_STAND_INS: dict[tuple[str, str], Path] = {}  # (name, version) → package, built once a session
+
+
+def _stand_in_chart(work: Path, name: str, version: str, helm: Path, run_helm) -> Path:
+    source = work / f"{name}-{version}" / name
+    (source / "templates").mkdir(parents=True, exist_ok=True)
+    (source / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: {version}\n")
+    (source / "templates" / "values.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-values\n"
+        "data:\n  values.yaml: {{ toYaml .Values | quote }}\n")
+    for path in [source, *source.rglob("*")]:
+        os.utime(path, (1767225600, 1767225600))  # 2026-01-01: the same bytes every time
+    done = run_helm(helm, ["package", str(source), "--destination", str(source.parent)],
+                    work / "home")
+    assert done.returncode == 0, done.stderr
+    return source.parent / f"{name}-{version}.tgz"
+
+
+def with_tools(compiler):  # type: ignore[no-untyped-def]
+    """A compiler loaded by the library (``load_project``) given what the CLI gives it: the
+    helm ``$MESHC_HELM`` names and the project's chart store (lock and chart cache)."""
+    from dataclasses import replace
+
+    from compiler.cli.support import chart_store
+    from compiler.core.process import helm_tool
+
+    helm = helm_tool(os.environ["MESHC_HELM"]) if os.environ.get("MESHC_HELM") else None
+    name = compiler.project.root_file
+    return replace(compiler, helm=helm, charts=chart_store(compiler.files, name))

@@ -289,7 +289,7 @@ def keyed_example(root: Path, repository: ChartRepository | None = None) -> Path
     secret values (and so the plans' ``inputsDigest``) differ.
     """
     root.mkdir(parents=True)
-    for name in ("meshfile.yaml", "environments", "templates"):
+    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name)

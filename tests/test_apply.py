@@ -136,7 +136,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """The example, development rendered, and a private temporary directory for secrets."""
     root = tmp_path / "example"
     root.mkdir()
-    for name in ("meshfile.yaml", "environments", "templates"):
+    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name)

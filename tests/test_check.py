@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN, ROOT, run_meshc
+from conftest import GOLDEN, ROOT, pin_charts, run_meshc, with_tools
 
 from compiler.check import CheckOptions, run_checks
 from compiler.check.report import format_github
@@ -48,7 +48,7 @@ def _project(tmp_path: Path, edits: dict[str, str] | None = None, render: bool =
 
 
 def _check(root: Path, *envs: str, stale: bool = True):
-    compiler = load_project(ProjectFiles(root))
+    compiler = with_tools(load_project(ProjectFiles(root)))
     project = compiler.project
     chosen = [project.environment(e) for e in envs] if envs else list(project.deployable)
     return run_checks(compiler, chosen, CheckOptions(stale=stale))
@@ -315,6 +315,7 @@ def test_remote_chart_version_ahead_of_its_source_environment(tmp_path):
     meshfile = root / "meshfile.yaml"
     meshfile.write_text(meshfile.read_text() + "  prom:\n    chart: prometheus\n"
                         "    repo: https://example.com/charts\n    version: 25.8.0\n")
+    pin_charts(root)
     report = _check(root, stale=False)
     [finding] = [f for f in report.findings if f.rule == "promotion-order"]
     assert "prom: chart version: 'prod' runs 25.9.0, ahead of 25.8.0 in 'dev'" in \

@@ -30,7 +30,7 @@ def assert_diagnostic(code: int, err: str, *fragments: str) -> None:
 
 
 def copy_example(dest: Path, with_rendered: bool = True) -> Path:
-    for name in ("meshfile.yaml", "environments", "templates", "rendered"):
+    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates", "rendered"):
         if name == "rendered" and not with_rendered:
             continue
         source = ROOT / name

@@ -17,7 +17,7 @@ from typing import Any, Self
 import pytest
 from conftest import ROOT, run_meshc
 
-EXAMPLE_INPUTS = ("meshfile.yaml", "environments", "templates")
+EXAMPLE_INPUTS = ("meshfile.yaml", "meshfile.lock", "environments", "templates")
 HASH_SEEDS = ("0", "1", "12345")
 
 

@@ -130,8 +130,14 @@ def test_every_wrapper_chart_is_meshcs(rendered_example):
     releases = sorted({path.parent.parent for path in manifest_files(rendered_example)}
                       | set(wrapper_charts(rendered_example)))
     assert releases, f"no wrapper charts under {rendered_example}"
+    helm_charts = _helm_chart_releases()
+    assert helm_charts  # the example's remote charts
     for release in releases:
         where = release.relative_to(rendered_example)
+        if release.name in helm_charts:  # installed as itself: the review copy only
+            assert sorted(p.name for p in release.iterdir()) == ["manifests", "values.yaml"], \
+                where
+            continue
         assert (release / "Chart.yaml").read_text() == wrapper_chart.chart_yaml(release.name), \
             where
         templates = sorted(p.name for p in (release / "templates").iterdir())
@@ -146,6 +152,17 @@ def test_every_wrapper_chart_is_meshcs(rendered_example):
             wrapper_chart.manifests_template(), where
         assert (release / "values.yaml").is_file(), where
         assert (release / "manifests").is_dir(), where
+
+
+def _helm_chart_releases() -> set[str]:
+    """The example's releases whose chart is a Helm chart (local folder or remote)."""
+    from conftest import ROOT
+
+    from compiler.core.files import ProjectFiles
+    from compiler.pipeline import load_project
+
+    project = load_project(ProjectFiles(ROOT)).project
+    return {r.name for r in project.releases if r.chart.is_helm}
 
 
 _SECRET_BLOCK = re.compile(r"  name: (\S+)\n.*?dig ((?:\"[^\"]*\" )+)dict \.Values\.AsMap }}\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import GOLDEN, ROOT, check_text, tree_files
+from conftest import GOLDEN, ROOT, check_text, pin_charts, tree_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,7 @@ from compiler.syntax.roundtrip import Change, EditError, edit_text, write_files
 
 CASES = Path(__file__).resolve().parent / "roundtrip"
 EXPECTED = GOLDEN / "promote"
-EXAMPLE_PARTS = ("meshfile.yaml", "environments", "templates", "rendered")
+EXAMPLE_PARTS = ("meshfile.yaml", "meshfile.lock", "environments", "templates", "rendered")
 
 
 # --- round-trip edits -----------------------------------------------------------------------
@@ -171,6 +171,7 @@ def test_chart_versions_are_promoted_in_the_meshfile(example: Path,
     staging = "    helm: {timeout: 10m, rollbackOnFailure: true}\n"
     meshfile.write_text(text.replace(staging, staging + "    chartVersions: "
                                      "{prometheus: 25.9.0, grafana: \"7.4.0\"}\n"))
+    pin_charts(example)  # new chart versions are pinned first (meshc charts update)
     code, stdout, stderr = meshc(example, "plan", "staging", "-o", "json")
     assert code == 0 and '"25.9.0"' in stdout, stderr
     result = meshc(example, "promote", "staging", "production", "--yes")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import run_meshc
+from conftest import pin_charts, run_meshc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -325,6 +325,7 @@ def test_valid_projects_compile_and_render_deterministically(
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     with project_dir(text, files) as root:
         meshfile = str(root / "meshfile.yaml")
+        pin_charts(root)  # its remote charts, as `meshc charts update` pins them
         trees = []
         for out in (root / "out1", root / "out2", root / "out1"):
             code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))

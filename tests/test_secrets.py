@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, pin_charts
 
 from compiler.cli.main import main
 from compiler.core.files import ProjectFiles
@@ -159,6 +159,7 @@ def project(tmp_path: Path) -> tuple[Path, Path, str]:
     (root / "env/dev.yaml").write_text("api:\n  tag: '1.2'\nmonitoring:\n  grafana:\n"
                                        "    persistence: {enabled: true}\n")
     (root / "env/dev-secrets.yaml").write_text(SECRETS)
+    pin_charts(root)
     code, _, err = meshc(root, "secrets", "encrypt", "dev", "env/dev-secrets.yaml")
     assert code == 0, err
     text = (root / "env/dev-secrets.yaml").read_text()

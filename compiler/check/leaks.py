@@ -5,12 +5,17 @@
 * ``unencrypted-secrets``: a ``secrets:`` file that is not SOPS-encrypted, or holds a value in
   clear text;
 * ``secret-unused``: a secret no deployed release receives (warning);
+* ``secret-in-clear``: a Helm chart's manifest other than a Secret's data holds a secret's
+  stand-in (:func:`compiler.render.helm_chart.stand_in`): at install it holds the secret in
+  clear text (a ConfigMap, an env value, an annotation);
 * ``secret-canary``: with a key (``CheckOptions.decrypt``), no secret value occurs in the
   committed output directory or in any values file.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 
 from ..core.diagnostics import Diagnostic
@@ -33,6 +38,7 @@ def check_leaks(ctx: CheckContext) -> Iterable[Finding | Diagnostic]:
         yield from _finding(ctx, "unencrypted-secrets", diag)
     if not problems:
         yield from _unused(ctx)
+    yield from _in_clear(ctx)
     decrypt = getattr(ctx.options, "decrypt", None)
     if decrypt is None or not readable or ctx.level("secret-canary", None) == "off":
         return
@@ -43,6 +49,31 @@ def check_leaks(ctx: CheckContext) -> Iterable[Finding | Diagnostic]:
             yield Finding("secret-canary", None, diag)
         else:
             yield from _finding(ctx, "secret-canary", diag)
+
+
+_STAND_IN = re.compile(r"meshc-secret:([^\s\"'@]+)")
+
+
+def _in_clear(ctx: CheckContext) -> Iterable[Finding]:
+    for env in ctx.environments:
+        for resource in ctx.resources(env):
+            if not resource.output.release.chart.is_helm:
+                continue
+            data = resource.data
+            if data.get("kind") == "Secret":  # its data is where a secret belongs
+                data = {k: v for k, v in data.items() if k not in ("data", "stringData")}
+            found = sorted(set(_STAND_IN.findall(json.dumps(data))))
+            for path in found:
+                where = ctx.rendered_path(resource)
+                finding = ctx.finding(
+                    "secret-in-clear", env, f"{resource.ref} ({resource.release}) holds the "
+                    f"secret '{path}' in clear text: the chart copies it outside a Secret's "
+                    "data", resource.output.release.chart_span or resource.output.release.span,
+                    "set the chart's option that reads it from a Secret (often existingSecret), "
+                    "or keep the value out of the secrets",
+                    (f"rendered at {where} (the review shows where the secret goes)",))
+                if finding is not None:
+                    yield finding
 
 
 def _unused(ctx: CheckContext) -> Iterable[Finding]:

@@ -32,7 +32,7 @@ def summary(report: CheckReport) -> str:
     against = f" against Kubernetes {', '.join(versions)}" if versions else ""
     verdict = "failed" if report.errors else "passed"
     helm = report.helm
-    judged = (f", {helm.charts} wrapper chart{'s' * (helm.charts != 1)} judged by Helm "
+    judged = (f", {helm.charts} chart{'s' * (helm.charts != 1)} judged by Helm "
               f"{helm.version}" if helm is not None else "")
     return (f"meshc check {verdict}: {len(report.environments)} environment"
             f"{'s' * (len(report.environments) != 1)} ({', '.join(report.environments)}), "

@@ -84,6 +84,9 @@ RULES: tuple[Rule, ...] = (
     Rule("secret-unused", "secrets", "warning", "warning",
          "every secret of an environment reaches a deployed release (remote charts: under "
          "their valuesKey; local charts: through secret_ref)"),
+    Rule("secret-in-clear", "secrets", "error", "error",
+         "a Helm chart puts no secret value outside a Secret's data (a ConfigMap, an env value, "
+         "an annotation: readable in clear text in the cluster)"),
     Rule("secret-canary", "secrets", "error", "error",
          "with an age key available: no secret value occurs in the committed output or in "
          "values files", scope="project"),
@@ -92,8 +95,9 @@ RULES: tuple[Rule, ...] = (
          "every named values file reaches a deployable environment", scope="project"),
     # Helm itself (compiler/check/helm.py), when a helm binary is available
     Rule("helm", "helm", "error", "error",
-         "every local release's wrapper chart passes `helm lint --strict`, and `helm template` "
-         "with the plan step's arguments yields exactly the compiled manifests"),
+         "every Jinja release's wrapper chart passes `helm lint --strict`, and `helm template` "
+         "with each plan step's arguments (a Helm chart's pinned package) yields exactly the "
+         "compiled manifests"),
 )
 
 RULES_BY_NAME: Mapping[str, Rule] = {rule.name: rule for rule in RULES}

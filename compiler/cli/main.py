@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..core import limits
 from .apply import apply
+from .charts import charts
 from .check import check
 from .completion import completion
 from .project import env_group, promote, versions
@@ -47,7 +48,7 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
 
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
-                env_group, apply, schema, completion):
+                env_group, apply, charts, schema, completion):
     main.add_command(command)
 
 

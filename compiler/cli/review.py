@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -52,8 +51,7 @@ def values(options: Options, /, environment: str, release: str, fmt: str, **kwar
     Example: meshc values production weather-agent
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs))
-    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
+    compiler = session.compiler(_flags(kwargs), manifests=False)  # values only: no helm
 
     def work() -> None:
         env = find_environment(compiler.project, environment)
@@ -89,8 +87,7 @@ def graph(options: Options, /, environment: str | None, fmt: str) -> None:
              meshc graph production -o mermaid
     """
     session = _Session(options)
-    compiler = session.compiler()
-    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
+    compiler = session.compiler(manifests=False)  # values only: no helm
 
     def work() -> None:
         enabled = None
@@ -123,8 +120,7 @@ def explain(options: Options, /, environment: str, release: str, key_path: str, 
              meshc explain staging weather-agent env.CACHE_TTL -o json
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs))
-    compiler = replace(compiler, helm_manifests=False)  # values only: no helm
+    compiler = session.compiler(_flags(kwargs), manifests=False)  # values only: no helm
 
     def work() -> None:
         try:

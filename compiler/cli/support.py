@@ -28,6 +28,7 @@ from ..pipeline import (
     load_project,
     with_sets,
 )
+from ..render.remote import ChartStore, cache_folder, lock_name, read_lock
 from ..syntax.strvals import SetError
 
 EXIT_INVALID = 1      # a diagnostic was printed (MeshcError.exit_code)
@@ -173,16 +174,27 @@ class _Session:
         self.name = options.meshfile.name
         self.holder: list[Compiler] = []
         self.runner = options.tools.runner
+        self.unrendered: list[str] = []  # Helm-chart releases, when there is no helm
 
-    def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True) -> Compiler:
+    def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True,
+                 manifests: bool = True) -> Compiler:
+        """The project, loaded. ``manifests=False``: values only (Helm charts are not
+        rendered, helm is not looked for)."""
         with _diagnostics(self.holder, self.files):
             parsed = ParsedValues(self.files.root / CACHE_DIR) if cache else None
             with _collector_paused():
                 compiler = load_project(self.files, self.name, parsed)
             if parsed is not None:
                 parsed.save()
-            if any(r.chart.is_helm for r in compiler.project.releases):
+            helm_charts = [r.name for r in compiler.project.releases if r.chart.is_helm]
+            if not manifests:
+                compiler = replace(compiler, helm_manifests=False)
+            elif helm_charts:
                 compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
+                if compiler.helm is None:
+                    self.unrendered = helm_charts
+            if any(not r.chart.local for r in compiler.project.releases):
+                compiler = replace(compiler, charts=chart_store(self.files, self.name))
             self.holder.append(compiler)
             if flags:
                 compiler = with_sets(compiler, flags, _read_set_file)
@@ -191,9 +203,22 @@ class _Session:
 
     def run(self, func: Callable[[], Any]) -> Any:
         with _diagnostics(self.holder, self.files):
-            return func()
+            result = func()
+        if self.unrendered:  # it worked without helm: the committed review stood in
+            click.echo(f"warning: no helm: the Helm-chart releases ({', '.join(self.unrendered)})"
+                       " are the committed review (their inputs are unchanged since it was "
+                       "rendered), neither re-rendered nor checked by Helm; install Helm 4 (or "
+                       "set MESHC_HELM) to render them", err=True)
+        return result
 
 
+
+
+def chart_store(files: ProjectFiles, meshfile: str) -> ChartStore:
+    """The remote charts' lock (read through ``files``: a render's journal covers it) and the
+    chart cache this process uses (``$MESHC_CHART_CACHE``, else the user's cache folder)."""
+    name = lock_name(meshfile)
+    return ChartStore(read_lock(files, name), name, cache_folder(os.environ), os.environ)
 
 
 # --- helm (check's helm rule) ---------------------------------------------------------------

@@ -209,12 +209,14 @@ class Chart:
     templates: tuple[str, ...] = ()   # local: the *.yaml.j2 files, sorted, project-relative
     defaults: ValuesDoc | None = None  # local: the chart's values.yaml
     schema: ValuesDoc | None = None    # local: the chart's values.schema.json (Helm checks it)
-    kind: str = "jinja"               # local: "jinja" or "helm" (a folder with Chart.yaml)
+    kind: str = "jinja"               # "jinja", or "helm" (a folder with Chart.yaml; remote)
     files: tuple[tuple[str, str], ...] = ()  # helm: every file of the folder, (path, sha256)
 
     @property
     def is_helm(self) -> bool:
-        return self.local and self.kind == "helm"
+        """Rendered by ``helm template``: a local folder with ``Chart.yaml``, or any remote
+        chart (pinned in the project's lock, fetched into the chart cache)."""
+        return self.kind == "helm"
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,7 +311,7 @@ class _Resolver:
             self.diags.error(f"remote chart '{ref.value}' of release '{spec.name}' needs a "
                              "'version:'", ref.span, "pin the chart version, e.g. version: \"1.2.3\"")
         return Chart(ref.value, False, spec.repo.value if spec.repo else None,
-                     spec.version.value if spec.version else None)
+                     spec.version.value if spec.version else None, kind="helm")
 
     def local_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
         if spec.repo is not None or spec.version is not None:

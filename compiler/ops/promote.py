@@ -33,7 +33,7 @@ from ..core.files import ProjectFiles
 from ..core.source import Span
 from ..model.load import load_meshfile
 from ..model.model import Environment, Project
-from ..pipeline import Compiler, find_environment, find_release, load_project
+from ..pipeline import Compiler, find_environment, find_release, reload_project
 from ..syntax.roundtrip import Change, EditError, edit_text
 from ..syntax.yamlsrc import Path as ValuePath
 from ..values.values import ValueSet
@@ -295,7 +295,7 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str, str]], src: Environm
     environments whose versions changed."""
     files = copy_with_texts(compiler.files, {file: new for file, (_, new) in texts.items()})
     try:
-        edited = load_project(files, compiler.project.root_file)
+        edited = reload_project(compiler, files)
         after = {e.name: environment_versions(edited, e) for e in edited.project.deployable}
     except CompileError as exc:
         raise CompileError([Diagnostic("error", "the promoted project would not compile; "

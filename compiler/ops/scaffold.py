@@ -27,7 +27,13 @@ from ..core.source import Span
 from ..model.graph import _promotion_chain, promotion_order
 from ..model.load import DNS_LABEL, DNS_LABEL_MAX
 from ..model.model import Environment, Project
-from ..pipeline import Compiler, _namespace, compile_environment, env_context, load_project
+from ..pipeline import (
+    Compiler,
+    _namespace,
+    compile_environment,
+    env_context,
+    reload_project,
+)
 from ..syntax.roundtrip import (
     Change,
     EditError,
@@ -238,7 +244,7 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str | None, str]],
     and those another deployable environment also deploys to in the same kubeContext."""
     files = copy_with_texts(compiler.files, {file: new for file, (_, new) in texts.items()})
     try:
-        edited = load_project(files, compiler.project.root_file)
+        edited = reload_project(compiler, files)
         env = edited.project.environment(name)
         assert env is not None
         result = compile_environment(edited, env)

@@ -22,10 +22,12 @@ from ..pipeline import (
     Compiler,
     Prepared,
     ReleaseSecrets,
+    committed_review,
     compile_releases,
     plan_environment,
     prepare,
     release_files,
+    stale_review,
 )
 from ..plan.plan import Plan, format_json
 from ..render.helm_chart import no_helm
@@ -116,10 +118,14 @@ def _require_helm(compiler: Compiler, work: Work) -> None:
     helm: it names every such release (not one error per release and environment)."""
     if compiler.helm is not None:
         return
+    envs = sorted({e for e, r in work.todo if work.prepared[e].enabled[r].chart.is_helm})
+    stale = [e for e in envs if committed_review(compiler, work.prepared[e]) is None]
     pending = {work.prepared[e].enabled[r].name for e, r in work.todo
-               if work.prepared[e].enabled[r].chart.is_helm}
+               if e in stale and work.prepared[e].enabled[r].chart.is_helm}
     if pending:
-        raise CompileError([no_helm([r for r in compiler.project.releases if r.name in pending])])
+        why = {stale_review(compiler, work.prepared[e]) for e in stale} - {None}
+        raise CompileError([no_helm([r for r in compiler.project.releases if r.name in pending],
+                                    next(iter(why), None))])
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
@@ -265,7 +271,10 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
         "values": values.values,
         "templates": cache.chart_hash(release) if release.chart.local else None,
         **({"helm": compiler.helm.version if compiler.helm is not None else None,
-            "kubeVersion": repr(env.kube_version)} if release.chart.is_helm else {}),
+            "kubeVersion": repr(env.kube_version),
+            "package": compiler.charts.digest(release, env)
+            if compiler.charts is not None and not release.chart.local else None}
+           if release.chart.is_helm else {}),
     }), values
 
 

@@ -26,14 +26,15 @@ class Target:
     needs: tuple[str, ...]          # enabled releases it needs
     dropped_needs: tuple[str, ...]  # needs on releases disabled in this environment
     helm: HelmOptions               # fully resolved (no None left but timeout)
-    chart: str                      # wrapper chart folder (local) or chart name/oci ref (remote)
-    values_file: str
+    chart: str                      # wrapper chart folder (Jinja chart), the Helm chart's folder,
+    values_file: str                # or the remote chart's name/oci ref
     remote: bool
     repo: str | None = None
     version: str | None = None
     secrets: tuple[SecretInput, ...] = ()  # encrypted files to decrypt and pass as --values
-    helm_chart: str | None = None   # the local Helm chart folder its manifests came from
+    helm_chart: str | None = None   # a Helm chart (folder or remote name): installed as itself
     hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
+    digest: str | None = None       # a remote chart's package, as the lock pins it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,9 @@ class Step:
     remote: bool
     action: str = "upgrade"
     secrets: tuple[SecretInput, ...] = ()
-    helm_chart: str | None = None   # rendered by helm template from this local Helm chart
+    helm_chart: str | None = None   # a Helm chart (folder or remote name): installed as itself
     hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
+    digest: str | None = None       # a remote chart's package, as the lock pins it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +100,10 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
         Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
              by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote,
              secrets=by_name[name].secrets, helm_chart=by_name[name].helm_chart,
-             hooks=by_name[name].hooks)
+             hooks=by_name[name].hooks, digest=by_name[name].digest)
         for index, wave in enumerate(generations) for name in wave)
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
-    remote = sorted(t.release for t in targets if t.remote)
-    if remote:
-        notes.append(f"remote charts ({', '.join(remote)}) are rendered by helm when the plan "
-                     "runs; meshc computed their values only")
     return Plan(environment, protected, kube_context, steps, len(generations), disabled,
                 tuple(notes), inputs_digest)
 
@@ -118,7 +116,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "steps": [{"release": s.release, "wave": s.wave, "needs": list(s.needs),
                    "namespace": s.namespace, "action": s.action, "chart": s.chart,
                    "argv": list(s.argv), "remote": s.remote,
-                   "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets]}
+                   "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets],
+                   **({"chartDigest": s.digest} if s.digest else {}),
+                   **({"hooks": list(s.hooks)} if s.hooks else {})}
                   for s in plan.steps],
         "kubeContext": plan.kube_context,
         "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
@@ -253,10 +253,10 @@ def _status(review: ReleaseReview) -> str:
 
 
 def _chart_text(step: Step) -> str:
-    if step.helm_chart is not None:
-        return f"Helm chart {step.helm_chart} → {step.chart}"
     if not step.remote:
-        return f"local chart → {step.chart}"
+        return f"Helm chart {step.chart}" if step.helm_chart is not None \
+            else f"local chart → {step.chart}"
     argv = list(step.argv)
     version = argv[argv.index("--version") + 1] if "--version" in argv else "?"
-    return f"remote chart {step.chart} {version}"
+    pinned = f" ({step.digest[:19]}…)" if step.digest else ""
+    return f"remote chart {step.chart} {version}{pinned}"

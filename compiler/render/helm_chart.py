@@ -42,13 +42,12 @@ release's ``chart:`` line, with Helm's words.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,11 @@ import yaml
 
 from ..core.diagnostics import WHOLE_LINE, CompileError, Diagnostic, Diagnostics
 from ..core.files import ProjectFiles
-from ..core.process import HELM_VAR, HelmTool, helm_environment
+from ..core.process import HELM_VAR, Completed, HelmTool, helm_environment
 from ..core.source import Span
 from ..model.model import Release
-from ..syntax.yamlsrc import dump_yaml
-from .render import Manifest, manifests_of
+from ..syntax.yamlsrc import dump_yaml, load_documents
+from .render import GENERATED, Manifest, manifests_of
 
 NON_REPRODUCIBLE = (
     "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randBytes", "randInt", "uuidv4",
@@ -77,32 +76,69 @@ _LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*/[\w.-]+\.(?:yaml|yml|tpl|txt|json
 
 
 def render_helm_release(release: Release, values: dict[str, Any], files: ProjectFiles,
-                        helm: HelmTool, namespace: str, env: str,
-                        kube_version: str | None) -> tuple[Manifest, ...]:
-    """Render the local Helm chart of ``release`` with ``helm template`` and ``values`` (the
-    release's computed values) in environment ``env``. Raises :class:`CompileError`: Helm's
-    failures located on the chart file or the ``chart:`` line, non-reproducible templates on
-    their call."""
+                        helm: HelmTool, namespace: str, env: str, kube_version: str | None,
+                        package: Path | None = None,
+                        stand_ins: Sequence[tuple[tuple[Any, ...], str]] = ()
+                        ) -> tuple[Manifest, ...]:
+    """Render the Helm chart of ``release`` with ``helm template`` and ``values`` (the release's
+    computed values) in environment ``env``: the local chart folder, or ``package`` (a remote
+    chart's verified package). ``stand_ins`` are (path, text) pairs put into the values where
+    the release's secrets go (helm never sees a secret value). Raises :class:`CompileError`:
+    Helm's failures located on the chart file or the ``chart:`` line, non-reproducible
+    templates on their call."""
     chart = release.chart
-    folder = files.locate(chart.ref)
+    defaults = chart.defaults.data if chart.defaults is not None else {}
+    given = with_deletions(_with_stand_ins(values, stand_ins), defaults)
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
-        environ = helm_environment(Path(temp) / "home")
-        source = _with_dependencies(release, files, helm, Path(temp), environ)
-        values_file = Path(temp) / "values.yaml"
-        values_file.write_bytes(dump_yaml(_with_deletions(
-            values, chart.defaults.data if chart.defaults is not None else {})).encode())
-        argv = [helm.path, "template", release.name, str(source or folder),
-                "--namespace", namespace, "--include-crds", "-f", str(values_file)]
+        work = Path(temp)
+        environ = helm_environment(work / "home")
+        if package is not None:
+            source = package
+        else:
+            built = _with_dependencies(release, files, helm, work, environ)
+            source = built or files.locate(chart.ref)
+        values_file = work / "values.yaml"
+        values_file.write_bytes(dump_yaml(given).encode())
+        argv = [helm.path, "template", release.name, "", "--namespace", namespace,
+                "--include-crds", "-f", str(values_file)]
         if kube_version:
             argv += ["--kube-version", kube_version]
-        done = helm.runner(argv, Path(temp), environ)
-    if done.returncode != 0:
-        raise CompileError([helm_failure(release, files, done.stderr or done.stdout)])
-    outputs = list(split_sources(done.stdout, chart.ref))
-    problems = non_reproducible(release, files, {name for name, _ in outputs})
+
+        def template(chart_source: Path) -> Completed:
+            return helm.runner([*argv[:3], str(chart_source), *argv[4:]], work, environ)
+
+        done = template(source)
+        if done.returncode != 0:
+            raise CompileError([helm_failure(release, files, done.stderr or done.stdout)])
+        problems, output = non_reproducible(release, files, source, work, template,
+                                            done.stdout)
     if problems:
         raise CompileError(problems)
-    return manifests_of(release, outputs, namespace, env)
+    outputs = list(split_sources(output, chart.ref))
+    return manifests_of(release, outputs, namespace, env, redact_secrets=True)
+
+
+def stand_in(path: Sequence[Any], fingerprint: str = "") -> str:
+    """The text a Helm chart receives in place of the secret at ``path`` (its full values
+    path): it names the secret, so a chart that copies it outside a Secret shows where, and
+    carries the fingerprint of its ciphertext, so the review's digest of a Secret value changes
+    when the secret does."""
+    return "meshc-secret:" + ".".join(map(str, path)) + (f"@{fingerprint}" if fingerprint else "")
+
+
+def _with_stand_ins(values: dict[str, Any],
+                    stand_ins: Sequence[tuple[tuple[Any, ...], str]]) -> dict[str, Any]:
+    for path, text in stand_ins:
+        values = _put(values, path, text)
+    return values
+
+
+def _put(node: Any, path: Sequence[Any], text: str) -> Any:
+    if not path:
+        return text
+    copy = dict(node) if isinstance(node, dict) else {}
+    copy[path[0]] = _put(copy.get(path[0]), path[1:], text)
+    return copy
 
 
 def split_sources(output: str, folder: str) -> Iterator[tuple[str, str]]:
@@ -123,14 +159,15 @@ def project_path(helm_path: str, folder: str) -> str:
     return posixpath.join(folder, rest) if rest else folder
 
 
-def _with_deletions(values: Any, defaults: Any) -> Any:
+def with_deletions(values: Any, defaults: Any) -> Any:
     """``values`` with ``null`` where a chart default is absent: meshc's layers deleted it, and
-    Helm would merge it back in from the chart's values.yaml otherwise."""
+    Helm would merge it back in from the chart's values.yaml otherwise (the values file of a
+    Helm chart's plan step says so too)."""
     if not isinstance(values, dict) or not isinstance(defaults, dict):
         return values
     result = dict(values)
     for key, default in defaults.items():
-        result[key] = _with_deletions(result[key], default) if key in result else None
+        result[key] = with_deletions(result[key], default) if key in result else None
     return result
 
 
@@ -254,62 +291,201 @@ def no_helm(releases: list[Release], why: str | None = None) -> Diagnostic:
 
 # --- non-reproducible templates -------------------------------------------------------------
 
-def non_reproducible(release: Release, files: ProjectFiles,
-                     rendered: set[str]) -> list[Diagnostic]:
-    """A diagnostic for each call of a non-reproducible function in a template that rendered a
-    document (``rendered``: their project paths) or in any partial of the chart."""
-    if not rendered:
-        return []
-    found = []
-    for path, text, located in _templates(release, files):
-        partial = posixpath.basename(path).startswith("_")
-        if path not in rendered and not partial:
-            continue
-        for function, line, col in calls(text):
-            span = Span(path, line, col, line, col + len(function)) if located \
-                else _chart_span(release)
-            notes = () if located else (f"in {path}:{line}",)
-            found.append(Diagnostic(
-                "error", f"template {path} calls {function}, which renders differently on "
-                f"every run (meshc commits only reproducible output)", span, REPLACE_HELP,
-                notes))
-    return found
+CLOCK = frozenset({"now", "ago"})              # refused wherever Helm reaches them
+CLUSTER = frozenset({"lookup", "getHostByName"})  # nothing offline; the cluster's at install
+RANDOM = frozenset(NON_REPRODUCIBLE) - CLOCK - CLUSTER
+_HELM_AT = re.compile(r"([\w.-]+(?:/[\w.-]+)*/templates/[\w./-]+):(\d+)(?::(\d+))?")
 
 
-def calls(text: str) -> Iterator[tuple[str, int, int]]:
-    """(function, line, column) of every non-reproducible call inside a ``{{ }}`` action of
-    Go template ``text`` (string literals and comments left out)."""
+def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: Path,
+                     template: Callable[[Path], Completed],
+                     first: str) -> tuple[list[Diagnostic], str]:
+    """(A diagnostic for each non-reproducible call that shaped the output, the output to
+    review). Only charts whose templates call such a function pay for the proof:
+
+    * random functions (``randAlphaNum``, ``uuidv4``, ``genCA``…): the chart is templated a
+      second time. Where the two outputs differ only in values of a Secret's ``data`` or
+      ``stringData`` and in ``checksum/*`` annotations (a password the chart generates when
+      none is given, and the checksums of it), those values read :data:`GENERATED` in the
+      review: the chart generates them at install, and a Secret's values are never shown
+      anyway. Any other difference is an error on every random call of the templates whose
+      documents differ (and of the partials). ``default (randAlphaNum 16)`` with the value set
+      renders the same twice and is accepted;
+    * clock functions (``now``, ``ago``), which render the same twice here but not tomorrow: a
+      copy of the chart whose calls of them are replaced by ``fail`` is templated; each call
+      Helm reaches is an error (the copy is templated again with that call restored, until none
+      is reached);
+    * ``lookup`` and ``getHostByName`` render nothing offline and the cluster's answer at
+      install, which is what charts use them for (keeping a generated password across
+      upgrades); they are not refused, and ``meshc check`` names them.
+    """
+    tree = work / "instrumented"
+    _unpack(source, tree)
+    sites = [(path, text, [c for c in calls(text) if c[0] not in CLUSTER])
+             for path, text in _tree_templates(tree)]
+    sites = [(path, text, found) for path, text, found in sites if found]
+    if not sites:
+        return [], first
+    chart_root = next(p for p in sorted(tree.iterdir()) if p.is_dir())
+    problems: list[Diagnostic] = []
+    output = first
+    random = [(path, f, line, col) for path, _, found in sites for f, line, col, _ in found
+              if f in RANDOM]
+    if random:
+        again = template(source)
+        if again.returncode == 0 and again.stdout != first:
+            output, changed = stabilized(first, again.stdout)
+            for path, function, line, col in random if changed else ():
+                rel = path.relative_to(chart_root).as_posix()
+                if rel in changed or "" in changed or posixpath.basename(rel).startswith("_"):
+                    problems.append(_call_diagnostic(release, files, rel, function, line, col))
+    texts = {path: text for path, text, _ in sites}
+    pending = {(path, line): (function, col, offset)
+               for path, _, found in sites for function, line, col, offset in found
+               if function in CLOCK}
+
+    def instrument(path: Path) -> None:  # every pending call of the file made a `fail`
+        marks = sorted((offset, function) for (at, _), (function, _, offset) in pending.items()
+                       if at == path)
+        path.write_text(_failing(texts[path], marks), encoding="utf-8")
+
+    for path in sorted({at for at, _ in pending}):
+        instrument(path)
+    for _ in range(len(pending)):
+        done = template(chart_root)
+        hit = _HELM_AT.search(done.stderr or done.stdout) if done.returncode != 0 else None
+        at = (chart_root / hit.group(1).partition("/")[2], int(hit.group(2))) if hit else None
+        if at is None or at not in pending:
+            break  # none reached (a failure of another kind was reported by the first run)
+        function, col, _ = pending.pop(at)
+        problems.append(_call_diagnostic(release, files, at[0].relative_to(chart_root)
+                                         .as_posix(), function, at[1], col))
+        instrument(at[0])
+    return sorted(problems, key=lambda d: (str(d.span), d.message)), output
+
+
+def stabilized(first: str, second: str) -> tuple[str, set[str]]:
+    """(``first`` with each value that differs from ``second`` in a Secret's data or in a
+    ``checksum/*`` annotation replaced by :data:`GENERATED`, the chart-relative templates whose
+    documents differ anywhere else) for two ``helm template`` outputs of the same inputs."""
+    a = re.split(r"^---[ \t]*$", first, flags=re.MULTILINE)
+    b = re.split(r"^---[ \t]*$", second, flags=re.MULTILINE)
+    if len(a) != len(b):
+        return first, _changed_templates(first, second) or {""}
+    chunks, unconfined = [], set()
+    for one, two in zip(a, b, strict=True):
+        merged = None
+        if one != two:
+            try:
+                docs = load_documents(one, "first"), load_documents(two, "second")
+            except CompileError:
+                docs = ([], [])
+            if len(docs[0]) == 1 == len(docs[1]) and isinstance(docs[0][0], dict):
+                merged = _generated(docs[0][0], docs[1][0], docs[0][0].get("kind") == "Secret",
+                                    ())
+            if merged is None:
+                source = _SOURCE.search(one)
+                unconfined.add(project_path(source.group(1), "").lstrip("/") if source else "")
+                chunks.append(one)
+                continue
+            comments = [line for line in one.strip("\n").splitlines() if line.startswith("#")]
+            one = "\n" + "".join(f"{line}\n" for line in comments) + dump_yaml(merged)
+        chunks.append(one)
+    return "---".join(chunks), unconfined
+
+
+def _generated(a: Any, b: Any, secret: bool, path: tuple[str, ...]) -> Any:
+    """``a`` with the values that differ from ``b`` where a chart may generate them replaced
+    by :data:`GENERATED`; None when they differ anywhere else."""
+    if a == b:
+        return a
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        merged = {}
+        for key in a:
+            value = _generated(a[key], b[key], secret, (*path, str(key)))
+            if value is None:
+                return None
+            merged[key] = value
+        return merged
+    if secret and len(path) == 2 and path[0] in ("data", "stringData"):
+        return GENERATED
+    if len(path) >= 2 and path[-2] == "annotations" and path[-1].startswith("checksum/"):
+        return GENERATED
+    return None
+
+
+def _failing(text: str, marks: list[tuple[int, str]]) -> str:
+    """``text`` with the call of each (offset, function) replaced by ``fail`` (padded to the
+    name's length where it is longer, so columns stay put)."""
+    for offset, function in reversed(marks):
+        text = text[:offset] + "fail".ljust(len(function)) + text[offset + len(function):]
+    return text
+
+
+def _changed_templates(first: str, second: str) -> set[str]:
+    """The chart-relative templates whose documents differ between two ``helm template``
+    outputs."""
+    def by_source(output: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for name, document in split_sources(output, ""):
+            found.setdefault(name.lstrip("/"), []).append(document)
+        return found
+    a, b = by_source(first), by_source(second)
+    return {name for name in set(a) | set(b) if a.get(name) != b.get(name)}
+
+
+def _call_diagnostic(release: Release, files: ProjectFiles, rel: str, function: str,
+                     line: int, col: int) -> Diagnostic:
+    """The error for a call at ``rel`` (chart-relative) ``line:col``: on the project file when
+    the chart is a local folder holding it, else on the release's ``chart:``."""
+    path = posixpath.join(release.chart.ref, rel)
+    message = (f"template {path if release.chart.local else release.chart.ref + '/' + rel} "
+               f"calls {function}, which renders differently on every run or at install "
+               "(meshc commits only reproducible output)")
+    if release.chart.local and any(p == path for p, _ in release.chart.files):
+        files.read(path)  # for the excerpt
+        return Diagnostic("error", message, Span(path, line, col, line, col + len(function)),
+                          REPLACE_HELP)
+    return Diagnostic("error", message, _chart_span(release), REPLACE_HELP,
+                      (f"in {release.chart.ref}/{rel}:{line}:{col}",))
+
+
+def calls(text: str) -> Iterator[tuple[str, int, int, int]]:
+    """(function, line, column, offset) of every non-reproducible call inside a ``{{ }}``
+    action of Go template ``text`` (string literals and comments left out)."""
     for action in _ACTION.finditer(text):
         body = _STRINGS.sub(lambda m: " " * len(m.group(0)), action.group(1))
         for call in _CALL.finditer(body):
             offset = action.start(1) + call.start()
             line = text.count("\n", 0, offset) + 1
             col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-            yield call.group(1), line, col
+            yield call.group(1), line, col, offset
 
 
-def _templates(release: Release, files: ProjectFiles) -> Iterator[tuple[str, str, bool]]:
-    """(path, text, is a project file) of every template of the chart and its subcharts:
-    project files, and the members of vendored ``.tgz`` subcharts (named as if unpacked)."""
-    for path, _ in release.chart.files:
-        rel = path[len(release.chart.ref) + 1:]
-        if "/templates/" in f"/{rel}":
+def _unpack(source: Path, into: Path) -> None:
+    """The chart at ``source`` (a folder or a package) as plain folders under ``into``, its
+    packaged subcharts (``charts/*.tgz``) unpacked in place, recursively."""
+    into.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, into / source.name, symlinks=False)
+    else:
+        _extract(source, into)
+    for archive in sorted(into.rglob("charts/*.tgz")):
+        _extract(archive, archive.parent)
+        archive.unlink()
+
+
+def _extract(archive: Path, into: Path) -> None:
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if (m.isfile() or m.isdir())
+                   and not m.name.startswith(("/", "..")) and "/../" not in m.name]
+        tar.extractall(into, members=members, filter="data")
+
+
+def _tree_templates(tree: Path) -> Iterator[tuple[Path, str]]:
+    for path in sorted(tree.rglob("*")):
+        if path.is_file() and "templates" in path.relative_to(tree).parts:
             try:
-                yield path, files.read(path), True
-            except (OSError, ValueError):
+                yield path, path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
                 continue
-        elif rel.startswith("charts/") and rel.endswith(".tgz") and rel.count("/") == 1:
-            yield from _archive_templates(files.locate(path), f"{release.chart.ref}/charts")
-
-
-def _archive_templates(archive: Path, charts: str) -> Iterator[tuple[str, str, bool]]:
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in sorted(tar.getmembers(), key=lambda m: m.name):
-                if member.isfile() and "/templates/" in member.name:
-                    data = tar.extractfile(member)
-                    if data is not None:
-                        text = io.TextIOWrapper(data, "utf-8", errors="replace").read()
-                        yield f"{charts}/{member.name}", text, False
-    except (OSError, tarfile.TarError):
-        return

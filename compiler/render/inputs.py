@@ -24,6 +24,7 @@ from jinja2 import TemplateError, meta
 from ..core.files import ProjectFiles
 from ..model.model import Environment, Project, Release
 from ..syntax.yamlsrc import ValuesDoc
+from .remote import lock_name
 from .templating import Templates
 
 PREFIX = "sha256:"
@@ -58,6 +59,9 @@ def input_files(files: ProjectFiles, templates: Templates, project: Project, env
                 releases: Iterable[Release]) -> list[str]:
     """The project-relative files the digest covers (unsorted, may repeat)."""
     found = [project.root_file]
+    releases = list(releases)
+    if any(not r.chart.local for r in releases):  # remote charts: pinned there
+        found.append(lock_name(project.root_file))
     found += [doc.file for doc in env.values]
     found += [source.path for source in env.secret_files]
     if project.features is not None:

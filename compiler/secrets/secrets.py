@@ -33,6 +33,7 @@ Leak detection (:func:`leak_findings`) is a library function ``meshc check`` run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,6 +67,7 @@ class SecretLeaf:
     path: ValuePath          # in the environment's values tree
     file: str
     span: Span               # of the (encrypted) value in ``file``
+    fingerprint: str = ""    # of its ciphertext: changes when the value is re-encrypted
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,8 @@ def _structure(doc: ValuesDoc, meta: dict[str, Any], path: ValuePath, node: dict
                         f"file '{doc.file}'", span,
                         help="a value added after encryption: remove it and add it with "
                              "`meshc secrets edit`")
-        tree[key] = SecretLeaf(here, doc.file, span)
+        tree[key] = SecretLeaf(here, doc.file, span,
+                               hashlib.sha256(str(value).encode()).hexdigest()[:16])
     return tree
 
 
@@ -369,7 +372,8 @@ def undelivered(secrets: EnvSecrets,
 
 
 def release_collisions(secrets: EnvSecrets, release: Release, values: ValueSet) -> list[Diagnostic]:
-    """Secrets under the release's valuesKey whose path its plain values also set (or cross)."""
+    """Secrets under the release's valuesKey whose path its plain values also set (or cross);
+    an empty chart default (``password: ""``) is a placeholder, not a plain value."""
     found = []
     depth = len(release.values_key)
     for leaf in secrets.leaves(release.values_key):
@@ -378,6 +382,9 @@ def release_collisions(secrets: EnvSecrets, release: Release, values: ValueSet) 
         if clash is None:
             continue
         origin = values.origin(clash)
+        if origin is not None and origin.layer.kind == "chart" and clash == rel \
+                and origin.value in ("", None):
+            continue  # an empty chart default is a placeholder the secret fills
         where = f" at {origin.span}" if origin is not None and origin.span is not None else ""
         dotted = ".".join(map(str, leaf.path))
         found.append(Diagnostic(
