@@ -476,7 +476,7 @@ def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: V
     stand_ins = [(leaf.path[depth:], stand_in(leaf.path, leaf.fingerprint))
                  for leaf in env_secrets.leaves(release.values_key)]
     return render_helm_release(release, values.values, compiler.files, helm, namespace,
-                               env.name, kube_version, package, stand_ins)
+                               env.name, kube_version, package, stand_ins, env.api_versions)
 
 
 def _namespace(compiler: Compiler, release: Release, env: Environment,

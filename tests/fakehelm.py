@@ -5,6 +5,7 @@ line to ``$FAKE_HELM_LOG``: ``argv``, ``release`` (``argv[2]`` of ``upgrade --in
 ``start`` and ``end`` (``time.time()``), ``code``, and for each ``--values`` file outside the
 project (the decrypted secrets) its ``path``, ``mode`` and ``content``. ``$FAKE_HELM_CONFIG``
 names a JSON file: ``{"sleep": {release: seconds}, "fail": {release: stderr text}}``.
+``helm pull NAME --version V --destination D`` copies ``$FAKE_HELM_CHARTS/NAME-V.tgz`` into D.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ import fcntl, json, os, stat, sys, time
 
 start = time.time()
 argv = sys.argv[1:]
+if argv[:1] == ["pull"]:  # a chart repository: the packages of $FAKE_HELM_CHARTS
+    import shutil
+    name = argv[1].rsplit("/", 1)[-1]
+    version, into = argv[argv.index("--version") + 1], argv[argv.index("--destination") + 1]
+    shutil.copy(os.path.join(os.environ["FAKE_HELM_CHARTS"], f"{{name}}-{{version}}.tgz"), into)
 release = argv[2] if argv[:2] == ["upgrade", "--install"] and len(argv) > 2 else ""
 config = {{}}
 if os.environ.get("FAKE_HELM_CONFIG"):

@@ -55,7 +55,7 @@ from ..core.diagnostics import CompileError, Diagnostic
 from ..core.process import HELM_VAR, Completed, Runner, helm_environment
 from ..model.model import Environment
 from ..pipeline import ReleaseOutput, release_files
-from ..plan.plan import Step
+from ..plan.plan import Step, pinned_argv
 from ..render import wrapper_chart
 from ..render.helm_chart import split_sources, stand_in
 from ..render.render import GENERATED, manifests_of
@@ -244,18 +244,14 @@ def _write(path: Path, text: str) -> None:
 def helm_chart_argv(helm: str, chart: WrapperChart, package: Path | None) -> list[str]:
     """A Helm chart's plan step as ``helm template``: a remote chart's package for its
     ``NAME --repo URL --version V``, plus CRDs, kube version and the stand-ins."""
-    argv = list(chart.step.argv)
+    argv = pinned_argv(chart.step.argv, str(package)) if package is not None \
+        else list(chart.step.argv)
     assert argv[1:3] == ["upgrade", "--install"], argv
-    rest = argv[3:]
-    if package is not None:
-        rest[1] = str(package)
-        for flag in ("--repo", "--version"):
-            if flag in rest:
-                at = rest.index(flag)
-                del rest[at:at + 2]
-    rest.append("--include-crds")
+    rest = [*argv[3:], "--include-crds"]
     if chart.env.kube_version is not None:
         rest += ["--kube-version", chart.env.kube_version.value]
+    for api in chart.env.api_versions:
+        rest += ["--api-versions", api]
     if chart.stand_ins is not None:
         rest += ["--values", f"../{chart.stand_ins}"]
     return [helm, "template", *rest]

@@ -115,6 +115,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         failure_diagnostics,
         find_helm,
         parse_selector,
+        pinned_packages,
         prepare_apply,
         sops_decryptor,
     )
@@ -138,6 +139,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             click.echo("\n".join(command_lines(plan, helm_path or "helm")))
             return 0
         helm = find_helm(helm_path, os.environ.get("PATH"))
+        packages = pinned_packages(compiler, env, plan)  # remote charts: the bytes pinned
         _confirm_protected(plan, yes)
         decrypt_file = None
         if any(step.secrets for step in plan.steps):
@@ -148,7 +150,8 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         view = LiveView(sys.stdout, paint) if sys.stdout.isatty() else LineLog(sys.stdout)
         try:
             with _terminate_as_interrupt():
-                result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency),
+                result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency,
+                                                    packages=packages),
                                  options.tools.runner, decrypt_file=decrypt_file, report=view)
         except KeyboardInterrupt:
             click.echo("meshc: interrupted: running helm commands ended, nothing else "

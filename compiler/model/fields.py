@@ -25,6 +25,7 @@ DNS_LABEL_MAX = 63
 RELEASE_NAME_MAX = 53  # Helm's limit
 DURATION = r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+"  # Go's time.ParseDuration, as helm --timeout
 KUBE_VERSION = r"v?(\d+)\.(\d+)(\.\d+)?"
+KUBE_API_VERSION = r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?v[0-9]+[a-z0-9]*(/[A-Z][A-Za-z0-9]*)?"
 AGE_RECIPIENT = r"age1[02-9ac-hj-np-z]{58}"
 # Plain words Helm's YAML 1.1 reader takes for booleans but a YAML 1.2 reader (an editor) for
 # strings; the schema accepts them where meshc wants a boolean.
@@ -201,6 +202,10 @@ ENVIRONMENT = Obj("environment", "environment", (
     Field("description", STRING, "Free text, shown by meshc."),
     Field("kubeVersion", Str(KUBE_VERSION, looks='MAJOR.MINOR, quoted: "1.31"'),
           "The Kubernetes version meshc check validates against: \"MAJOR.MINOR\", quoted."),
+    Field("apiVersions", ListOf(Str(KUBE_API_VERSION, looks="GROUP/VERSION or GROUP/VERSION/Kind")),
+          "API versions the cluster serves beyond Helm's built-in list, for Helm charts' "
+          ".Capabilities.APIVersions: helm template --api-versions (inherited, added to the "
+          "parent's), e.g. policy/v1/PodDisruptionBudget."),
     Field("policies", POLICIES, f"meshc check rules here (inherited), {RULES_ABOUT}."),
     Field("sops", SOPS, "Who can decrypt this environment's secrets (inherited)."),
     Field("chartVersions", MapOf(STRING),

@@ -54,6 +54,7 @@ TARGET_KEYS = fields.TARGET.keys
 
 RULE_LEVELS = fields.RULE_LEVELS
 KUBE_VERSION = re.compile(fields.KUBE_VERSION)
+KUBE_API_VERSION = re.compile(fields.KUBE_API_VERSION)
 DNS_LABEL = re.compile(fields.DNS_LABEL)
 DURATION = re.compile(fields.DURATION)
 RELEASE_NAME_MAX = fields.RELEASE_NAME_MAX
@@ -252,6 +253,7 @@ class _Reader:
             promotes_from=get("promotesFrom", self.name), protected=get("protected", self.boolean),
             description=_value(get("description", self.text)),
             kube_version=get("kubeVersion", self.kube_version),
+            api_versions=get("apiVersions", self.api_versions, ()),
             policies=get("policies", self.policies, ()),
             sops_age=get("sops", self.sops, None),
             chart_versions=get("chartVersions", self.chart_versions, ()),
@@ -282,6 +284,18 @@ class _Reader:
                                  "an age public key: 'age1' and 58 more characters "
                                  "(never the AGE-SECRET-KEY-… private key)")
         return recipients
+
+    def api_versions(self, node: Node, what: str) -> tuple[Text, ...]:
+        """``apiVersions: [policy/v1/PodDisruptionBudget, …]``: for ``.Capabilities``."""
+        found = []
+        for text in self.texts(node, what):
+            if KUBE_API_VERSION.fullmatch(text.value):
+                found.append(text)
+            else:
+                self.diags.error(f"{what}: '{text.value}' is not an API version", text.span,
+                                 "write GROUP/VERSION or GROUP/VERSION/Kind, e.g. "
+                                 "policy/v1/PodDisruptionBudget (v1 for the core group)")
+        return tuple(found)
 
     def kube_version(self, node: Node, what: str) -> Text | None:
         text = self.text(node, what)

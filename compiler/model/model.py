@@ -108,6 +108,7 @@ class EnvironmentSpec:
     protected: bool | None = None
     description: str | None = None
     kube_version: Text | None = None
+    api_versions: tuple[Text, ...] = ()
     policies: tuple[RuleSetting, ...] = ()
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
@@ -184,6 +185,7 @@ class Environment:
     protected: bool
     description: str | None = None
     kube_version: Text | None = None            # inherited: the nearest in the chain
+    api_versions: tuple[str, ...] = ()          # inherited: the chain's, sorted (Helm charts)
     policies: tuple[RuleSetting, ...] = ()      # the chain's settings, root first
     sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first

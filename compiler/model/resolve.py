@@ -143,6 +143,7 @@ class _Resolver:
         namespace, kube_context, labels = defaults.namespace, defaults.kube_context, dict(defaults.labels)
         protected = False
         kube_version = None
+        api_versions: set[str] = set()
         values: list[ValuesDoc] = []
         secrets: list[Text] = []
         sops_age: tuple[Text, ...] = ()
@@ -155,6 +156,7 @@ class _Resolver:
             labels.update(layer.labels)
             protected = layer.protected if layer.protected is not None else protected
             kube_version = layer.kube_version or kube_version
+            api_versions.update(text.value for text in layer.api_versions)
             values.extend(self.values_files(layer.values))
             own = self.existing(layer.secrets, "secrets file")
             secrets.extend(own)
@@ -171,6 +173,7 @@ class _Resolver:
             kube_context=kube_context.value if kube_context else None,
             labels=tuple(sorted(labels.items())), promotes_from=promotes, protected=protected,
             description=spec.description, kube_version=kube_version,
+            api_versions=tuple(sorted(api_versions)),
             policies=tuple(setting for layer in layers for setting in layer.policies),
             sops_age=sops_age, secret_files=tuple(secret_files),
             chart_versions=tuple(sorted(chart_versions.items())))

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from ..core.process import (
 )
 from ..model.model import Environment, Project
 from ..pipeline import Compiler, committed_files, compile_environment, output_files
-from ..plan.plan import API_VERSION, Plan, Step
+from ..plan.plan import API_VERSION, Plan, Step, pinned_argv
 from ..secrets.secrets import SecretInput
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt
 from ..values.values import lookup
@@ -162,7 +162,10 @@ def _read_step(item: dict[str, Any]) -> Step:
                     for s in item.get("secrets", []))
     return Step(str(item["release"]), int(item["wave"]), tuple(map(str, item["needs"])),
                 str(item["namespace"]), str(item["chart"]), tuple(argv), bool(item["remote"]),
-                str(item.get("action", "upgrade")), secrets)
+                str(item.get("action", "upgrade")), secrets,
+                str(item["helmChart"]) if item.get("helmChart") else None,
+                tuple(map(str, item.get("hooks", ()))),
+                str(item["chartDigest"]) if item.get("chartDigest") else None)
 
 
 _EXTRACT_PART = re.compile(r'\["([^"]*)"\]')
@@ -235,6 +238,23 @@ def prepare_apply(compiler: Compiler, env: Environment, plan_text: str | None = 
     return select_steps(plan, compiler.project, selectors, needs)
 
 
+def pinned_packages(compiler: Compiler, env: Environment, plan: Plan) -> dict[str, Path]:
+    """The verified package of every remote chart ``plan`` installs, by release: fetched into
+    the chart cache if need be, its sha256 that of the lock (a repository that re-published
+    the version is refused). Raises :class:`CompileError`."""
+    packages = {}
+    for step in plan.steps:
+        release = compiler.project.release(step.release) if step.remote else None
+        if release is None:
+            continue
+        if compiler.charts is None or compiler.helm is None:
+            raise CompileError([Diagnostic(
+                "error", f"release '{release.name}': its remote chart cannot be verified "
+                "without helm and the chart cache", release.chart_span or release.span)])
+        packages[step.release] = compiler.charts.package(release, env, compiler.helm)
+    return packages
+
+
 # --- running it ---------------------------------------------------------------------------------
 
 DecryptFile = Callable[[str], bytes]                  # a project secrets file → its JSON plaintext
@@ -248,6 +268,7 @@ class ApplyOptions:
     helm: str = "helm"               # replaces argv[0] of every step
     concurrency: int = DEFAULT_CONCURRENCY
     temp_dir: Path | None = None     # where private secrets directories go (default $TMPDIR)
+    packages: Mapping[str, Path] = field(default_factory=dict)  # release → its pinned package
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +376,9 @@ def run_step(step: Step, options: ApplyOptions, runner: Runner,
              decrypt_file: DecryptFile | None) -> Completed:
     """One step: its secrets decrypted into private files for the duration of its helm
     command, removed afterwards whatever happens."""
-    argv = [options.helm, *step.argv[1:]]
+    package = options.packages.get(step.release)
+    argv = [options.helm, *(pinned_argv(step.argv, str(package)) if package is not None
+                            else step.argv)[1:]]
     if not step.secrets:
         return runner(argv, options.root)
     if decrypt_file is None:

@@ -271,7 +271,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
         "values": values.values,
         "templates": cache.chart_hash(release) if release.chart.local else None,
         **({"helm": compiler.helm.version if compiler.helm is not None else None,
-            "kubeVersion": repr(env.kube_version),
+            "kubeVersion": repr(env.kube_version), "apiVersions": env.api_versions,
             "package": compiler.charts.digest(release, env)
             if compiler.charts is not None and not release.chart.local else None}
            if release.chart.is_helm else {}),

