@@ -475,8 +475,12 @@ def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: V
     depth = len(release.values_key)
     stand_ins = [(leaf.path[depth:], stand_in(leaf.path, leaf.fingerprint))
                  for leaf in env_secrets.leaves(release.values_key)]
+    store = compiler.charts
     return render_helm_release(release, values.values, compiler.files, helm, namespace,
-                               env.name, kube_version, package, stand_ins, env.api_versions)
+                               env.name, kube_version, package, stand_ins, env.api_versions,
+                               store.renders if store is not None else None,
+                               store.digest(release, env) if store is not None
+                               and package is not None else None)
 
 
 def _namespace(compiler: Compiler, release: Release, env: Environment,

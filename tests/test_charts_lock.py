@@ -349,3 +349,70 @@ def test_update_rewrites_a_lock_it_cannot_read(setup: Setup) -> None:
     assert code == 0, err
     assert "note: meshfile.lock could not be read: written anew" in err
     assert out.count("(new)") == 3 and len(lock_entries(setup.lock)) == 3
+
+
+# --- render: what the lock pins, fetched, verified, rendered -----------------------------------
+
+def test_render_fetches_the_pinned_packages_and_renders_them_as_helm_does(setup: Setup) -> None:
+    assert setup.meshc("charts", "update")[0] == 0
+    shutil.rmtree(setup.cache)  # a fresh machine: render fetches (and verifies) them itself
+    code, _, err = setup.meshc("render")
+    assert code == 0, err
+    for env, version in (("prod", "7.3.0"), ("staging", "7.4.0")):
+        [manifest] = (setup.root / "rendered" / env / "dashboards" / "manifests").iterdir()
+        done = run_helm(setup.served.helm, ["template", "dashboards",
+                                            str(setup.package("grafana", version)),
+                                            "--namespace", "default", "--include-crds"],
+                        setup.served.home)
+        assert done.returncode == 0, done.stderr
+        [document] = [d for d in done.stdout.split("---\n") if "kind:" in d]
+        helm = yaml.safe_load(document)
+        helm["metadata"]["namespace"] = "default"  # meshc writes the release's namespace
+        assert yaml.safe_load(manifest.read_text()) == helm
+
+
+def test_render_refuses_a_package_whose_digest_changed(setup: Setup) -> None:
+    assert setup.meshc("charts", "update")[0] == 0
+    shutil.rmtree(setup.cache)
+    setup.republish("grafana", "7.3.0", {"other": "content"})
+    code, _, err = setup.meshc("render", "--out", str(setup.root / "out"))
+    assert code == 1
+    assert "meshfile.yaml:13:12: error: chart 'grafana' 7.3.0 from " in err
+    assert "the package's digest changed: the lock pins sha256:" in err
+    assert "= note: pinned at meshfile.lock:" in err
+    assert not (setup.root / "out").exists()  # nothing written
+    republished = sha256(setup.package("grafana", "7.3.0"))
+    assert not (setup.cache / f"sha256-{republished}.tgz").exists()  # never cached
+    assert "Traceback" not in err
+
+
+def test_offline_a_cached_chart_renders_and_a_missing_one_says_what_to_fetch(
+        setup: Setup, tmp_path: Path) -> None:
+    assert setup.meshc("charts", "update")[0] == 0
+    setup.served.__exit__()  # the repository is gone: offline
+    code, _, err = setup.meshc("render")
+    assert code == 0, err  # every pinned package is cached
+    (digest,) = [e["digest"] for e in lock_entries(setup.lock) if e["version"] == "7.4.0"]
+    (setup.cache / f"{digest.replace(':', '-')}.tgz").unlink()
+    code, _, err = setup.meshc("render", "--no-cache", "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert "error: chart 'grafana' 7.4.0 from " in err
+    assert "is not in the chart cache and could not be fetched" in err
+    assert f"help: fetch it where the repository is reachable (helm pull grafana --repo " \
+           f"{setup.repo} --version 7.4.0; meshc charts fetch)" in err
+
+
+def test_render_refuses_a_chart_the_lock_does_not_pin(setup: Setup) -> None:
+    code, _, err = setup.meshc("render")
+    assert code == 1
+    assert "is not pinned in meshfile.lock" in err and "meshc charts update" in err
+    assert err.count("error:") == err.count("is not pinned")  # every one reported, nothing else
+
+
+def test_an_unknown_version_is_a_located_error(setup: Setup) -> None:
+    meshfile = setup.root / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text().replace('version: "7.3.0"', 'version: "9.9.9"'))
+    code, _, err = setup.meshc("charts", "update")
+    assert code == 1
+    assert "meshfile.yaml:13:12: error: cannot pull chart 'grafana' 9.9.9" in err
+    assert "Traceback" not in err and not setup.lock.exists()

@@ -193,8 +193,8 @@ class _Session:
                 compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
                 if compiler.helm is None:
                     self.unrendered = helm_charts
-            if any(not r.chart.local for r in compiler.project.releases):
-                compiler = replace(compiler, charts=chart_store(self.files, self.name))
+            if helm_charts:  # the lock of remote charts; the renders memo for all of them
+                compiler = replace(compiler, charts=chart_store(self.files, self.name, cache))
             self.holder.append(compiler)
             if flags:
                 compiler = with_sets(compiler, flags, _read_set_file)
@@ -214,11 +214,13 @@ class _Session:
 
 
 
-def chart_store(files: ProjectFiles, meshfile: str) -> ChartStore:
+def chart_store(files: ProjectFiles, meshfile: str, memoise: bool = True) -> ChartStore:
     """The remote charts' lock (read through ``files``: a render's journal covers it) and the
-    chart cache this process uses (``$MESHC_CHART_CACHE``, else the user's cache folder)."""
+    chart cache this process uses (``$MESHC_CHART_CACHE``, else the user's cache folder), with
+    its memo of Helm charts' renders unless ``memoise`` is False (``--no-cache``)."""
     name = lock_name(meshfile)
-    return ChartStore(read_lock(files, name), name, cache_folder(os.environ), os.environ)
+    return ChartStore(read_lock(files, name), name, cache_folder(os.environ), os.environ,
+                      memoise=memoise)
 
 
 # --- helm (check's helm rule) ---------------------------------------------------------------

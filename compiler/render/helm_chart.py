@@ -42,6 +42,9 @@ release's ``chart:`` line, with Helm's words.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import posixpath
 import re
 import shutil
@@ -79,16 +82,78 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
                         helm: HelmTool, namespace: str, env: str, kube_version: str | None,
                         package: Path | None = None,
                         stand_ins: Sequence[tuple[tuple[Any, ...], str]] = (),
-                        api_versions: Sequence[str] = ()) -> tuple[Manifest, ...]:
+                        api_versions: Sequence[str] = (), memo: Path | None = None,
+                        package_digest: str | None = None) -> tuple[Manifest, ...]:
     """Render the Helm chart of ``release`` with ``helm template`` and ``values`` (the release's
     computed values) in environment ``env``: the local chart folder, or ``package`` (a remote
-    chart's verified package). ``stand_ins`` are (path, text) pairs put into the values where
-    the release's secrets go (helm never sees a secret value). Raises :class:`CompileError`:
-    Helm's failures located on the chart file or the ``chart:`` line, non-reproducible
-    templates on their call."""
+    chart's verified package, of ``package_digest``). ``stand_ins`` are (path, text) pairs put
+    into the values where the release's secrets go (helm never sees a secret value). Raises
+    :class:`CompileError`: Helm's failures located on the chart file or the ``chart:`` line,
+    non-reproducible templates on their call.
+
+    ``memo``: a folder of earlier renders (beside the chart cache), by a digest of everything
+    ``helm template`` reads — helm's version, the chart's files or package digest, the values
+    file, the release name, namespace, kube version and API versions. Helm's output is a
+    function of those, so a hit is that output without running helm; only successful renders
+    are kept."""
     chart = release.chart
     defaults = chart.defaults.data if chart.defaults is not None else {}
     given = with_deletions(_with_stand_ins(values, stand_ins), defaults)
+    values_text = dump_yaml(given)
+    key = render_key(release, helm, namespace, kube_version, api_versions, values_text,
+                     package_digest) if memo is not None else None
+    output = _recall(memo, key)
+    if output is None:
+        output = _template(release, files, helm, namespace, kube_version, package,
+                           api_versions, values_text)
+        _remember(memo, key, output)
+    outputs = list(split_sources(output, chart.ref))
+    return manifests_of(release, outputs, namespace, env, redact_secrets=True)
+
+
+def render_key(release: Release, helm: HelmTool, namespace: str, kube_version: str | None,
+               api_versions: Sequence[str], values_text: str,
+               package_digest: str | None) -> str | None:
+    """The digest of everything ``helm template`` reads for this render (None: a remote chart
+    whose package digest is unknown, never memoised)."""
+    chart = release.chart
+    if not chart.local and not package_digest:
+        return None
+    identity = [chart.ref, list(chart.files)] if chart.local else [chart.ref, package_digest]
+    text = json.dumps([1, helm.version, identity, release.name, namespace, kube_version,
+                       list(api_versions), values_text], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _recall(memo: Path | None, key: str | None) -> str | None:
+    if memo is None or key is None:
+        return None
+    try:
+        return (memo / key[:2] / f"{key}.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _remember(memo: Path | None, key: str | None, output: str) -> None:
+    if memo is None or key is None:
+        return
+    folder = memo / key[:2]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".part-", dir=folder)
+        with os.fdopen(handle, "wb") as out:
+            out.write(output.encode("utf-8"))
+        os.replace(temp, folder / f"{key}.yaml")
+    except OSError:
+        return  # a memo that cannot be written only costs the next render a helm run
+
+
+def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: str,
+              kube_version: str | None, package: Path | None, api_versions: Sequence[str],
+              values_text: str) -> str:
+    """``helm template``'s output for the review (values a chart generates marked). Raises
+    :class:`CompileError`."""
+    chart = release.chart
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
         work = Path(temp)
         environ = helm_environment(work / "home")
@@ -98,7 +163,7 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
             built = _with_dependencies(release, files, helm, work, environ)
             source = built or files.locate(chart.ref)
         values_file = work / "values.yaml"
-        values_file.write_bytes(dump_yaml(given).encode())
+        values_file.write_bytes(values_text.encode())
         argv = [helm.path, "template", release.name, "", "--namespace", namespace,
                 "--include-crds", "-f", str(values_file)]
         if kube_version:
@@ -116,8 +181,7 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
                                             done.stdout)
     if problems:
         raise CompileError(problems)
-    outputs = list(split_sources(output, chart.ref))
-    return manifests_of(release, outputs, namespace, env, redact_secrets=True)
+    return output
 
 
 def stand_in(path: Sequence[Any], fingerprint: str = "") -> str:

@@ -120,6 +120,12 @@ class ChartStore:
     cache: Path
     environ: Mapping[str, str]
     fetch: bool = True
+    memoise: bool = True             # False: every Helm chart is templated afresh (--no-cache)
+
+    @property
+    def renders(self) -> Path | None:
+        """Where Helm charts' renders are memoised (:func:`render_helm_release`)."""
+        return self.cache / "renders" if self.memoise else None
 
     def digest(self, release: Release, env: Environment) -> str | None:
         """The pinned digest of ``release``'s remote chart in ``env`` (None: not pinned)."""
