@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import yaml
-from conftest import GOLDEN, ROOT, run_meshc
+from conftest import EXAMPLE_INPUTS, GOLDEN, ROOT, run_meshc
 from realtools import helm4, run_helm
 
 from compiler.ops.apply import release_secrets
@@ -289,7 +289,7 @@ def keyed_example(root: Path, repository: ChartRepository | None = None) -> Path
     secret values (and so the plans' ``inputsDigest``) differ.
     """
     root.mkdir(parents=True)
-    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates"):
+    for name in EXAMPLE_INPUTS:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name)

@@ -23,7 +23,7 @@ from typing import Any
 import fakehelm
 import pytest
 from click.testing import CliRunner
-from conftest import CHART_FIXTURES, ROOT, pin_charts
+from conftest import CHART_FIXTURES, EXAMPLE_INPUTS, ROOT, pin_charts
 
 from compiler.cli import support as cli_support
 from compiler.cli.main import main
@@ -142,7 +142,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """The example, development rendered, and a private temporary directory for secrets."""
     root = tmp_path / "example"
     root.mkdir()
-    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates"):
+    for name in EXAMPLE_INPUTS:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name)

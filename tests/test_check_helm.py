@@ -117,7 +117,7 @@ def test_the_example_passes_the_helm_rule(helm: Path) -> None:
     assert any("templated with stand-in secret values" in m for m in messages), messages
     code, _, err = check(ROOT, "--no-stale")
     assert code == 0, err
-    assert f", {local} wrapper charts judged by Helm v4.3.1; 0 errors" in err
+    assert f", {local} charts judged by Helm v4.3.1; 0 errors" in err
 
 
 def test_helm_runs_isolated_with_the_plan_arguments(helm: Path, tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_helm_runs_isolated_with_the_plan_arguments(helm: Path, tmp_path: Path) 
 
     code, _, err = check(root, runner=recording)
     assert code == 0, err
-    assert "2 wrapper charts judged by Helm v4.3.1" in err
+    assert "2 charts judged by Helm v4.3.1" in err
     commands = sorted(argv[1] for argv, _, _ in calls)
     assert commands in (["lint", "lint", "template", "template", "version"],
                         ["lint", "template", "template", "version"])  # one lint batch per core

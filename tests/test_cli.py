@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_meshc
+from conftest import EXAMPLE_INPUTS, ROOT, run_meshc
 
 MESHFILE = str(ROOT / "meshfile.yaml")
 DEPLOYABLE = ("development", "staging", "production", "production-dr")
@@ -30,7 +30,7 @@ def assert_diagnostic(code: int, err: str, *fragments: str) -> None:
 
 
 def copy_example(dest: Path, with_rendered: bool = True) -> Path:
-    for name in ("meshfile.yaml", "meshfile.lock", "environments", "templates", "rendered"):
+    for name in (*EXAMPLE_INPUTS, "rendered"):
         if name == "rendered" and not with_rendered:
             continue
         source = ROOT / name
@@ -323,7 +323,10 @@ def test_plan_json_contract(env: str) -> None:
         assert values == f"rendered/{env}/{step['release']}/values.yaml"
         if step.get("remote"):
             assert "--repo" in argv and "--version" in argv
-        else:
+            assert step["helmChart"] == step["chart"] and step["chartDigest"].startswith("sha256:")
+        elif "helmChart" in step:  # a local Helm chart, installed as itself
+            assert step["chart"] == step["helmChart"] == "charts/mcp-mesh-platform"
+        else:  # a Jinja chart: the wrapper chart of the reviewed manifests
             assert step["chart"] == f"rendered/{env}/{step['release']}"
     assert plan["protected"] == (env in ("production", "production-dr"))
 
@@ -339,7 +342,7 @@ def test_plan_json_production_waves() -> None:
     plan = json.loads(meshc("plan", "production", "-o", "json")[1])
     assert [(s["wave"], s["release"]) for s in plan["steps"]] == [
         (0, "prometheus"), (0, "registry"), (1, "alertmanager"), (1, "analytics-agent"),
-        (1, "grafana"), (1, "weather-agent"), (2, "ingress")]
+        (1, "grafana"), (1, "platform"), (1, "weather-agent"), (2, "ingress")]
     registry = next(s for s in plan["steps"] if s["release"] == "registry")
     assert registry["argv"][-6:] == ["--kube-context", "prod-main", "--rollback-on-failure",
                                      "--wait", "--timeout", "15m"]

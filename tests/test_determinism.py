@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from conftest import ROOT, run_meshc
+from conftest import EXAMPLE_INPUTS, ROOT, run_meshc
 
-EXAMPLE_INPUTS = ("meshfile.yaml", "meshfile.lock", "environments", "templates")
 HASH_SEEDS = ("0", "1", "12345")
 
 

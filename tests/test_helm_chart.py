@@ -10,7 +10,6 @@ goldens under tests/golden/ (``needs: helm``) hold the exact texts.
 from __future__ import annotations
 
 import json
-
 import shutil
 from pathlib import Path
 from typing import Any

@@ -157,6 +157,7 @@ def test_check_proves_the_install_equals_the_review(shop, monkeypatch):
     code, out, err = run_meshc("-f", str(shop["root"] / "meshfile.yaml"), "check", "prod",
                                "-o", "json")
     report = json.loads(out)
+    assert code in (0, 1), err  # the golden chart's policy warnings do not matter here
     assert not [f for f in report["findings"] if f["rule"] in ("helm", "secret-in-clear")], err
     assert report["helm"]["charts"] == 1
 

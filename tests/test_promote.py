@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import GOLDEN, ROOT, check_text, pin_charts, tree_files
+from conftest import EXAMPLE_INPUTS, GOLDEN, ROOT, check_text, pin_charts, tree_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,7 @@ from compiler.syntax.roundtrip import Change, EditError, edit_text, write_files
 
 CASES = Path(__file__).resolve().parent / "roundtrip"
 EXPECTED = GOLDEN / "promote"
-EXAMPLE_PARTS = ("meshfile.yaml", "meshfile.lock", "environments", "templates", "rendered")
+EXAMPLE_PARTS = (*EXAMPLE_INPUTS, "rendered")
 
 
 # --- round-trip edits -----------------------------------------------------------------------

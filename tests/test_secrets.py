@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, pin_charts
+from conftest import CHART_FIXTURES, ROOT, pin_charts
 
 from compiler.cli.main import main
 from compiler.core.files import ProjectFiles
@@ -102,8 +102,19 @@ monitoring:
 
 FAKE_HELM = """\
 #!/usr/bin/env bash
-# Records argv, then for every --values file its mode and contents.
+# Records argv, then for every --values file its mode and contents. `pull NAME --version V
+# --destination D` (the plan's remote chart) copies $FAKE_HELM_CHARTS/NAME-V.tgz into D.
 log="$FAKE_HELM_LOG"
+if [[ "$1" == "pull" ]]; then
+  printf 'PULL %s\\n' "$*" >> "$log"
+  version=""; dest=""; prev=""
+  for arg in "$@"; do
+    [[ "$prev" == "--version" ]] && version="$arg"
+    [[ "$prev" == "--destination" ]] && dest="$arg"
+    prev="$arg"
+  done
+  exec cp "$FAKE_HELM_CHARTS/${2##*/}-$version.tgz" "$dest/"
+fi
 printf 'ARGV %s\\n' "$*" >> "$log"
 prev=""
 for arg in "$@"; do
@@ -187,7 +198,8 @@ def run_plan(root: Path, key: Path, tmp: Path, helm_exit: int = 0,
     temp.mkdir(exist_ok=True)
     env = {"PATH": f"{fakebin}{os.pathsep}{BIN}{os.pathsep}/usr/bin:/bin",
            "SOPS_AGE_KEY_FILE": str(key), "FAKE_HELM_LOG": str(log), "TMPDIR": str(temp),
-           "FAKE_HELM_EXIT": str(helm_exit), "HOME": str(tmp)}
+           "FAKE_HELM_EXIT": str(helm_exit), "HOME": str(tmp),
+           "FAKE_HELM_CHARTS": str(CHART_FIXTURES)}
     env.update(extra_env or {})
     done = subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
@@ -233,6 +245,8 @@ def test_shell_plan_gives_helm_the_decrypted_values_and_removes_them(project, tm
     assert GRAFANA not in api                          # each release gets its own part only
     grafana = log[log.index("ARGV upgrade --install grafana"):]
     assert f"adminPassword: {GRAFANA}" in grafana and PASSWORD not in grafana
+    assert "PULL pull grafana --repo https://grafana.github.io/helm-charts --version 7.3.0" in log
+    assert "ARGV upgrade --install grafana /" in log and "/grafana-7.3.0.tgz " in log  # verified
     modes = [line.split()[-1] for line in log.splitlines()
              if line.startswith("FILE ") and "meshc-secrets." in line]
     assert modes == ["600", "600"]

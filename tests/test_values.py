@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, with_tools
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +26,7 @@ from compiler.values.values import release_values
 
 
 def _values(env: str, release: str, flags: tuple[SetFlag, ...] = ()):
-    compiler = load_project(ProjectFiles(ROOT))
+    compiler = with_tools(load_project(ProjectFiles(ROOT)))  # the Helm charts render too
     if flags:
         compiler = with_sets(compiler, flags, lambda p: Path(p).read_text())
     result = compile_environment(compiler, compiler.project.environment(env))

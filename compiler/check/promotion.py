@@ -1,8 +1,8 @@
 """Promotion order: nothing runs ahead of the environment it is promoted from.
 
 For every environment with ``promotesFrom`` and every release deployed in both, each image
-(matched by resource and container; for remote charts, by the values path of each ``tag``) and
-each remote chart's version (``version:``, or the environment's ``chartVersions:``) must not be
+(matched by resource and container in the rendered manifests; for a release without manifests,
+by the values path of each ``tag``) and each remote chart's version (``version:``, or the environment's ``chartVersions:``) must not be
 newer in the target than in the source, compared as semantic versions
 (:mod:`.semver`). A tag that is not a semantic version cannot be ordered: it is reported as
 such (rule ``promotion-unorderable``), never compared as a string.
@@ -67,15 +67,16 @@ def _versions(ctx: CheckContext, env: Environment, output: ReleaseOutput) -> dic
                     continue
                 what = f"{resource.ref} container '{container.get('name', '?')}'"
                 found[what] = _image_version(ctx, resource, path, what, tag)
-        return found
     release = output.release
-    version = env.chart_version(release)
-    if version is not None:
+    version = env.chart_version(release) if not release.chart.local else None
+    if version is not None:  # a remote chart's own version
         own = dict(env.chart_versions).get(release.name)
         where = (f"chartVersions of environment '{env.name}'" if own is not None
                  else f"version of release '{release.name}'")
         span = env.span if own is not None else release.span
         found["chart version"] = _Version("chart version", version, span, f"{where}, at {span}")
+    if output.manifests is not None:
+        return found
     for path, tag in _tags(output.values.values, ()):
         hint = ctx.locator.values(output, env, (path,))
         span = hint.span if hint is not None else None

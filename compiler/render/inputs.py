@@ -43,7 +43,8 @@ def inputs_digest(files: ProjectFiles, templates: Templates, project: Project,
         digest.update(f"{path}\0{_content(files, path)}\0".encode())
     helm_files = sorted({pair for r in releases if r.chart.is_helm for pair in r.chart.files})
     if helm_files:  # a Helm chart renders from every file of its folder, binary ones included
-        digest.update(f"<helm charts>\0{json.dumps(helm_files)}\0".encode())
+        found = [(path, _text_digest(files, path, raw)) for path, raw in helm_files]
+        digest.update(f"<helm charts>\0{json.dumps(found)}\0".encode())
     given = json.dumps(sets.data if sets is not None else None, sort_keys=True, default=repr,
                        ensure_ascii=False)
     digest.update(f"<command line>\0{given}\0".encode())
@@ -105,6 +106,15 @@ def template_closure(files: ProjectFiles, templates: Templates, start: list[str]
 
 def _all_templates(files: ProjectFiles) -> list[str]:
     return files.all_templates()
+
+
+def _text_digest(files: ProjectFiles, path: str, raw: str) -> str:
+    """A chart file's digest as text (line endings normalised, as every other input's: a
+    checkout with CRLF endings is the same project), or ``raw`` (its bytes') for binary files."""
+    try:
+        return hashlib.sha256(files.read(path).encode()).hexdigest()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return raw
 
 
 def _content(files: ProjectFiles, path: str) -> Any:
