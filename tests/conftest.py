@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,18 +154,29 @@ def check_tree(expected_root: Path, actual_root: Path, update: bool) -> None:
 CHART_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "charts"
 
 
-@pytest.fixture(scope="session")
-def chart_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A chart cache holding the example's remote chart packages (tests/fixtures/charts, built
-    from the upstream sources), stored by digest as ``meshc charts fetch`` stores them: no
-    chart repository is reachable from the tests."""
+_CHART_CACHE: list[Path] = []
+
+
+def shared_chart_cache() -> Path:
+    """The tests' chart cache, made once a session: the example's remote chart packages
+    (tests/fixtures/charts, built from the upstream sources), stored by digest as
+    ``meshc charts fetch`` stores them: no chart repository is reachable from the tests."""
     from compiler.render.remote import file_digest
 
-    cache = tmp_path_factory.mktemp("chart-cache")
-    for package in sorted(CHART_FIXTURES.glob("*.tgz")):
-        digest = file_digest(package)
-        shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
-    return cache
+    if not _CHART_CACHE:
+        cache = Path(tempfile.mkdtemp(prefix="meshc-test-chart-cache-"))
+        for package in sorted(CHART_FIXTURES.glob("*.tgz")):
+            digest = file_digest(package)
+            shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
+        _CHART_CACHE.append(cache)
+    return _CHART_CACHE[0]
+
+
+@pytest.fixture(scope="session")
+def chart_cache() -> Iterator[Path]:
+    cache = shared_chart_cache()
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -201,8 +213,14 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
     from compiler.pipeline import load_project
     from compiler.render.remote import Pin, file_digest, format_lock, lock_name, wanted
 
-    cache = Path(os.environ["MESHC_CHART_CACHE"])
-    project = load_project(ProjectFiles(root), meshfile).project
+    from compiler.core.diagnostics import CompileError
+
+    cache = Path(os.environ.get("MESHC_CHART_CACHE") or shared_chart_cache())
+    lock = root / lock_name(meshfile)
+    try:
+        project = load_project(ProjectFiles(root), meshfile).project
+    except CompileError:
+        return lock  # it does not load: meshc says why, there is nothing to pin
     pins = []
     for want in wanted(project):
         name = want.chart.rstrip("/").rpartition("/")[2]
@@ -215,7 +233,6 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
         digest = file_digest(package)
         shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
         pins.append(Pin(want.chart, want.repo, want.version, want.version, digest))
-    lock = root / lock_name(meshfile)
     lock.write_text(format_lock(meshfile, pins), encoding="utf-8")
     return lock
 
@@ -224,28 +241,14 @@ _STAND_INS: dict[tuple[str, str], Path] = {}  # (name, version) → package, bui
 
 
 def _stand_in_chart(work: Path, name: str, version: str, helm: Path, run_helm) -> Path:
-    source = work / f"{name}-{version}" / name
-    (source / "templates").mkdir(parents=True, exist_ok=True)
-    (source / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: {version}\n")
-    (source / "templates" / "values.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-values\n"
-        "data:\n  values.yaml: {{ toYaml .Values | quote }}\n")
+    """A minimal chart ``name`` ``version`` whose one template shows ``.Values`` as JSON
+    (:func:`helmjudge.write_values_chart`), packaged by the real helm with fixed file times."""
+    from helmjudge import write_values_chart
+
+    source = write_values_chart(work / f"{name}-{version}", name, version=version)
     for path in [source, *source.rglob("*")]:
         os.utime(path, (1767225600, 1767225600))  # 2026-01-01: the same bytes every time
     done = run_helm(helm, ["package", str(source), "--destination", str(source.parent)],
                     work / "home")
     assert done.returncode == 0, done.stderr
     return source.parent / f"{name}-{version}.tgz"
-
-
-def with_tools(compiler):  # type: ignore[no-untyped-def]
-    """A compiler loaded by the library (``load_project``) given what the CLI gives it: the
-    helm ``$MESHC_HELM`` names and the project's chart store (lock and chart cache)."""
-    from dataclasses import replace
-
-    from compiler.cli.support import chart_store
-    from compiler.core.process import helm_tool
-
-    helm = helm_tool(os.environ["MESHC_HELM"]) if os.environ.get("MESHC_HELM") else None
-    name = compiler.project.root_file
-    return replace(compiler, helm=helm, charts=chart_store(compiler.files, name))

@@ -35,12 +35,16 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import yaml
-from conftest import EXAMPLE_INPUTS, GOLDEN, ROOT, run_meshc
+from conftest import EXAMPLE_INPUTS, GOLDEN, ROOT, pin_charts, run_meshc, shared_chart_cache
 from realtools import helm4, run_helm
 
+from compiler.core.diagnostics import CompileError
+from compiler.core.files import ProjectFiles
 from compiler.ops.apply import release_secrets
 from compiler.output.journal import CACHE_DIR
+from compiler.pipeline import load_project
 from compiler.plan.plan import Step
+from compiler.render.remote import read_lock
 from compiler.secrets.sops import AgeKey, decrypt, encrypt, find_sops
 
 TEST_KEY = ROOT / "tests" / "keys" / "example-age-key.txt"
@@ -236,6 +240,18 @@ class ChartRepository:
             assert done.returncode == 0, done.stderr
         self.charts.add((stand_in, name, version))
 
+    def add_package(self, stand_in: str, name: str, version: str, package: Path) -> None:
+        """Serve the chart package ``package`` as ``name`` ``version`` in the repository at
+        ``stand_in`` (the same bytes: a lock's digest of it holds)."""
+        if (stand_in, name, version) in self.charts:
+            return
+        folder = self.folder / stand_in.removeprefix(self.url + "/")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package, folder / f"{name}-{version}.tgz")
+        done = run_helm(self.helm, ["repo", "index", str(folder), "--url", stand_in], self.home)
+        assert done.returncode == 0, done.stderr
+        self.charts.add((stand_in, name, version))
+
     def fetch(self, path: str) -> bytes:
         with urllib.request.urlopen(f"{self.url}/{path}", timeout=10) as answer:
             return bytes(answer.read())
@@ -357,6 +373,9 @@ def rendered_projects(work: Path,
         roots[project.parent.name] = copy_project(project, work / project.parent.name, repository)
     failed = []
     with _helm_for_meshc():  # projects with Helm charts render with the real Helm 4
+        if repository is not None:
+            for root in roots.values():
+                serve_pinned(root, repository)
         for name, root in list(roots.items()):
             code, _, err = run_meshc("-f", str(root / "meshfile.yaml"), "render")
             if code != 0:
@@ -366,15 +385,35 @@ def rendered_projects(work: Path,
     return roots, failed
 
 
+def serve_pinned(root: Path, repository: ChartRepository) -> None:
+    """Pin the remote charts of the project at ``root`` (:func:`conftest.pin_charts`: the
+    example's from tests/fixtures/charts, others minimal charts showing ``.Values``) and serve
+    each pinned package from its (stand-in) repository, so the plans' ``helm upgrade --install
+    … --repo`` pull exactly the bytes that were rendered and reviewed."""
+    try:
+        load_project(ProjectFiles(root))
+    except CompileError:
+        return  # an error case: it does not load, nothing to pin
+    lock = read_lock(ProjectFiles(root), pin_charts(root).name)
+    cache = Path(os.environ["MESHC_CHART_CACHE"])
+    for pin in lock.pins if lock is not None else ():
+        if pin.repo:
+            repository.add_package(pin.repo, pin.chart, pin.resolved,
+                                   cache / f"{pin.digest.replace(':', '-')}.tgz")
+
+
 @contextlib.contextmanager
 def _helm_for_meshc() -> Iterator[None]:
-    """``MESHC_HELM`` naming the real Helm 4 for the block (meshc's CLI reads it)."""
-    old = os.environ.get("MESHC_HELM")
+    """``MESHC_HELM`` naming the real Helm 4 and ``MESHC_CHART_CACHE`` the tests' chart cache
+    for the block (meshc's CLI reads them; module-scoped fixtures run before the autouse one)."""
+    old = {name: os.environ.get(name) for name in ("MESHC_HELM", "MESHC_CHART_CACHE")}
     os.environ["MESHC_HELM"] = str(helm4())
+    os.environ.setdefault("MESHC_CHART_CACHE", str(shared_chart_cache()))
     try:
         yield
     finally:
-        if old is None:
-            del os.environ["MESHC_HELM"]
-        else:
-            os.environ["MESHC_HELM"] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -30,7 +30,10 @@ fixture lists them and :func:`test_only_oci_charts_are_left_unjudged` keeps that
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from conftest import shared_chart_cache
 from helmjudge import (
     SOPS_PATH,
     TEST_KEY,
@@ -52,11 +57,9 @@ from helmjudge import (
     rendered_projects,
 )
 from realtools import helm4, helm_env, run_helm
-from test_conformance_helm import same_values
 
 from compiler.ops.apply import read_plan
-from compiler.plan.plan import Step
-from compiler.syntax.yamlsrc import load_values_text
+from compiler.plan.plan import Step, pinned_argv
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,7 @@ def test_remote_steps_come_from_the_served_repository(judged: dict[str, Any],
 
 def test_a_local_step_installs_exactly_the_reviewed_manifests(judged: dict[str, Any]) -> None:
     problems = []
-    for run in (r for r in judged["runs"] if not r.step.remote and r.returncode == 0):
+    for run in (r for r in judged["runs"] if r.step.helm_chart is None and r.returncode == 0):
         chart = run.root / run.step.chart
         reviewed = sorted(p.read_text(encoding="utf-8").rstrip("\n")
                           for p in sorted((chart / "manifests").glob("*.yaml")))
@@ -187,32 +190,98 @@ def test_a_local_step_installs_exactly_the_reviewed_manifests(judged: dict[str, 
     assert not problems, "\n".join(problems)
 
 
-def _merge_into(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge_into(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
-def test_a_remote_chart_receives_exactly_its_values(judged: dict[str, Any]) -> None:
-    """What Helm hands the remote chart is rendered/ENV/RELEASE/values.yaml (read as Helm reads
-    values), with the step's decrypted secrets merged over it."""
+def test_a_helm_chart_installs_exactly_the_reviewed_manifests(judged: dict[str, Any]) -> None:
+    """A Helm chart's step (the chart itself: a project folder, or the package the lock pins,
+    pulled from the served repository) installs exactly the reviewed manifests: hooks as hooks,
+    the namespace Helm applies, Secrets with the real values where the review has digests;
+    CRDs of ``crds/`` are Helm's to create, apart from the release."""
     problems, checked = [], 0
-    for run in (r for r in judged["runs"] if r.step.remote and r.returncode == 0):
-        values_file = _flag(run.step.argv, "--values")
-        expected = load_values_text((run.root / values_file).read_text(encoding="utf-8"),
-                                    values_file)
-        for path in run.secrets:
-            _merge_into(expected, json.loads(path.read_text(encoding="utf-8")))
-        (shown,) = [d for d in run.documents if d.source.endswith("templates/values.yaml")]
-        difference = same_values(json.loads(shown.data["data"]["values.json"]), expected)
-        if difference is not None:
-            problems.append(f"{run.where}: {difference}")
+    for run in (r for r in judged["runs"] if r.step.helm_chart and r.returncode == 0):
+        folder = run.root / meshfile_output(run.root) / run.environment / run.step.release
+        reviewed = {(d["kind"], d["metadata"]["name"]): d for d in (
+            _without(yaml.safe_load(p.read_text(encoding="utf-8")), run.step.namespace)
+            for p in sorted((folder / "manifests").glob("*.yaml")))
+            if d["kind"] != "CustomResourceDefinition"}
+        installed = {(d["kind"], d["metadata"]["name"]): d for d in (
+            # a document's text as Helm installs it: the manifest ends each with a line break
+            _without(yaml.safe_load(doc.text + "\n"), run.step.namespace)
+            for doc in (*run.documents, *run.hooks))}
+        secrets = [v for path in run.secrets for v in _leaves(json.loads(path.read_text()))]
+        for key, document in installed.items():
+            if key[0] == "Secret" and key in reviewed:  # values: digests in the review
+                for name, value in (document.get("data") or {}).items():
+                    raw = base64.b64decode(value)
+                    digest = reviewed[key]["data"].get(name, "")
+                    # a value of the chart's own: its digest; one of the secrets: the real value
+                    assert digest == "sha256:" + hashlib.sha256(raw).hexdigest() or \
+                        raw.decode() in secrets, (run.where, key, name)
+                for field in ("data", "stringData"):
+                    document.pop(field, None)
+                    reviewed[key].pop(field, None)
+        if run.project == "helm-chart":  # .Capabilities.KubeVersion: the cluster's at install
+            installed, reviewed = (_kube_version_out(installed), _kube_version_out(reviewed))
+        for key, document in installed.items():
+            review = reviewed.get(key, {})
+            # .Capabilities.APIVersions: the cluster's at install (the environment's
+            # apiVersions: say what it serves); a dry run without a cluster has Helm's list only
+            if document.get("apiVersion") != review.get("apiVersion") and \
+                    f"{review.get('apiVersion')}/{key[0]}" in _api_versions(run):
+                document["apiVersion"] = review["apiVersion"]
+            installed[key] = _marked(document, review)
+        if installed != reviewed:
+            changed = sorted(k for k in installed if k in reviewed and installed[k] != reviewed[k])
+            problems.append(f"{run.where}: {sorted(set(installed) ^ set(reviewed))} {changed} "
+                            + (_diff(installed[changed[0]], reviewed[changed[0]])
+                               if changed else ""))
         checked += 1
     assert not problems, "\n".join(problems)
-    assert checked == sum(r.step.remote for r in judged["runs"]) > 0
+    assert checked >= 8  # platform everywhere, prometheus, grafana, alertmanager, helm-chart
+
+
+def _diff(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if a.get(key) != b.get(key):
+                return _diff(a.get(key), b.get(key), f"{path}.{key}")
+    return f"{path}: installed {a!r}, reviewed {b!r}"
+
+
+def _api_versions(run: Run) -> tuple[str, ...]:
+    from compiler.core.files import ProjectFiles
+    from compiler.pipeline import load_project
+
+    env = load_project(ProjectFiles(run.root)).project.environment(run.environment)
+    return env.api_versions if env is not None else ()
+
+
+def _marked(value: Any, like: Any) -> Any:
+    """``value`` with the review's marks where the review has them: values the chart generates
+    at install and checksums of the secrets' values, which the review cannot know."""
+    if isinstance(like, str) and like.startswith(("(generated by the chart", "(derived from")):
+        return like
+    if isinstance(value, dict) and isinstance(like, dict):
+        return {k: _marked(v, like.get(k)) for k, v in value.items()}
+    return value
+
+
+def _leaves(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [leaf for value in node.values() for leaf in _leaves(value)]
+    return [str(node)]
+
+
+def _kube_version_out(documents: dict[Any, Any]) -> dict[Any, Any]:
+    """``documents`` with Kubernetes versions masked: Helm's offline default at a dry-run
+    install, the environment's ``kubeVersion`` in the review."""
+    return {key: json.loads(re.sub(r"v1\.\d+\.\d+", "<kube>", json.dumps(value)))
+            for key, value in documents.items()}
+
+
+def _without(document: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """``document`` without the release's namespace (meshc writes it; Helm applies it)."""
+    if document.get("metadata", {}).get("namespace") == namespace:
+        del document["metadata"]["namespace"]
+    return document
 
 
 # --- meshc apply --helm ------------------------------------------------------------------------
@@ -253,7 +322,8 @@ def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
     root = judged["roots"]["example"]
     wrapper, log = write_wrapper(helm4(), tmp_path / "wrapper")
     env = {"PATH": SOPS_PATH, "HOME": str(tmp_path), "SOPS_AGE_KEY_FILE": str(TEST_KEY),
-           "TMPDIR": str(tmp_path), "LANG": "C.UTF-8", "NO_COLOR": "1"}
+           "TMPDIR": str(tmp_path), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "MESHC_HELM": str(helm4()), "MESHC_CHART_CACHE": str(shared_chart_cache())}
     done = subprocess.run([sys.executable, "-m", "compiler", "apply", environment, "--helm",
                            str(wrapper), "--yes"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
@@ -265,8 +335,13 @@ def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
     assert all(c["code"] == 0 for c in calls), [c["stderr"] for c in calls]
     for run in planned:
         (call,) = [c for c in calls if c["argv"][2] == run.step.release]
-        assert call["argv"][:len(run.step.argv) - 1] == list(run.step.argv[1:])
-        extra = call["argv"][len(run.step.argv) - 1:]  # the decrypted secrets, one file each
+        argv = run.step.argv
+        if run.step.remote:  # apply installs the pinned package, verified, from the chart cache
+            package = call["argv"][3]
+            assert package.endswith(f"/{run.step.digest.replace(':', '-')}.tgz"), package
+            argv = tuple(pinned_argv(argv, package))
+        assert call["argv"][:len(argv) - 1] == list(argv[1:])
+        extra = call["argv"][len(argv) - 1:]  # the decrypted secrets, one file each
         assert len(extra) == 2 * len(run.step.secrets)
         assert extra[::2] == ["--values"] * len(run.step.secrets)
         # what apply's helm installed is what the step alone installed

@@ -110,7 +110,8 @@ def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], lis
             "protected": st.booleans(),
             "kubeContext": st.sampled_from(["ctx-1", "prod-main"]),
             "namespace": st.sampled_from(["ns-{{ env.name }}", "{{ env.name }}-apps"]),
-            "description": st.text(max_size=10),
+            # a text PyYAML writes bare but Go's YAML reads as a boolean (y, n) is no string
+            "description": st.text(max_size=10).filter(lambda t: t.lower() not in ("y", "n")),
         })))
         environments[name] = env
         data: dict[str, Any] = {rel: draw(st.fixed_dictionaries({}, optional={
@@ -143,6 +144,8 @@ def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], lis
                                  "ops": [{"op": "add", "path": "/metadata/labels/patched",
                                           "value": "yes"}]}]),
         })))
+        if "repo" in release:
+            release.pop("patches", None)  # a Helm chart is installed as itself: never patched
         releases[name] = release
     spec: dict[str, Any] = {"apiVersion": "meshc/v1", "project": "p",
                             "environments": environments, "releases": releases}

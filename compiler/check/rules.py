@@ -94,6 +94,9 @@ RULES: tuple[Rule, ...] = (
          "every YAML file beside the meshfile's values files is named in the meshfile, and "
          "every named values file reaches a deployable environment", scope="project"),
     # Helm itself (compiler/check/helm.py), when a helm binary is available
+    Rule("install-time", "helm", "warning", "warning",
+         "a Helm chart decides nothing only at install that the review cannot show: values it "
+         "generates, lookup and getHostByName calls Helm reaches"),
     Rule("helm", "helm", "error", "error",
          "every Jinja release's wrapper chart passes `helm lint --strict`, and `helm template` "
          "with each plan step's arguments (a Helm chart's pinned package) yields exactly the "

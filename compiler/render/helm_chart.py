@@ -42,6 +42,7 @@ release's ``chart:`` line, with Helm's words.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -62,7 +63,7 @@ from ..core.process import HELM_VAR, Completed, HelmTool, helm_environment
 from ..core.source import Span
 from ..model.model import Release
 from ..syntax.yamlsrc import dump_yaml, load_documents
-from .render import GENERATED, Manifest, manifests_of
+from .render import FROM_SECRETS, GENERATED, Manifest, manifests_of
 
 NON_REPRODUCIBLE = (
     "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randBytes", "randInt", "uuidv4",
@@ -100,12 +101,15 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
     defaults = chart.defaults.data if chart.defaults is not None else {}
     given = with_deletions(_with_stand_ins(values, stand_ins), defaults)
     values_text = dump_yaml(given)
+    variant = dump_yaml(with_deletions(_with_stand_ins(
+        values, [(path, f"{text}~other") for path, text in stand_ins]), defaults)) \
+        if stand_ins else None
     key = render_key(release, helm, namespace, kube_version, api_versions, values_text,
                      package_digest) if memo is not None else None
     output = _recall(memo, key)
     if output is None:
         output = _template(release, files, helm, namespace, kube_version, package,
-                           api_versions, values_text)
+                           api_versions, values_text, variant)
         _remember(memo, key, output)
     outputs = list(split_sources(output, chart.ref))
     return manifests_of(release, outputs, namespace, env, redact_secrets=True)
@@ -120,9 +124,19 @@ def render_key(release: Release, helm: HelmTool, namespace: str, kube_version: s
     if not chart.local and not package_digest:
         return None
     identity = [chart.ref, list(chart.files)] if chart.local else [chart.ref, package_digest]
-    text = json.dumps([1, helm.version, identity, release.name, namespace, kube_version,
+    text = json.dumps([_code(), helm.version, identity, release.name, namespace, kube_version,
                        list(api_versions), values_text], ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code() -> str:
+    """A hash of this package's source: what a memoised render holds is what this code made
+    of helm's output (marks, stabilisation), so another meshc renders afresh."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _recall(memo: Path | None, key: str | None) -> str | None:
@@ -150,9 +164,12 @@ def _remember(memo: Path | None, key: str | None, output: str) -> None:
 
 def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: str,
               kube_version: str | None, package: Path | None, api_versions: Sequence[str],
-              values_text: str) -> str:
-    """``helm template``'s output for the review (values a chart generates marked). Raises
-    :class:`CompileError`."""
+              values_text: str, variant: str | None = None) -> str:
+    """``helm template``'s output for the review (values a chart generates marked). With
+    ``variant`` (the values with other stand-ins for the secrets), the chart is templated a
+    second time: ``checksum/*`` annotations that change with the secrets read
+    :data:`FROM_SECRETS` (the review cannot know them; at install they are the real values').
+    Raises :class:`CompileError`."""
     chart = release.chart
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
         work = Path(temp)
@@ -179,6 +196,11 @@ def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: 
             raise CompileError([helm_failure(release, files, done.stderr or done.stdout)])
         problems, output = non_reproducible(release, files, source, work, template,
                                             done.stdout)
+        if variant is not None and not problems:
+            values_file.write_bytes(variant.encode())
+            other = template(source)
+            if other.returncode == 0:
+                output, _ = stabilized(output, other.stdout, None)
     if problems:
         raise CompileError(problems)
     return output
@@ -386,7 +408,7 @@ def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: 
       upgrades); they are not refused, and ``meshc check`` names them.
     """
     tree = work / "instrumented"
-    _unpack(source, tree)
+    unpack(source, tree)
     sites = [(path, text, [c for c in calls(text) if c[0] not in CLUSTER])
              for path, text in _tree_templates(tree)]
     sites = [(path, text, found) for path, text, found in sites if found]
@@ -405,10 +427,27 @@ def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: 
                 rel = path.relative_to(chart_root).as_posix()
                 if rel in changed or "" in changed or posixpath.basename(rel).startswith("_"):
                     problems.append(_call_diagnostic(release, files, rel, function, line, col))
-    texts = {path: text for path, text, _ in sites}
-    pending = {(path, line): (function, col, offset)
-               for path, _, found in sites for function, line, col, offset in found
-               if function in CLOCK}
+    for rel, function, line, col in reached_calls(tree, CLOCK, template):
+        problems.append(_call_diagnostic(release, files, rel, function, line, col))
+    return sorted(problems, key=lambda d: (str(d.span), d.message)), output
+
+
+def reached_calls(tree: Path, functions: frozenset[str],
+                  template: Callable[[Path], Completed]) -> list[tuple[str, str, int, int]]:
+    """(chart-relative file, function, line, column) of every call of ``functions`` that Helm
+    reaches when it templates the chart unpacked in ``tree`` (:func:`unpack`) with
+    ``template``: the calls are replaced by ``fail`` in place, and the chart is templated again
+    with each reached call restored, until none is reached. Charts without such calls cost
+    nothing."""
+    roots = [p for p in sorted(tree.iterdir()) if p.is_dir()]
+    if not roots:
+        return []
+    chart_root = roots[0]
+    texts = dict(_tree_templates(tree))
+    pending = {(path, line): (function, col, offset) for path, text in texts.items()
+               for function, line, col, offset in calls(text) if function in functions}
+    if not pending:
+        return []
 
     def instrument(path: Path) -> None:  # every pending call of the file made a `fail`
         marks = sorted((offset, function) for (at, _), (function, _, offset) in pending.items()
@@ -417,23 +456,30 @@ def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: 
 
     for path in sorted({at for at, _ in pending}):
         instrument(path)
+    found = []
     for _ in range(len(pending)):
         done = template(chart_root)
-        hit = _HELM_AT.search(done.stderr or done.stdout) if done.returncode != 0 else None
-        at = (chart_root / hit.group(1).partition("/")[2], int(hit.group(2))) if hit else None
-        if at is None or at not in pending:
-            break  # none reached (a failure of another kind was reported by the first run)
+        # Helm names the whole include chain, outermost first: the failing call is the
+        # innermost location that is one of ours
+        hits = _HELM_AT.findall(done.stderr or done.stdout) if done.returncode != 0 else []
+        at = next((spot for spot in ((chart_root / h[0].partition("/")[2], int(h[1]))
+                                     for h in reversed(hits)) if spot in pending), None)
+        if at is None:
+            break  # none reached (a failure of another kind is not ours to report here)
         function, col, _ = pending.pop(at)
-        problems.append(_call_diagnostic(release, files, at[0].relative_to(chart_root)
-                                         .as_posix(), function, at[1], col))
+        found.append((at[0].relative_to(chart_root).as_posix(), function, at[1], col))
         instrument(at[0])
-    return sorted(problems, key=lambda d: (str(d.span), d.message)), output
+    for path in sorted({at for at, _ in pending} | {chart_root / f for f, *_ in found}):
+        if path in texts:
+            path.write_text(texts[path], encoding="utf-8")  # the chart as it was
+    return found
 
 
-def stabilized(first: str, second: str) -> tuple[str, set[str]]:
+def stabilized(first: str, second: str,
+               marker: str | None = GENERATED) -> tuple[str, set[str]]:
     """(``first`` with each value that differs from ``second`` in a Secret's data or in a
-    ``checksum/*`` annotation replaced by :data:`GENERATED`, the chart-relative templates whose
-    documents differ anywhere else) for two ``helm template`` outputs of the same inputs."""
+    ``checksum/*`` annotation replaced by ``marker`` (:func:`_generated`), the chart-relative
+    templates whose documents differ anywhere else) for two ``helm template`` outputs."""
     a = re.split(r"^---[ \t]*$", first, flags=re.MULTILINE)
     b = re.split(r"^---[ \t]*$", second, flags=re.MULTILINE)
     if len(a) != len(b):
@@ -448,7 +494,7 @@ def stabilized(first: str, second: str) -> tuple[str, set[str]]:
                 docs = ([], [])
             if len(docs[0]) == 1 == len(docs[1]) and isinstance(docs[0][0], dict):
                 merged = _generated(docs[0][0], docs[1][0], docs[0][0].get("kind") == "Secret",
-                                    ())
+                                    (), marker)
             if merged is None:
                 source = _SOURCE.search(one)
                 unconfined.add(project_path(source.group(1), "").lstrip("/") if source else "")
@@ -460,23 +506,26 @@ def stabilized(first: str, second: str) -> tuple[str, set[str]]:
     return "---".join(chunks), unconfined
 
 
-def _generated(a: Any, b: Any, secret: bool, path: tuple[str, ...]) -> Any:
-    """``a`` with the values that differ from ``b`` where a chart may generate them replaced
-    by :data:`GENERATED`; None when they differ anywhere else."""
-    if a == b:
+def _generated(a: Any, b: Any, secret: bool, path: tuple[str, ...],
+               marker: str | None = GENERATED) -> Any:
+    """``a`` with the values that differ from ``b`` where a chart may derive them from what
+    the review cannot show replaced by ``marker`` (a Secret's data: left as they are when
+    ``marker`` is None, the review shows their digests; ``checksum/*`` annotations: always
+    ``marker``, else :data:`FROM_SECRETS`); None when they differ anywhere else."""
+    if a == b or a in (GENERATED, FROM_SECRETS):  # already marked: the first mark stays
         return a
     if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
         merged = {}
         for key in a:
-            value = _generated(a[key], b[key], secret, (*path, str(key)))
+            value = _generated(a[key], b[key], secret, (*path, str(key)), marker)
             if value is None:
                 return None
             merged[key] = value
         return merged
     if secret and len(path) == 2 and path[0] in ("data", "stringData"):
-        return GENERATED
+        return a if marker is None else marker
     if len(path) >= 2 and path[-2] == "annotations" and path[-1].startswith("checksum/"):
-        return GENERATED
+        return marker or FROM_SECRETS
     return None
 
 
@@ -528,7 +577,7 @@ def calls(text: str) -> Iterator[tuple[str, int, int, int]]:
             yield call.group(1), line, col, offset
 
 
-def _unpack(source: Path, into: Path) -> None:
+def unpack(source: Path, into: Path) -> None:
     """The chart at ``source`` (a folder or a package) as plain folders under ``into``, its
     packaged subcharts (``charts/*.tgz``) unpacked in place, recursively."""
     into.mkdir(parents=True, exist_ok=True)
