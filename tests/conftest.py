@@ -252,3 +252,16 @@ def _stand_in_chart(work: Path, name: str, version: str, helm: Path, run_helm) -
                     work / "home")
     assert done.returncode == 0, done.stderr
     return source.parent / f"{name}-{version}.tgz"
+
+
+def with_tools(compiler):  # type: ignore[no-untyped-def]
+    """A compiler loaded by the library (``load_project``) given what the CLI gives it: the
+    helm ``$MESHC_HELM`` names and the project's chart store (lock and chart cache)."""
+    from dataclasses import replace
+
+    from compiler.cli.support import chart_store
+    from compiler.core.process import helm_tool
+
+    helm = helm_tool(os.environ["MESHC_HELM"]) if os.environ.get("MESHC_HELM") else None
+    name = compiler.project.root_file
+    return replace(compiler, helm=helm, charts=chart_store(compiler.files, name))
