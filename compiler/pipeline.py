@@ -31,7 +31,7 @@ from .plan.diff import (
 )
 from .plan.plan import Plan, Target, build_plan, format_json
 from .render import wrapper_chart
-from .render.helm_chart import no_helm, render_helm_release, stand_in, with_deletions
+from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
 from .render.remote import ChartStore
 from .render.render import Manifest, manifest_from_file, release_context, render_release
@@ -44,6 +44,7 @@ from .secrets.secrets import (
     release_collisions,
     release_inputs,
     secret_functions,
+    secret_stand_ins,
 )
 from .syntax.yamlsrc import Path as ValuePath
 from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
@@ -330,15 +331,18 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
     diags = Diagnostics()
     outputs = []
     releases = list(releases)
-    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases) \
-            and committed_review(compiler, prepared) is None:
-        unrendered = [r for r in releases if r.chart.is_helm]
-        diags.extend([no_helm(unrendered, stale_review(compiler, prepared))])
-        releases = [r for r in releases if not r.chart.is_helm]
+    review: dict[str, tuple[Manifest, ...]] = {}  # without helm: the committed Helm charts'
+    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases):
+        found = committed_review(compiler, prepared)
+        if found is None:
+            unrendered = [r for r in releases if r.chart.is_helm]
+            diags.extend([no_helm(unrendered, stale_review(compiler, prepared))])
+            releases = [r for r in releases if not r.chart.is_helm]
+        review = found or {}
     for release in releases:
         try:
             outputs.append(_compile_release(compiler, release, prepared, diags,
-                                            (known or {}).get(release.name)))
+                                            (known or {}).get(release.name), review))
         except CompileError as exc:
             diags.absorb(exc, f"while compiling release '{release.name}' for environment "
                               f"'{prepared.env.name}'")
@@ -360,7 +364,8 @@ def compile_environment(compiler: Compiler, env: Environment) -> EnvironmentOutp
 
 
 def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
-                     diags: Diagnostics, values: ValueSet | None) -> ReleaseOutput:
+                     diags: Diagnostics, values: ValueSet | None,
+                     review: Mapping[str, tuple[Manifest, ...]]) -> ReleaseOutput:
     env, env_ctx, env_secrets = prepared.env, prepared.env_ctx, prepared.env_secrets
     namespace = _namespace(compiler, release, env, env_ctx)
     if values is None:
@@ -368,14 +373,18 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     helm = release.helm.over(env.helm).over(default_helm())
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
-    if release.chart.is_helm and release.patches:
-        diags.error(f"release '{release.name}' has patches, but its Helm chart is installed by "
-                    "Helm itself, which would not apply them (what is reviewed must be what is "
-                    "installed)", release.patches[0].span,
-                    "set the chart's values instead, or render the resources from a Jinja chart")
     if release.chart.is_helm:
-        if compiler.helm_manifests:
-            manifests = _helm_manifests(compiler, release, values, prepared, namespace, diags)
+        if release.patches:
+            diags.error(f"release '{release.name}' has patches, but its Helm chart is installed "
+                        "by Helm itself, which would not apply them (what is reviewed must be "
+                        "what is installed)", release.patches[0].span,
+                        "set the chart's values instead, or render the resources from a Jinja "
+                        "chart")
+        if compiler.helm is not None and compiler.helm_manifests:
+            manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
+                                     env_secrets, diags)
+        elif compiler.helm_manifests:  # no helm: compile_releases found the committed review
+            manifests = review[release.name]
         elif release.chart.schema is not None:
             check_chart_schema(release.chart.schema, values, release, diags, [])
     elif release.chart.local:
@@ -400,21 +409,6 @@ STALE_REVIEW = ("without helm, the committed review stands in only while the inp
                 "it was rendered from: its plan.json's inputsDigest differs")
 
 
-def _helm_manifests(compiler: Compiler, release: Release, values: ValueSet, prepared: Prepared,
-                    namespace: str, diags: Diagnostics) -> tuple[Manifest, ...]:
-    """A Helm chart's manifests: rendered by helm; without helm, the committed review when the
-    environment's inputs are exactly those it was rendered from (plan.json's inputsDigest; the
-    CLI says so once)."""
-    env = prepared.env
-    if compiler.helm is not None:
-        return _render_helm(compiler, compiler.helm, release, values, env, namespace,
-                            prepared.env_secrets, diags)
-    committed = committed_review(compiler, prepared)
-    if committed is None or release.name not in committed:
-        raise CompileError([no_helm([release], stale_review(compiler, prepared))])
-    return committed[release.name]
-
-
 def stale_review(compiler: Compiler, prepared: Prepared) -> str | None:
     """Why the committed review cannot stand in for helm: None when there is none at all."""
     plan = f"{compiler.project.output.rstrip('/')}/{prepared.env.name}/plan.json"
@@ -431,12 +425,8 @@ def committed_review(compiler: Compiler,
         committed = json.loads(compiler.files.read(f"{output}/{env.name}/plan.json"))
     except (OSError, ValueError):
         return None
-    digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
-                           prepared.enabled,
-                           compiler.sets.doc if compiler.sets is not None else None,
-                           [(p.flag.kind, p.flag.text) for p in compiler.sets.flags]
-                           if compiler.sets is not None else ())
-    if not isinstance(committed, dict) or committed.get("inputsDigest") != digest:
+    if not isinstance(committed, dict) or \
+            committed.get("inputsDigest") != plan_inputs_digest(compiler, env, prepared.enabled):
         return None
     found = {}
     for release in prepared.enabled:
@@ -472,9 +462,7 @@ def _render_helm(compiler: Compiler, helm: HelmTool, release: Release, values: V
                 "error", f"remote chart '{release.chart.ref}' of release '{release.name}' "
                 "cannot be rendered: no chart cache", release.chart_span or release.span)])
         package = compiler.charts.package(release, env, helm)
-    depth = len(release.values_key)
-    stand_ins = [(leaf.path[depth:], stand_in(leaf.path, leaf.fingerprint))
-                 for leaf in env_secrets.leaves(release.values_key)]
+    stand_ins = secret_stand_ins(env_secrets, release)
     store = compiler.charts
     return render_helm_release(release, values.values, compiler.files, helm, namespace,
                                env.name, kube_version, package, stand_ins, env.api_versions,
@@ -532,13 +520,19 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             digest=compiler.charts.digest(r, env) if compiler.charts is not None
             and not r.chart.local else None))
     generations = waves(o.release for o in outputs)
-    digest = inputs_digest(compiler.files, compiler.templates, compiler.project, env,
-                           (o.release for o in outputs),
-                           compiler.sets.doc if compiler.sets is not None else None,
-                           [(p.flag.kind, p.flag.text) for p in compiler.sets.flags]
-                           if compiler.sets is not None else ())
+    digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled, digest)
+
+
+def plan_inputs_digest(compiler: Compiler, env: Environment, releases: Iterable[Release]) -> str:
+    """The ``inputsDigest`` of ``env``'s plan deploying ``releases``, with the command line's
+    value flags."""
+    sets = compiler.sets
+    return inputs_digest(compiler.files, compiler.templates, compiler.project, env, releases,
+                         sets.doc if sets is not None else None,
+                         [(p.flag.kind, p.flag.text) for p in sets.flags] if sets is not None
+                         else ())
 
 
 # --- output files ---------------------------------------------------------------------------
@@ -563,7 +557,7 @@ def release_files(env: str, o: ReleaseOutput) -> dict[str, str]:
         files = {f"{folder}/values.yaml": values_yaml(o.values)}
     if o.manifests is None:
         return files
-    if o.release.chart.is_helm:  # the review copy: the plan installs the Helm chart itself
+    if chart.is_helm:  # the review copy: the plan installs the Helm chart itself
         files.update({f"{folder}/manifests/{m.filename}": m.text for m in o.manifests})
         return files
     files[f"{folder}/Chart.yaml"] = wrapper_chart.chart_yaml(o.release.name)

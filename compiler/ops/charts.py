@@ -13,7 +13,6 @@ with every problem located on the release's ``chart:`` (or the lock's entry).
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import tarfile
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.diagnostics import CompileError, Diagnostic, choose_from
+from ..core.files import decode_text
 from ..core.process import HELM_INSTALL, HELM_VAR, HelmTool
 from ..model.model import Project
 from ..pipeline import Compiler
@@ -43,6 +43,7 @@ from ..render.remote import (
     store,
     wanted,
 )
+from ..syntax.roundtrip import write_files
 
 HelmSource = Callable[[], HelmTool]  # the helm to pull with; raises CompileError when there is none
 NEW, UNCHANGED, CHANGED = "new", "unchanged", "changed"
@@ -163,7 +164,7 @@ def update_charts(compiler: Compiler, cache: Path, caller: Mapping[str, str], he
     pins = {**{p.key: p for p in before if p.key in used}, **{u.pin.key: u.pin for u in updates}}
     written = False
     if pins or old is not None or unreadable:  # no remote charts and no lock: no lock either
-        written = _write_lock(compiler.files.locate(lock_file),
+        written = _write_lock(compiler.files.root, lock_file,
                               format_lock(project.root_file, pins.values()))
     return LockUpdate(lock_file, updates, tuple(p for p in before if p.key not in used),
                       written, unreadable)
@@ -220,27 +221,20 @@ def _compare(done: _Pulled, old: ChartLock | None) -> PinUpdate:
     return PinUpdate(pin, want.releases, UNCHANGED if same else CHANGED, before)
 
 
-def _write_lock(path: Path, text: str) -> bool:
-    """Replace ``path`` with ``text`` in one rename, so no reader ever sees half a lock; only
-    when its bytes change. Returns whether it wrote."""
-    data = text.encode("utf-8")
+def _write_lock(root: Path, lock_file: str, text: str) -> bool:
+    """Replace the lock with ``text`` (:func:`~compiler.syntax.roundtrip.write_files`: one
+    rename, refused if it changed on disk meanwhile), only when its text changes. Returns
+    whether it wrote."""
     try:
-        if path.read_bytes() == data:
-            return False
+        current: str | None = decode_text((root / lock_file).read_bytes())
     except FileNotFoundError:
-        pass
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        current = None
+    except UnicodeDecodeError:  # not even text: it goes, the new one takes its place
+        (root / lock_file).unlink()
+        current = None
+    if current == text:
+        return False
+    write_files(root, {lock_file: text}, {lock_file: current})
     return True
 
 

@@ -63,6 +63,7 @@ from ..core.process import HELM_VAR, Completed, HelmTool, helm_environment
 from ..core.source import Span
 from ..model.model import Release
 from ..syntax.yamlsrc import dump_yaml, load_documents
+from ..values.chart_schema import with_stand_ins
 from .render import FROM_SECRETS, GENERATED, Manifest, manifests_of
 
 NON_REPRODUCIBLE = (
@@ -99,9 +100,9 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
     are kept."""
     chart = release.chart
     defaults = chart.defaults.data if chart.defaults is not None else {}
-    given = with_deletions(_with_stand_ins(values, stand_ins), defaults)
+    given = with_deletions(with_stand_ins(values, stand_ins), defaults)
     values_text = dump_yaml(given)
-    variant = dump_yaml(with_deletions(_with_stand_ins(
+    variant = dump_yaml(with_deletions(with_stand_ins(
         values, [(path, f"{text}~other") for path, text in stand_ins]), defaults)) \
         if stand_ins else None
     key = render_key(release, helm, namespace, kube_version, api_versions, values_text,
@@ -212,21 +213,6 @@ def stand_in(path: Sequence[Any], fingerprint: str = "") -> str:
     carries the fingerprint of its ciphertext, so the review's digest of a Secret value changes
     when the secret does."""
     return "meshc-secret:" + ".".join(map(str, path)) + (f"@{fingerprint}" if fingerprint else "")
-
-
-def _with_stand_ins(values: dict[str, Any],
-                    stand_ins: Sequence[tuple[tuple[Any, ...], str]]) -> dict[str, Any]:
-    for path, text in stand_ins:
-        values = _put(values, path, text)
-    return values
-
-
-def _put(node: Any, path: Sequence[Any], text: str) -> Any:
-    if not path:
-        return text
-    copy = dict(node) if isinstance(node, dict) else {}
-    copy[path[0]] = _put(copy.get(path[0]), path[1:], text)
-    return copy
 
 
 def split_sources(output: str, folder: str) -> Iterator[tuple[str, str]]:

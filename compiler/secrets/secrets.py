@@ -45,6 +45,7 @@ from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..core.files import ProjectFiles
 from ..core.source import Span, file_span
 from ..model.model import Environment, Project, Release, SecretsFile
+from ..render.helm_chart import stand_in
 from ..render.templating import TemplateFailure
 from ..syntax.yamlsrc import Path as ValuePath
 from ..syntax.yamlsrc import ValuesDoc, load_values_doc
@@ -369,6 +370,15 @@ def undelivered(secrets: EnvSecrets,
         for root in roots:
             delivered.update(leaf.path for leaf in secrets.leaves(root))
     return [leaf for leaf in secrets.leaves() if leaf.path not in delivered]
+
+
+def secret_stand_ins(secrets: EnvSecrets, release: Release) -> list[tuple[ValuePath, str]]:
+    """(path in the release's values, stand-in text) for each secret the release receives: what
+    a Helm chart renders with in place of the secrets (:func:`~compiler.render.helm_chart.stand_in`),
+    when meshc renders it and when ``meshc check`` templates it again."""
+    depth = len(release.values_key)
+    return [(leaf.path[depth:], stand_in(leaf.path, leaf.fingerprint))
+            for leaf in secrets.leaves(release.values_key)]
 
 
 def release_collisions(secrets: EnvSecrets, release: Release, values: ValueSet) -> list[Diagnostic]:

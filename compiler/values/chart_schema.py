@@ -87,16 +87,22 @@ def check_chart_schema(schema: ValuesDoc, values: ValueSet, release: Release,
 
 def with_secrets(tree: dict[str, Any], paths: Sequence[Path]) -> dict[str, Any]:
     """``tree`` with a stand-in string at each secret's path (copies along those paths only)."""
-    for path in paths:
-        tree = _put(tree, path)
+    return with_stand_ins(tree, [(path, SECRET_STAND_IN) for path in paths])
+
+
+def with_stand_ins(tree: dict[str, Any], stand_ins: Sequence[tuple[Path, str]]) -> dict[str, Any]:
+    """``tree`` with each (path, text) of ``stand_ins`` set (copies along those paths only:
+    ``tree`` is not changed)."""
+    for path, text in stand_ins:
+        tree = _put(tree, path, text)
     return tree
 
 
-def _put(node: Any, path: Path) -> Any:
+def _put(node: Any, path: Path, text: str) -> Any:
     if not path:
-        return SECRET_STAND_IN
+        return text
     copy = dict(node) if isinstance(node, dict) else {}
-    copy[path[0]] = _put(copy.get(path[0]), path[1:])
+    copy[path[0]] = _put(copy.get(path[0]), path[1:], text)
     return copy
 
 
