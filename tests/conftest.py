@@ -177,6 +177,8 @@ def chart_cache() -> Iterator[Path]:
     cache = shared_chart_cache()
     yield cache
     shutil.rmtree(cache, ignore_errors=True)
+    for package in _STAND_INS.values():  # each stand-in chart's own scratch folder
+        shutil.rmtree(package.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
