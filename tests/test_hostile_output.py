@@ -14,7 +14,6 @@ import errno
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,11 +87,12 @@ def test_a_render_waits_for_the_lock_or_fails_clearly(tmp_path: Path) -> None:
         assert err.startswith("error: another meshc render into") and "still running" in err, err
         assert not out.exists()
         patient = start(project, "--lock-timeout", "60")
-        time.sleep(1.5)
+        assert patient.stderr is not None
+        waiting = patient.stderr.readline()  # printed once it waits: the lock is still held
+        assert "waiting for another meshc render" in waiting, waiting + patient.communicate()[1]
         assert patient.poll() is None, patient.communicate()
     _, err = patient.communicate(timeout=60)
-    assert patient.returncode == 0, err
-    assert "waiting for another meshc render" in err, err
+    assert patient.returncode == 0, waiting + err
     assert "dev/app/manifests/configmap-cfg.yaml" in read_tree(out)
 
 
