@@ -21,7 +21,7 @@ from .core.process import HelmTool
 from .core.source import COMMAND_LINE, Span
 from .model.graph import check_needs, waves
 from .model.load import DNS_LABEL, load_meshfile
-from .model.model import Environment, HelmOptions, Project, Release, Text
+from .model.model import Environment, HelmOptions, HelmVersion, Project, Release, Text
 from .model.resolve import ParsedValues, default_helm, parse_values_key, resolve_project
 from .plan.diff import (
     ReleaseDiff,
@@ -29,7 +29,7 @@ from .plan.diff import (
     manifest_resources,
     read_tree,
 )
-from .plan.plan import Plan, Target, build_plan, format_json
+from .plan.plan import Plan, Target, build_plan, format_json, helm3_unsupported
 from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
@@ -521,8 +521,54 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             and not r.chart.local else None))
     generations = waves(o.release for o in outputs)
     digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
+    check_helm_options(env, outputs)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
-                      disabled, digest)
+                      disabled, digest, env.helm_version.major)
+
+
+HELM_OPTION_FLAGS = {"serverSide": "--server-side"}
+
+
+def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:
+    """Refuse options the Helm ``env``'s plan is for cannot express (Helm 3: ``serverSide:
+    true``): one error per place an option is set, naming the option, the environment and the
+    releases it reaches. Raises :class:`CompileError`."""
+    if env.helm_version.major >= 4:
+        return
+    found: dict[tuple[str, Span | None], list[str]] = {}
+    for o in outputs:
+        for key in helm3_unsupported(o.helm):
+            found.setdefault((key, o.helm.span(key)), []).append(o.release.name)
+    if not found:
+        return
+    chosen = helm_version_origin(env.helm_version)
+    raise CompileError([Diagnostic(
+        "error", f"helm option '{key}' ({HELM_OPTION_FLAGS[key]}) has no Helm 3 equivalent: "
+                 f"environment '{env.name}' targets Helm 3 (release{'s' * (len(names) > 1)} "
+                 f"{', '.join(names)})", span or env.span,
+        help="Helm 3 always applies on the client: remove it (or set it to false) for this "
+             "environment, or target Helm 4 (helmVersion: 4)",
+        notes=(chosen,)) for (key, span), names in sorted(
+            found.items(), key=lambda item: (item[0][0], str(item[0][1])))])
+
+
+def helm_version_origin(version: HelmVersion) -> str:
+    """Where the Helm a plan is for was chosen, for a diagnostic's notes."""
+    if version.span is not None:
+        return (f"helmVersion: {version.major} is set at {version.span.file}:"
+                f"{version.span.line}:{version.span.col}")
+    if version.origin != "default":
+        return f"{version.origin} on the command line"
+    return f"Helm {version.major} is the default (no helmVersion: in the meshfile)"
+
+
+def with_helm_version(compiler: Compiler, major: int, origin: str = "--helm-version") -> Compiler:
+    """``compiler`` with every environment's plans for Helm ``major`` (3 or 4), as the command
+    line's ``origin`` (``--helm-version 3``) says, over the meshfile's ``helmVersion:``."""
+    version = HelmVersion(major, None, f"{origin} {major}")
+    project = replace(compiler.project, environments=tuple(
+        replace(env, helm_version=version) for env in compiler.project.environments))
+    return replace(compiler, project=project)
 
 
 def plan_inputs_digest(compiler: Compiler, env: Environment, releases: Iterable[Release]) -> str:

@@ -28,6 +28,8 @@ from .support import (
     _paint,
     _Session,
     _set_options,
+    helm_version_option,
+    with_helm_version,
 )
 
 
@@ -38,18 +40,21 @@ from .support import (
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the plan differs from the committed rendered output.")
 @click.option("--no-cache", is_flag=True, help="Compile every release afresh.")
+@helm_version_option
 @_set_options
 @click.pass_obj
 def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_cache: bool,
-         **kwargs: Any) -> None:
+         helm_version: int | None, **kwargs: Any) -> None:
     """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
 
     \b
     Example: meshc plan production
              meshc plan prod -o json --set agents.weather.canary.enabled=true
+             meshc plan production --helm-version 3
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
+    compiler = with_helm_version(session.compiler(_flags(kwargs), cache=not no_cache),
+                                 helm_version)
 
     def work() -> int:
         env = find_environment(compiler.project, environment)

@@ -105,6 +105,25 @@ def _set_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def helm_version_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--helm-version 3|4``: the Helm the plan's command lines are for, over the meshfile's
+    ``helmVersion:``."""
+    return click.option(
+        "--helm-version", "helm_version", type=click.Choice(["3", "4"]), default=None,
+        callback=lambda ctx, param, value: None if value is None else int(value),
+        help="Write the helm commands for this Helm major version (over the meshfile's "
+             "helmVersion:, default 4).")(func)
+
+
+def with_helm_version(compiler: Any, major: int | None) -> Any:
+    """``compiler`` with its plans for Helm ``major`` (``--helm-version``), when given."""
+    if major is None:
+        return compiler
+    from ..pipeline import with_helm_version as override
+
+    return override(compiler, major)
+
+
 def _flags(kwargs: dict[str, Any]) -> list[SetFlag]:
     flags = []
     for kind in ("set", "set-string", "set-json", "set-file", "set-literal"):
