@@ -103,6 +103,16 @@ class Compiler:
     def sources(self) -> dict[str, str]:
         return {**self.files.texts, **self.set_sources}
 
+    @property
+    def renderer(self) -> HelmTool | None:
+        """The helm that renders Helm charts: :attr:`helm` when it is Helm 4 (or says no
+        version). A Helm 3 is not used to render (docs/helm-versions.md): the review in
+        ``rendered/`` is Helm 4's ``helm template``, the same whichever Helm the plans are
+        for, so that it does not depend on who rendered it; the committed review stands in
+        while its inputs are unchanged, as without helm."""
+        helm = self.helm
+        return helm if helm is not None and helm.major in (None, 4) else None
+
 
 def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
                  parsed: ParsedValues | None = None) -> Compiler:
@@ -332,11 +342,12 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
     outputs = []
     releases = list(releases)
     review: dict[str, tuple[Manifest, ...]] = {}  # without helm: the committed Helm charts'
-    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases):
+    if compiler.renderer is None and compiler.helm_manifests and \
+            any(r.chart.is_helm for r in releases):
         found = committed_review(compiler, prepared)
         if found is None:
             unrendered = [r for r in releases if r.chart.is_helm]
-            diags.extend([no_helm(unrendered, stale_review(compiler, prepared))])
+            diags.extend([no_helm(unrendered, stale_review(compiler, prepared), compiler.helm)])
             releases = [r for r in releases if not r.chart.is_helm]
         review = found or {}
     for release in releases:
@@ -380,8 +391,8 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
                         "what is installed)", release.patches[0].span,
                         "set the chart's values instead, or render the resources from a Jinja "
                         "chart")
-        if compiler.helm is not None and compiler.helm_manifests:
-            manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
+        if compiler.renderer is not None and compiler.helm_manifests:
+            manifests = _render_helm(compiler, compiler.renderer, release, values, env, namespace,
                                      env_secrets, diags)
         elif compiler.helm_manifests:  # no helm: compile_releases found the committed review
             manifests = review[release.name]

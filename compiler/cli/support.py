@@ -194,6 +194,7 @@ class _Session:
         self.holder: list[Compiler] = []
         self.runner = options.tools.runner
         self.unrendered: list[str] = []  # Helm-chart releases, when there is no helm
+        self.helm3: HelmTool | None = None  # the helm found, when it is not Helm 4
 
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True,
                  manifests: bool = True) -> Compiler:
@@ -210,8 +211,9 @@ class _Session:
                 compiler = replace(compiler, helm_manifests=False)
             elif helm_charts:
                 compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
-                if compiler.helm is None:
+                if compiler.renderer is None:
                     self.unrendered = helm_charts
+                    self.helm3 = compiler.helm
             if helm_charts:  # the lock of remote charts; the renders memo for all of them
                 compiler = replace(compiler, charts=chart_store(self.files, self.name, cache))
             self.holder.append(compiler)
@@ -224,7 +226,9 @@ class _Session:
         with _diagnostics(self.holder, self.files):
             result = func()
         if self.unrendered:  # it worked without helm: the committed review stood in
-            click.echo(f"warning: no helm: the Helm-chart releases ({', '.join(self.unrendered)})"
+            why = (f"{self.helm3.path} is Helm {self.helm3.version}, and meshc renders Helm "
+                   "charts with Helm 4 only" if self.helm3 is not None else "no helm")
+            click.echo(f"warning: {why}: the Helm-chart releases ({', '.join(self.unrendered)})"
                        " are the committed review (their inputs are unchanged since it was "
                        "rendered), neither re-rendered nor checked by Helm; install Helm 4 (or "
                        "set MESHC_HELM) to render them", err=True)
