@@ -192,6 +192,10 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
     ``fresh``, what its inputs compile to now."""
     committed = committed_files(compiler, env.name)
     changed = sorted(p for p in set(fresh) | set(committed) if fresh.get(p) != committed.get(p))
+    plan = f"{env.name}/plan.json"
+    if env.helm_version.origin not in ("meshfile", "default") and plan in changed and \
+            _digest_of(fresh.get(plan)) == _digest_of(committed.get(plan)) is not None:
+        changed.remove(plan)  # --helm-version: the committed plan is the meshfile's Helm's
     if not changed:
         return
     output = compiler.project.output.rstrip("/")
@@ -202,6 +206,15 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
                  f"{'s' * (len(changed) != 1)} differ: {listed}); helm would install stale "
                  "output", help=f"run `meshc render {env.name}` (with the same --set flags) and "
                  f"review the change (`meshc diff --rendered {env.name}` shows it)")])
+
+
+def _digest_of(plan_text: str | None) -> str | None:
+    """The ``inputsDigest`` of a plan's JSON text (None: none, or not a plan)."""
+    try:
+        found = json.loads(plan_text or "").get("inputsDigest")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found else None
 
 
 def reviewed_plan(text: str, source: str, env: Environment, fresh: Plan) -> Plan:
