@@ -515,13 +515,12 @@ def _apply(root: Path, tmp_path: Path, helm: Path, *options: str) -> tuple[Any, 
 def test_apply_refuses_a_plan_for_the_other_helm(helm: str, target: str, other: str,
                                                  judged: dict[str, Any], tmp_path: Path) -> None:
     binary = helm3() if helm == "3" else helm4()
-    options = ["production"] + (["--helm-version", target] if target == "3" else [])
+    options = ["development"] + (["--helm-version", target] if target == "3" else [])
     done, calls = _apply(judged["roots"]["example"], tmp_path, binary, *options)
-    # production: protected, and --yes given; the refusal comes before the confirmation too
     assert done.returncode == 1, done.stderr
     assert [c["argv"] for c in calls] == [["version", "--short"]]  # no step ran
     version = "v3.15.3+g3bb50bb" if helm == "3" else "v4.3.1+gc0d08d0"
-    assert f"is Helm {version}, but the plan of 'production' is for Helm {target}: refusing " \
+    assert f"is Helm {version}, but the plan of 'development' is for Helm {target}: refusing " \
            "before any step runs" in done.stderr
     assert f"make the plan for Helm {other}: `helmVersion: {other}` in meshfile.yaml" in \
         done.stderr and f"`--helm-version {other}`" in done.stderr
@@ -534,7 +533,7 @@ def test_meshc_apply_runs_a_helm3_plan_with_helm3(judged: dict[str, Any],
                          "--helm-version", "3")
     assert done.returncode == 0, done.stderr
     assert calls[0]["argv"] == ["version", "--short"]
-    steps = [c for c in calls if c["argv"][:1] == ["template"]]
+    steps = [c for c in calls if c["argv"][:1] == ["upgrade"]]  # run as helm template
     assert len(steps) == 7 and all(c["code"] == 0 for c in steps), [c["stderr"] for c in steps]
     assert all("--atomic" in c["argv"] and "--rollback-on-failure" not in c["argv"]
                for c in steps)
