@@ -573,6 +573,22 @@ def helm_version_origin(version: HelmVersion) -> str:
     return f"Helm {version.major} is the default (no helmVersion: in the meshfile)"
 
 
+def overridden_plan_stands(env: Environment, fresh: str | None, committed: str | None) -> bool:
+    """Whether ``env``'s committed ``plan.json`` text (made for the meshfile's Helm) stands for
+    the ``fresh`` one made for the command line's ``--helm-version``: both made from the same
+    inputs (same ``inputsDigest``). False without such an override."""
+    if env.helm_version.origin in ("meshfile", "default"):
+        return False
+    digests = []
+    for text in (fresh, committed):
+        try:
+            found = json.loads(text or "").get("inputsDigest")
+        except (ValueError, AttributeError):
+            return False
+        digests.append(found if isinstance(found, str) and found else None)
+    return digests[0] is not None and digests[0] == digests[1]
+
+
 def with_helm_version(compiler: Compiler, major: int, origin: str = "--helm-version") -> Compiler:
     """``compiler`` with every environment's plans for Helm ``major`` (3 or 4), as the command
     line's ``origin`` (``--helm-version 3``) says, over the meshfile's ``helmVersion:``."""

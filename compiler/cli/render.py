@@ -16,6 +16,7 @@ from ..output.tree import RenderRequest, render_summary, render_tree
 from ..pipeline import (
     committed_files,
     find_environment,
+    overridden_plan_stands,
 )
 from ..plan.diff import review_environment
 from ..plan.plan import Plan, format_json, format_sh, format_text
@@ -69,6 +70,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
             output = compiler.files.root / compiler.project.output
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
+            name = f"{env.name}/plan.json"  # --helm-version: the committed plan is the meshfile's
+            if overridden_plan_stands(env, files.get(name), committed.get(name)):
+                files = {**files, name: committed[name]}
             review = review_environment(env.name, [s.release for s in plan.steps], files,
                                         committed,
                                         f"{compiler.project.output.rstrip('/')}/{env.name}")

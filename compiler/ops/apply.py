@@ -40,7 +40,13 @@ from ..core.process import (
     run_process,
 )
 from ..model.model import Environment, Project
-from ..pipeline import Compiler, committed_files, compile_environment, output_files
+from ..pipeline import (
+    Compiler,
+    committed_files,
+    compile_environment,
+    output_files,
+    overridden_plan_stands,
+)
 from ..plan.plan import API_VERSION, Plan, Step, pinned_argv
 from ..secrets.secrets import SecretInput
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt
@@ -193,8 +199,7 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
     committed = committed_files(compiler, env.name)
     changed = sorted(p for p in set(fresh) | set(committed) if fresh.get(p) != committed.get(p))
     plan = f"{env.name}/plan.json"
-    if env.helm_version.origin not in ("meshfile", "default") and plan in changed and \
-            _digest_of(fresh.get(plan)) == _digest_of(committed.get(plan)) is not None:
+    if plan in changed and overridden_plan_stands(env, fresh.get(plan), committed.get(plan)):
         changed.remove(plan)  # --helm-version: the committed plan is the meshfile's Helm's
     if not changed:
         return
@@ -206,15 +211,6 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
                  f"{'s' * (len(changed) != 1)} differ: {listed}); helm would install stale "
                  "output", help=f"run `meshc render {env.name}` (with the same --set flags) and "
                  f"review the change (`meshc diff --rendered {env.name}` shows it)")])
-
-
-def _digest_of(plan_text: str | None) -> str | None:
-    """The ``inputsDigest`` of a plan's JSON text (None: none, or not a plan)."""
-    try:
-        found = json.loads(plan_text or "").get("inputsDigest")
-    except (ValueError, AttributeError):
-        return None
-    return found if isinstance(found, str) and found else None
 
 
 def reviewed_plan(text: str, source: str, env: Environment, fresh: Plan) -> Plan:
