@@ -203,9 +203,9 @@ def test_policies_helm_off_silences_the_rule(helm: Path, tmp_path: Path) -> None
 
 
 def test_a_plan_for_helm3_is_judged_with_helm4_s_spelling(helm: Path, tmp_path: Path) -> None:
-    """``helmVersion: 3``: the steps say ``--atomic`` and ``--force``, which Helm 4 refuses;
-    the rule judges them as Helm 4 spells them (docs/helm-versions.md), so a sound project
-    passes and Helm's findings stay about the charts."""
+    """``helmVersion: 3``: the steps say ``--atomic`` and ``--force``, which Helm 4 only takes
+    as deprecated aliases; the rule judges them as Helm 4 spells them (docs/helm-versions.md),
+    and a sound project passes."""
     root = project(tmp_path, meshfile_tail="helmVersion: 3\ndefaults:\n  helm: "
                    "{rollbackOnFailure: true, forceReplace: true}\n")
     assert "--atomic" in (root / "rendered" / "prod" / "plan.json").read_text()
