@@ -29,7 +29,7 @@ from .plan.diff import (
     manifest_resources,
     read_tree,
 )
-from .plan.plan import Plan, Target, build_plan, format_json, helm3_unsupported
+from .plan.plan import HELM4_ONLY, Plan, Target, build_plan, format_json, helm3_unsupported
 from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
@@ -537,9 +537,6 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
                       disabled, digest, env.helm_version.major)
 
 
-HELM_OPTION_FLAGS = {"serverSide": "--server-side"}
-
-
 def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:
     """Refuse options the Helm ``env``'s plan is for cannot express (Helm 3: ``serverSide:
     true``): one error per place an option is set, naming the option, the environment and the
@@ -554,7 +551,7 @@ def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:
         return
     chosen = helm_version_origin(env.helm_version)
     raise CompileError([Diagnostic(
-        "error", f"helm option '{key}' ({HELM_OPTION_FLAGS[key]}) has no Helm 3 equivalent: "
+        "error", f"helm option '{key}' ({HELM4_ONLY[key]}) has no Helm 3 equivalent: "
                  f"environment '{env.name}' targets Helm 3 (release{'s' * (len(names) > 1)} "
                  f"{', '.join(names)})", span or env.span,
         help="Helm 3 always applies on the client: remove it (or set it to false) for this "

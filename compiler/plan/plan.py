@@ -71,9 +71,14 @@ class Plan:
 HELM3_FLAGS = {"--rollback-on-failure": "--atomic", "--force-replace": "--force"}
 
 
+# Options of the meshfile only Helm 4 has, and their flags.
+HELM4_ONLY = {"serverSide": "--server-side"}
+
+
 def helm3_unsupported(helm: HelmOptions) -> tuple[str, ...]:
-    """The meshfile keys of ``helm`` that Helm 3 has no flag for: ``serverSide: true`` (Helm 3
-    applies on the client only; ``serverSide: false`` is what it always does)."""
+    """The meshfile keys of ``helm`` (of :data:`HELM4_ONLY`) that Helm 3 has no flag for:
+    ``serverSide: true`` (Helm 3 applies on the client only; ``serverSide: false`` is what it
+    always does)."""
     return ("serverSide",) if helm.server_side else ()
 
 
