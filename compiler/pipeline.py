@@ -21,7 +21,7 @@ from .core.process import HelmTool
 from .core.source import COMMAND_LINE, Span
 from .model.graph import check_needs, waves
 from .model.load import DNS_LABEL, load_meshfile
-from .model.model import Environment, HelmOptions, Project, Release, Text
+from .model.model import Environment, HelmOptions, HelmVersion, Project, Release, Text
 from .model.resolve import ParsedValues, default_helm, parse_values_key, resolve_project
 from .plan.diff import (
     ReleaseDiff,
@@ -29,7 +29,7 @@ from .plan.diff import (
     manifest_resources,
     read_tree,
 )
-from .plan.plan import Plan, Target, build_plan, format_json
+from .plan.plan import HELM4_ONLY, Plan, Target, build_plan, format_json, helm3_unsupported
 from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
@@ -102,6 +102,16 @@ class Compiler:
     @property
     def sources(self) -> dict[str, str]:
         return {**self.files.texts, **self.set_sources}
+
+    @property
+    def renderer(self) -> HelmTool | None:
+        """The helm that renders Helm charts: :attr:`helm` when it is Helm 4 (or says no
+        version). A Helm 3 is not used to render (docs/helm-versions.md): the review in
+        ``rendered/`` is Helm 4's ``helm template``, the same whichever Helm the plans are
+        for, so that it does not depend on who rendered it; the committed review stands in
+        while its inputs are unchanged, as without helm."""
+        helm = self.helm
+        return helm if helm is not None and helm.major in (None, 4) else None
 
 
 def load_project(files: ProjectFiles, name: str = "meshfile.yaml",
@@ -332,11 +342,12 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
     outputs = []
     releases = list(releases)
     review: dict[str, tuple[Manifest, ...]] = {}  # without helm: the committed Helm charts'
-    if compiler.helm is None and compiler.helm_manifests and any(r.chart.is_helm for r in releases):
+    if compiler.renderer is None and compiler.helm_manifests and \
+            any(r.chart.is_helm for r in releases):
         found = committed_review(compiler, prepared)
         if found is None:
             unrendered = [r for r in releases if r.chart.is_helm]
-            diags.extend([no_helm(unrendered, stale_review(compiler, prepared))])
+            diags.extend([no_helm(unrendered, stale_review(compiler, prepared), compiler.helm)])
             releases = [r for r in releases if not r.chart.is_helm]
         review = found or {}
     for release in releases:
@@ -380,8 +391,8 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
                         "what is installed)", release.patches[0].span,
                         "set the chart's values instead, or render the resources from a Jinja "
                         "chart")
-        if compiler.helm is not None and compiler.helm_manifests:
-            manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
+        if compiler.renderer is not None and compiler.helm_manifests:
+            manifests = _render_helm(compiler, compiler.renderer, release, values, env, namespace,
                                      env_secrets, diags)
         elif compiler.helm_manifests:  # no helm: compile_releases found the committed review
             manifests = review[release.name]
@@ -521,8 +532,67 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             and not r.chart.local else None))
     generations = waves(o.release for o in outputs)
     digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
+    check_helm_options(env, outputs)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
-                      disabled, digest)
+                      disabled, digest, env.helm_version.major)
+
+
+def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:
+    """Refuse options the Helm ``env``'s plan is for cannot express (Helm 3: ``serverSide:
+    true``): one error per place an option is set, naming the option, the environment and the
+    releases it reaches. Raises :class:`CompileError`."""
+    if env.helm_version.major >= 4:
+        return
+    found: dict[tuple[str, Span | None], list[str]] = {}
+    for o in outputs:
+        for key in helm3_unsupported(o.helm):
+            found.setdefault((key, o.helm.span(key)), []).append(o.release.name)
+    if not found:
+        return
+    chosen = helm_version_origin(env.helm_version)
+    raise CompileError([Diagnostic(
+        "error", f"helm option '{key}' ({HELM4_ONLY[key]}) has no Helm 3 equivalent: "
+                 f"environment '{env.name}' targets Helm 3 (release{'s' * (len(names) > 1)} "
+                 f"{', '.join(names)})", span or env.span,
+        help="Helm 3 always applies on the client: remove it (or set it to false) for this "
+             "environment, or target Helm 4 (helmVersion: 4)",
+        notes=(chosen,)) for (key, span), names in sorted(
+            found.items(), key=lambda item: (item[0][0], str(item[0][1])))])
+
+
+def helm_version_origin(version: HelmVersion) -> str:
+    """Where the Helm a plan is for was chosen, for a diagnostic's notes."""
+    if version.span is not None:
+        return (f"helmVersion: {version.major} is set at {version.span.file}:"
+                f"{version.span.line}:{version.span.col}")
+    if version.origin != "default":
+        return f"{version.origin} on the command line"
+    return f"Helm {version.major} is the default (no helmVersion: in the meshfile)"
+
+
+def overridden_plan_stands(env: Environment, fresh: str | None, committed: str | None) -> bool:
+    """Whether ``env``'s committed ``plan.json`` text (made for the meshfile's Helm) stands for
+    the ``fresh`` one made for the command line's ``--helm-version``: both made from the same
+    inputs (same ``inputsDigest``). False without such an override."""
+    if env.helm_version.origin in ("meshfile", "default"):
+        return False
+    digests = []
+    for text in (fresh, committed):
+        try:
+            found = json.loads(text or "").get("inputsDigest")
+        except (ValueError, AttributeError):
+            return False
+        digests.append(found if isinstance(found, str) and found else None)
+    return digests[0] is not None and digests[0] == digests[1]
+
+
+def with_helm_version(compiler: Compiler, major: int, origin: str = "--helm-version") -> Compiler:
+    """``compiler`` with every environment's plans for Helm ``major`` (3 or 4), as the command
+    line's ``origin`` (``--helm-version 3``) says, over the meshfile's ``helmVersion:``."""
+    version = HelmVersion(major, None, f"{origin} {major}")
+    project = replace(compiler.project, environments=tuple(
+        replace(env, helm_version=version) for env in compiler.project.environments))
+    return replace(compiler, project=project)
 
 
 def plan_inputs_digest(compiler: Compiler, env: Environment, releases: Iterable[Release]) -> str:

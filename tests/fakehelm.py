@@ -5,6 +5,7 @@ line to ``$FAKE_HELM_LOG``: ``argv``, ``release`` (``argv[2]`` of ``upgrade --in
 ``start`` and ``end`` (``time.time()``), ``code``, and for each ``--values`` file outside the
 project (the decrypted secrets) its ``path``, ``mode`` and ``content``. ``$FAKE_HELM_CONFIG``
 names a JSON file: ``{"sleep": {release: seconds}, "fail": {release: stderr text}}``.
+``helm version --short`` prints ``$FAKE_HELM_VERSION`` (default ``v4.3.1+gfake``), unrecorded.
 ``helm pull NAME --version V --destination D`` copies ``$FAKE_HELM_CHARTS/NAME-V.tgz`` into D.
 """
 
@@ -21,6 +22,9 @@ import fcntl, json, os, stat, sys, time
 
 start = time.time()
 argv = sys.argv[1:]
+if argv == ["version", "--short"]:  # meshc apply asks once which Helm this is (not a step)
+    print(os.environ.get("FAKE_HELM_VERSION", "v4.3.1+gfake"))
+    sys.exit(0)
 if argv[:1] == ["pull"]:  # a chart repository: the packages of $FAKE_HELM_CHARTS
     import shutil
     name = argv[1].rsplit("/", 1)[-1]

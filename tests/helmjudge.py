@@ -353,11 +353,11 @@ def meshfile_output(root: Path) -> str:
     return str(data.get("output") or "rendered").rstrip("/")
 
 
-def plan_json(root: Path, environment: str) -> dict[str, Any]:
-    """``meshc plan ENV -o json`` of the project in ``root``."""
+def plan_json(root: Path, environment: str, *options: str) -> dict[str, Any]:
+    """``meshc plan ENV -o json [OPTIONS…]`` of the project in ``root``."""
     with _helm_for_meshc():
         code, out, err = run_meshc("-f", str(root / "meshfile.yaml"), "plan", environment,
-                                   "-o", "json")
+                                   "-o", "json", *options)
     assert code == 0, err
     data: dict[str, Any] = json.loads(out)
     return data

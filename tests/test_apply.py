@@ -429,6 +429,9 @@ def test_the_cli_runs_helm_through_an_injected_runner(shop: Env) -> None:
     seen: list[tuple[str, ...]] = []
 
     def runner(argv: Any, cwd: Path, env: Any = None) -> Completed:
+        if argv[0] == sys.executable and list(argv[1:]) == ["version", "--short"]:
+            seen.append(tuple(argv))  # apply asks which Helm this is, once, before any step
+            return Completed(0, "v4.3.1+gtest\n", "")
         if list(argv[1:3]) != ["upgrade", "--install"]:  # rendering the remote chart: real helm
             return run_process(argv, cwd, env)
         seen.append(tuple(argv))
@@ -442,6 +445,8 @@ def test_the_cli_runs_helm_through_an_injected_runner(shop: Env) -> None:
     finally:
         os.chdir(old)
     assert result.exit_code == 0, result.stderr
+    assert seen[0] == (sys.executable, "version", "--short")
+    seen = seen[1:]
     assert [argv[3] for argv in seen] == ["db", "metrics", "api", "worker", "web"]
     assert all(argv[0] == sys.executable and argv[1:3] == ("upgrade", "--install")
                for argv in seen)

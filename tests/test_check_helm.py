@@ -202,6 +202,18 @@ def test_policies_helm_off_silences_the_rule(helm: Path, tmp_path: Path) -> None
     assert report["helm"]["charts"] == 1
 
 
+def test_a_plan_for_helm3_is_judged_with_helm4_s_spelling(helm: Path, tmp_path: Path) -> None:
+    """``helmVersion: 3``: the steps say ``--atomic`` and ``--force``, which Helm 4 only takes
+    as deprecated aliases; the rule judges them as Helm 4 spells them (docs/helm-versions.md),
+    and a sound project passes."""
+    root = project(tmp_path, meshfile_tail="helmVersion: 3\ndefaults:\n  helm: "
+                   "{rollbackOnFailure: true, forceReplace: true}\n")
+    assert "--atomic" in (root / "rendered" / "prod" / "plan.json").read_text()
+    code, out, err = check(root, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["helm"]["charts"] >= 2
+
+
 # --- cases the real Helm cannot produce offline ------------------------------------------------
 
 def test_documents_other_than_the_compiled_manifests_are_an_error(helm: Path,
@@ -285,17 +297,17 @@ def test_a_helm_variable_naming_nothing_is_a_note_saying_so(
 
 
 def test_a_helm_3_is_skipped_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real Helm 3 (3.15.3) refuses the plan's Helm 4 flags (``--rollback-on-failure``): its
-    verdict would be about the flags, not the charts. A Helm 3 on PATH (CI images carry one)
-    is a note, not an error."""
+    """The real Helm 3 (3.15.3) does not judge: the review is Helm 4's render (and a Helm 4
+    plan's flags, ``--rollback-on-failure``, are unknown to it). A Helm 3 on PATH (CI images
+    carry one) is a note, not an error."""
     old_helm = helm3()
     root = project(tmp_path, {"charts/app/service.yaml.j2": SERVICE})
     monkeypatch.setenv("MESHC_HELM", str(old_helm))
     code, _, err = check(root)
     assert code == 0, err
     assert err.count("helm rule skipped") == 1
-    assert (f"note: helm rule skipped: {old_helm} is Helm v3.15.3; meshc's plans are Helm 4 "
-            "command lines (set MESHC_HELM to a Helm 4 binary)\n") in err
+    assert (f"note: helm rule skipped: {old_helm} is Helm v3.15.3; the rule judges with Helm 4, "
+            "which renders the review (set MESHC_HELM to a Helm 4 binary)\n") in err
 
 
 def test_a_helm_that_does_not_run_is_an_error(tmp_path: Path,

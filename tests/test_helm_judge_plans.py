@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,12 +43,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import shared_chart_cache
+from conftest import run_meshc, shared_chart_cache
 from helmjudge import (
     SOPS_PATH,
     TEST_KEY,
     ChartRepository,
     Document,
+    _helm_for_meshc,
     decrypt_step_secrets,
     hook_documents,
     in_parallel,
@@ -56,7 +58,7 @@ from helmjudge import (
     plan_json,
     rendered_projects,
 )
-from realtools import helm4, helm_env, run_helm
+from realtools import helm3, helm4, helm_env, run_helm
 
 from compiler.ops.apply import read_plan
 from compiler.plan.plan import Step, pinned_argv
@@ -288,12 +290,15 @@ def _without(document: dict[str, Any], namespace: str) -> dict[str, Any]:
 
 WRAPPER = """\
 #!{python}
-# meshc apply's --helm in the tests: the real helm with --dry-run=client appended, under the
-# memory storage driver and an isolated home (no cluster can run here); each call is recorded.
+# meshc apply's --helm in the tests: the real helm with --dry-run=client appended to upgrades,
+# under the memory storage driver and an isolated home (no cluster can run here); each call is
+# recorded.
 import fcntl, json, subprocess, sys
 
-done = subprocess.run([{helm!r}, *sys.argv[1:], "--dry-run=client"], env={env!r},
-                      capture_output=True, text=True)
+argv = sys.argv[1:]
+if argv[:2] == ["upgrade", "--install"]:  # not `version --short`, `pull`
+    argv = ["template", *argv[2:]] if {template!r} else [*argv, "--dry-run=client"]
+done = subprocess.run([{helm!r}, *argv], env={env!r}, capture_output=True, text=True)
 with open({log!r}, "a") as log:
     fcntl.flock(log, fcntl.LOCK_EX)
     log.write(json.dumps({{"argv": sys.argv[1:], "code": done.returncode,
@@ -304,13 +309,21 @@ sys.exit(done.returncode)
 """
 
 
-def write_wrapper(helm: Path, folder: Path) -> tuple[Path, Path]:
+def _same_code() -> dict[str, str]:
+    """``PYTHONPATH`` as the tests have it: ``python -m compiler`` runs the code under test."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+
+
+def write_wrapper(helm: Path, folder: Path, template: bool = False) -> tuple[Path, Path]:
+    """The recording helm wrapper; ``template``: a step runs as ``helm template`` with its
+    arguments (Helm 3.15 cannot dry-run an upgrade offline, see :func:`judged3`)."""
     folder.mkdir(parents=True)
     releases, log = folder / "releases.json", folder / "calls.jsonl"
     releases.write_text("[]", encoding="utf-8")
     wrapper = folder / "helm"
     wrapper.write_text(WRAPPER.format(python=sys.executable, helm=str(helm), log=str(log),
-                                      env=helm_env(folder / "home", releases)), encoding="utf-8")
+                                      env=helm_env(folder / "home", releases),
+                                      template=template), encoding="utf-8")
     wrapper.chmod(0o755)
     return wrapper, log
 
@@ -323,12 +336,15 @@ def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
     wrapper, log = write_wrapper(helm4(), tmp_path / "wrapper")
     env = {"PATH": SOPS_PATH, "HOME": str(tmp_path), "SOPS_AGE_KEY_FILE": str(TEST_KEY),
            "TMPDIR": str(tmp_path), "LANG": "C.UTF-8", "NO_COLOR": "1",
-           "MESHC_HELM": str(helm4()), "MESHC_CHART_CACHE": str(shared_chart_cache())}
+           "MESHC_HELM": str(helm4()), "MESHC_CHART_CACHE": str(shared_chart_cache()),
+           **_same_code()}
     done = subprocess.run([sys.executable, "-m", "compiler", "apply", environment, "--helm",
                            str(wrapper), "--yes"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert calls[0]["argv"] == ["version", "--short"]  # asked once, before any step
+    calls = calls[1:]
     planned = [s for s in judged["runs"] if s.project == "example"
                and s.environment == environment]
     assert sorted(c["argv"][2] for c in calls) == sorted(r.step.release for r in planned)
@@ -348,3 +364,217 @@ def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
         assert sorted(d.text for d in manifest_documents(call["stdout"])) == \
             sorted(d.text for d in run.documents)
     assert not list(tmp_path.glob("meshc-secrets-*")), "decrypted secrets left behind"
+
+
+# --- Helm 3: the example's plans for Helm 3 (helmVersion: 3), judged by the real Helm 3.15.3 ------
+
+EXAMPLE_ENVIRONMENTS = ("development", "staging", "production", "production-dr")
+
+
+KUBECONFIG3 = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: none
+  cluster:
+    server: https://127.0.0.1:1
+contexts:
+- name: none
+  context: {cluster: none, user: none}
+- name: prod-main
+  context: {cluster: none, user: none}
+- name: prod-dr
+  context: {cluster: none, user: none}
+current-context: none
+users:
+- name: none
+  user: {}
+"""
+HELM3_OFFLINE = "could not get server version from Kubernetes"
+
+
+@pytest.fixture(scope="module")
+def judged3(judged: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The example's plans made with ``--helm-version 3``, judged by the real Helm 3.15.3.
+
+    Helm 3's ``upgrade --install --dry-run=client`` is not client-only (only its ``install``
+    and ``template`` are): it asks the cluster for its version before rendering, and no API
+    server can run here. So each step runs twice: its exact argv with ``--dry-run=client`` under
+    the memory driver, where Helm 3 parses every flag and loads the chart, then stops at the
+    (unreachable) cluster — the kubeconfig names the plans' contexts; and ``helm template``
+    with the step's arguments (``upgrade --install`` becomes ``template``: the same flags, the
+    same values files and decrypted secrets), whose documents are compared with what Helm 4
+    installs. Every wrapper chart is also linted (``--strict``)."""
+    helm = helm3()
+    root = judged["roots"]["example"]
+    work = tmp_path_factory.mktemp("helm3-judge-plans")
+    home, releases = work / "home", work / "releases.json"
+    home.mkdir()
+    (home / "kubeconfig").write_text(KUBECONFIG3, encoding="utf-8")
+    (home / "kubeconfig").chmod(0o600)
+    releases.write_text("[]", encoding="utf-8")
+    steps = [(env, step) for env in EXAMPLE_ENVIRONMENTS for step in read_plan(
+        json.dumps(plan_json(root, env, "--helm-version", "3")), env).steps]
+
+    def run(item: tuple[str, Step]) -> tuple[Run, str, str | None]:
+        env, step = item
+        into = work / "secrets" / env
+        into.mkdir(parents=True, exist_ok=True)
+        secrets = tuple(decrypt_step_secrets(root, step, into))
+        extra = [arg for path in secrets for arg in ("--values", str(path))]
+        upgrade = run_helm(helm, [*step.argv[1:], *extra, "--dry-run=client"], home,
+                           releases=releases, cwd=root)
+        shown = run_helm(helm, ["template", *step.argv[3:], *extra], home, cwd=root)
+        lint = None
+        if not step.remote and step.helm_chart is None:  # a wrapper chart
+            linted = run_helm(helm, ["lint", "--strict", step.chart], home, cwd=root)
+            lint = None if linted.returncode == 0 else linted.stdout + linted.stderr
+        documents = tuple(manifest_documents(shown.stdout)) if shown.returncode == 0 else ()
+        return (Run("example", root, env, step, shown.returncode, documents, shown.stderr,
+                    secrets), upgrade.stderr, lint)
+
+    found = in_parallel(run, steps)
+    return {"runs": [r for r, _, _ in found], "upgrades": [(r, u) for r, u, _ in found],
+            "charts": [(r, lint) for r, _, lint in found
+                       if not r.step.remote and r.step.helm_chart is None]}
+
+
+def test_helm3_takes_every_step_as_written(judged3: dict[str, Any]) -> None:
+    """Every step's exact command line gets past Helm 3's flag parsing and chart loading, up to
+    the cluster (none here): no unknown flag, no chart or values error."""
+    problems = [f"{r.where}: {err.strip()}" for r, err in judged3["upgrades"]
+                if HELM3_OFFLINE not in err or "Error: " + HELM3_OFFLINE not in err]
+    assert not problems, "\n".join(problems)
+    runs = judged3["runs"]
+    assert {r.environment for r in runs} == set(EXAMPLE_ENVIRONMENTS)
+    assert any(r.step.remote for r in runs) and any(r.secrets for r in runs)
+    assert any(r.step.helm_chart and not r.step.remote for r in runs)  # platform
+    every = [arg for r in runs for arg in r.step.argv]
+    assert "--atomic" in every and "--rollback-on-failure" not in every  # production's
+
+
+def test_helm3_templates_what_helm4_installs(judged: dict[str, Any],
+                                            judged3: dict[str, Any]) -> None:
+    """Step for step, Helm 3's ``helm template`` with the Helm 3 step's arguments yields the
+    documents Helm 4 installs running the Helm 4 step (which the tests above compare with the
+    review): manifests and hooks, Secrets' values included. Compared as YAML: Helm 3 drops the
+    trailing blanks of a line ending a chart's empty ``imagePullSecrets:`` that Helm 4 keeps."""
+    failed = [f"{r.where}: {r.stderr.strip()}" for r in judged3["runs"] if r.returncode != 0]
+    assert not failed, "\n".join(failed)
+    by_step = {(r.environment, r.step.release): r for r in judged["runs"]
+               if r.project == "example"}
+    assert len(judged3["runs"]) == len(by_step)
+    problems = []
+    for run in judged3["runs"]:
+        four = by_step[(run.environment, run.step.release)]
+        if _parsed(run.documents) != _parsed((*four.documents, *four.hooks)):
+            problems.append(run.where)
+    assert not problems, "Helm 3 yields other documents than Helm 4: " + ", ".join(problems)
+
+
+def _parsed(documents: Any) -> list[str]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return sorted(json.dumps(yaml.load(d.text, Loader=loader), sort_keys=True)
+                  for d in documents)
+
+
+def test_every_wrapper_chart_passes_helm3_lint_strict_and_template(
+        judged3: dict[str, Any]) -> None:
+    charts = judged3["charts"]
+    assert len(charts) >= 15  # registry, the agents, ingress, in each environment
+    failed = [f"{r.where}:\n{lint}" for r, lint in charts if lint is not None]
+    assert not failed, "helm lint --strict (Helm 3) failed:\n" + "\n".join(failed)
+    for run, _ in charts:
+        assert run.returncode == 0, run.stderr
+        shown = sorted(d.text for d in run.documents
+                       if d.source.endswith("templates/manifests.yaml"))
+        reviewed = sorted(p.read_text(encoding="utf-8").rstrip("\n")
+                          for p in sorted((run.root / run.step.chart / "manifests").glob("*.yaml")))
+        assert shown == reviewed, f"{run.where}: Helm 3's helm template is not manifests/"
+
+
+# --- a plan for one Helm, run by the other: refused before any step ---------------------------
+
+def _apply(root: Path, tmp_path: Path, helm: Path, *options: str) -> tuple[Any, list[Any]]:
+    """``meshc apply --helm WRAPPER --yes OPTIONS``: a Helm 3 runs each step as ``helm
+    template`` with its arguments (see :func:`judged3`)."""
+    wrapper, log = write_wrapper(helm, tmp_path / "wrapper", template=helm == helm3())
+    env = {"PATH": SOPS_PATH, "HOME": str(tmp_path), "SOPS_AGE_KEY_FILE": str(TEST_KEY),
+           "TMPDIR": str(tmp_path), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "MESHC_HELM": str(helm4()), "MESHC_CHART_CACHE": str(shared_chart_cache()),
+           **_same_code()}
+    done = subprocess.run([sys.executable, "-m", "compiler", "apply", "--helm", str(wrapper),
+                           "--yes", *options], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] \
+        if log.exists() else []
+    return done, calls
+
+
+@pytest.mark.parametrize(("helm", "target", "other"), [("3", "4", "3"), ("4", "3", "4")])
+def test_apply_refuses_a_plan_for_the_other_helm(helm: str, target: str, other: str,
+                                                 judged: dict[str, Any], tmp_path: Path) -> None:
+    binary = helm3() if helm == "3" else helm4()
+    options = ["development"] + (["--helm-version", target] if target == "3" else [])
+    done, calls = _apply(judged["roots"]["example"], tmp_path, binary, *options)
+    assert done.returncode == 1, done.stderr
+    assert [c["argv"] for c in calls] == [["version", "--short"]]  # no step ran
+    version = "v3.15.3+g3bb50bb" if helm == "3" else "v4.3.1+gc0d08d0"
+    assert f"is Helm {version}, but the plan of 'development' is for Helm {target}: refusing " \
+           "before any step runs" in done.stderr
+    assert f"make the plan for Helm {other}: `helmVersion: {other}` in meshfile.yaml" in \
+        done.stderr and f"`--helm-version {other}`" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_meshc_apply_runs_a_helm3_plan_with_helm3(judged: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    done, calls = _apply(judged["roots"]["example"], tmp_path, helm3(), "staging",
+                         "--helm-version", "3")
+    assert done.returncode == 0, done.stderr
+    assert calls[0]["argv"] == ["version", "--short"]
+    steps = [c for c in calls if c["argv"][:1] == ["upgrade"]]  # run as helm template
+    assert len(steps) == 7 and all(c["code"] == 0 for c in steps), [c["stderr"] for c in steps]
+    assert all("--atomic" in c["argv"] and "--rollback-on-failure" not in c["argv"]
+               for c in steps)
+
+
+def _run_sh(root: Path, tmp_path: Path, helm: Path, *options: str) -> tuple[Any, list[Any]]:
+    """``meshc plan development -o sh OPTIONS`` run by bash with the recording wrapper as the
+    ``helm`` on PATH."""
+    with _helm_for_meshc():
+        code, script, err = run_meshc("-f", str(root / "meshfile.yaml"), "plan", "development",
+                                      "-o", "sh", *options)
+    assert code == 0, err
+    wrapper, log = write_wrapper(helm, tmp_path / "bin", template=helm == helm3())
+    env = {"PATH": os.pathsep.join([str(wrapper.parent), SOPS_PATH]), "HOME": str(tmp_path),
+           "SOPS_AGE_KEY_FILE": str(TEST_KEY), "TMPDIR": str(tmp_path), "LANG": "C.UTF-8"}
+    done = subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] \
+        if log.exists() else []
+    return done, calls
+
+
+@pytest.mark.parametrize(("helm", "target"), [("3", "4"), ("4", "3")])
+def test_the_shell_plan_stops_under_the_other_helm(helm: str, target: str,
+                                                   judged: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    binary = helm3() if helm == "3" else helm4()
+    options = ["--helm-version", "3"] if target == "3" else []
+    done, calls = _run_sh(judged["roots"]["example"], tmp_path, binary, *options)
+    assert done.returncode == 1, done.stderr
+    assert [c["argv"] for c in calls] == [["version", "--short"]]  # no step ran
+    assert f"meshc: this plan is for Helm {target}, but helm is v{helm}." in done.stderr
+    assert f"or `--helm-version {helm}` on the meshc command line" in done.stderr
+
+
+def test_the_shell_plan_for_helm3_runs_under_helm3(judged: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    done, calls = _run_sh(judged["roots"]["example"], tmp_path, helm3(), "--helm-version", "3")
+    assert done.returncode == 0, done.stderr
+    assert calls[0]["argv"] == ["version", "--short"]
+    upgrades = [c for c in calls if c["argv"][:1] == ["upgrade"]]
+    assert len(upgrades) == 4 and all(c["code"] == 0 for c in upgrades), \
+        [c["stderr"] for c in upgrades]
+    assert "plan for development complete" in done.stdout

@@ -205,7 +205,7 @@ def _valid(shape: fields.Shape) -> st.SearchStrategy[Any]:
     if isinstance(shape, fields.Num):
         top = shape.maximum or 10**9
         return st.one_of(st.integers(1, int(top)), st.floats(0.001, top))
-    if isinstance(shape, fields.Enum):
+    if isinstance(shape, fields.Enum | fields.Choice):
         return st.sampled_from(shape.values)
     if isinstance(shape, fields.Scalar):
         return _SCALARS.filter(lambda value: value is not None)

@@ -30,8 +30,9 @@ naming an unreachable loopback server, and nothing else of the caller's environm
 chart with ``templates/secrets.yaml`` refuses to template without the decrypted secrets (by
 design, compiler/render/wrapper_chart.py); the check never decrypts them and passes stand-in
 values of the same shape instead, and says so in a note. Without a helm binary
-(``CheckOptions.helm`` None), or with a Helm 3 (which refuses the plan's Helm 4 flags), the rule
-is skipped with one note.
+(``CheckOptions.helm`` None), or with a Helm 3 (the review is Helm 4's render), the rule is
+skipped with one note. A plan for Helm 3 (docs/helm-versions.md) is judged with its flags spelt
+as Helm 4 spells them (:func:`as_helm4`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ from ..core.diagnostics import CompileError, Diagnostic
 from ..core.process import HELM_VAR, Completed, Runner, helm_environment
 from ..model.model import Environment
 from ..pipeline import ReleaseOutput, release_files
-from ..plan.plan import Step, pinned_argv
+from ..plan.plan import HELM3_FLAGS, Step, pinned_argv
 from ..render import wrapper_chart
 from ..render.helm_chart import CLUSTER, reached_calls, split_sources, unpack
 from ..render.render import FROM_SECRETS, GENERATED, manifests_of
@@ -141,9 +142,9 @@ def check_helm(ctx: CheckContext) -> Iterator[Finding]:
         yield from (broken,) if broken is not None else ()
         return
     release = version.stdout.strip().split("+")[0]
-    if _major(release) < 4:  # a Helm 3 refuses the plan's Helm 4 flags: no verdict of Helm 4's
-        ctx.note(RULE, f"helm rule skipped: {helm} is Helm {release}; meshc's plans are Helm 4 "
-                 f"command lines (set {HELM_VAR} to a Helm 4 binary)")
+    if _major(release) < 4:  # the review is Helm 4's render: no verdict of Helm 4's
+        ctx.note(RULE, f"helm rule skipped: {helm} is Helm {release}; the rule judges with Helm "
+                 f"4, which renders the review (set {HELM_VAR} to a Helm 4 binary)")
         return
     for verdict in verdicts:
         yield from (f for f in _verdict_findings(ctx, verdict) if f is not None)
@@ -223,8 +224,16 @@ def wrapper_charts(ctx: CheckContext, env: Environment) -> list[WrapperChart]:
     result = ctx.output(env)
     outputs = {o.release.name: o for o in result.releases if o.manifests is not None}
     output_dir = ctx.project.output.rstrip("/")
-    return [WrapperChart(env, outputs[step.release], step, output_dir)
+    return [WrapperChart(env, outputs[step.release], as_helm4(step), output_dir)
             for step in result.plan.steps if step.release in outputs]
+
+
+def as_helm4(step: Step) -> Step:
+    """``step`` as Helm 4 spells it: the rule judges with Helm 4, which renders the review; a
+    plan for Helm 3 (docs/helm-versions.md) differs only in flags that do not change what
+    Helm renders (``--atomic``, ``--force``)."""
+    helm4 = {three: four for four, three in HELM3_FLAGS.items()}
+    return replace(step, argv=tuple(helm4.get(arg, arg) for arg in step.argv))
 
 
 def write_charts(root: Path, charts: Sequence[WrapperChart],

@@ -26,6 +26,8 @@ from .support import (
     _Session,
     _set_options,
     _sops_tools,
+    helm_version_option,
+    with_helm_version,
 )
 
 # --- meshc apply (compiler/ops/apply.py, compiler/cli/progress.py) ----------------------------------
@@ -81,6 +83,7 @@ def _confirm_protected(plan: Any, yes: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Steps of one wave run in parallel, at most this many at once.")
 @click.option("--helm", "helm_path", metavar="PATH", help="The helm binary (default: helm on PATH).")
+@helm_version_option
 @click.option("--yes", is_flag=True, help="Apply a protected environment without asking.")
 @click.option("--dry-run", is_flag=True, help="Print the helm commands in order; run nothing.")
 @click.option("-l", "--selector", "selectors", multiple=True, metavar="KEY=VALUE[,…]",
@@ -97,7 +100,8 @@ def _confirm_protected(plan: Any, yes: bool) -> None:
 @click.pass_obj
 def apply(options: Options, /, environment: str, concurrency: int, helm_path: str | None,
           yes: bool, dry_run: bool, selectors: tuple[str, ...], include_needs: bool,
-          skip_needs: bool, plan_file: Path | None, **kwargs: Any) -> None:
+          skip_needs: bool, plan_file: Path | None, helm_version: int | None,
+          **kwargs: Any) -> None:
     """Run ENVIRONMENT's plan with helm: wave by wave, the steps of a wave in parallel; a wave
     starts once the previous one fully succeeded. Secrets are decrypted just in time per step.
 
@@ -119,6 +123,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         prepare_apply,
         sops_decryptor,
     )
+    from ..ops.helm_version import require_helm_version
     from .progress import LineLog, LiveView, format_summary
 
     if include_needs and skip_needs:
@@ -128,7 +133,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l' / '--selector'") from None
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs))
+    compiler = with_helm_version(session.compiler(_flags(kwargs)), helm_version)
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
@@ -139,6 +144,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             click.echo("\n".join(command_lines(plan, helm_path or "helm")))
             return 0
         helm = find_helm(helm_path, os.environ.get("PATH"))
+        require_helm_version(helm, env.helm_version, env.name, options.tools.runner)
         packages = pinned_packages(compiler, env, plan)  # remote charts: the bytes pinned
         _confirm_protected(plan, yes)
         decrypt_file = None

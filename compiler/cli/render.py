@@ -16,6 +16,7 @@ from ..output.tree import RenderRequest, render_summary, render_tree
 from ..pipeline import (
     committed_files,
     find_environment,
+    overridden_plan_stands,
 )
 from ..plan.diff import review_environment
 from ..plan.plan import Plan, format_json, format_sh, format_text
@@ -28,6 +29,8 @@ from .support import (
     _paint,
     _Session,
     _set_options,
+    helm_version_option,
+    with_helm_version,
 )
 
 
@@ -38,18 +41,21 @@ from .support import (
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the plan differs from the committed rendered output.")
 @click.option("--no-cache", is_flag=True, help="Compile every release afresh.")
+@helm_version_option
 @_set_options
 @click.pass_obj
 def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_cache: bool,
-         **kwargs: Any) -> None:
+         helm_version: int | None, **kwargs: Any) -> None:
     """Print the ordered helm plan of ENVIRONMENT (a name or an alias).
 
     \b
     Example: meshc plan production
              meshc plan prod -o json --set agents.weather.canary.enabled=true
+             meshc plan production --helm-version 3
     """
     session = _Session(options)
-    compiler = session.compiler(_flags(kwargs), cache=not no_cache)
+    compiler = with_helm_version(session.compiler(_flags(kwargs), cache=not no_cache),
+                                 helm_version)
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
@@ -64,6 +70,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
             output = compiler.files.root / compiler.project.output
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
+            name = f"{env.name}/plan.json"  # --helm-version: the committed plan is the meshfile's
+            if overridden_plan_stands(env, files.get(name), committed.get(name)):
+                files = {**files, name: committed[name]}
             review = review_environment(env.name, [s.release for s in plan.steps], files,
                                         committed,
                                         f"{compiler.project.output.rstrip('/')}/{env.name}")

@@ -105,6 +105,25 @@ def _set_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def helm_version_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--helm-version 3|4``: the Helm the plan's command lines are for, over the meshfile's
+    ``helmVersion:``."""
+    return click.option(
+        "--helm-version", "helm_version", type=click.Choice(["3", "4"]), default=None,
+        callback=lambda ctx, param, value: None if value is None else int(value),
+        help="Write the helm commands for this Helm major version (over the meshfile's "
+             "helmVersion:, default 4).")(func)
+
+
+def with_helm_version(compiler: Any, major: int | None) -> Any:
+    """``compiler`` with its plans for Helm ``major`` (``--helm-version``), when given."""
+    if major is None:
+        return compiler
+    from ..pipeline import with_helm_version as override
+
+    return override(compiler, major)
+
+
 def _flags(kwargs: dict[str, Any]) -> list[SetFlag]:
     flags = []
     for kind in ("set", "set-string", "set-json", "set-file", "set-literal"):
@@ -175,6 +194,7 @@ class _Session:
         self.holder: list[Compiler] = []
         self.runner = options.tools.runner
         self.unrendered: list[str] = []  # Helm-chart releases, when there is no helm
+        self.helm3: HelmTool | None = None  # the helm found, when it is not Helm 4
 
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True,
                  manifests: bool = True) -> Compiler:
@@ -191,8 +211,9 @@ class _Session:
                 compiler = replace(compiler, helm_manifests=False)
             elif helm_charts:
                 compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
-                if compiler.helm is None:
+                if compiler.renderer is None:
                     self.unrendered = helm_charts
+                    self.helm3 = compiler.helm
             if helm_charts:  # the lock of remote charts; the renders memo for all of them
                 compiler = replace(compiler, charts=chart_store(self.files, self.name, cache))
             self.holder.append(compiler)
@@ -205,7 +226,9 @@ class _Session:
         with _diagnostics(self.holder, self.files):
             result = func()
         if self.unrendered:  # it worked without helm: the committed review stood in
-            click.echo(f"warning: no helm: the Helm-chart releases ({', '.join(self.unrendered)})"
+            why = (f"{self.helm3.path} is Helm {self.helm3.version}, and meshc renders Helm "
+                   "charts with Helm 4 only" if self.helm3 is not None else "no helm")
+            click.echo(f"warning: {why}: the Helm-chart releases ({', '.join(self.unrendered)})"
                        " are the committed review (their inputs are unchanged since it was "
                        "rendered), neither re-rendered nor checked by Helm; install Helm 4 (or "
                        "set MESHC_HELM) to render them", err=True)

@@ -10,6 +10,7 @@ CLI hands it the ``PATH`` and the explicit choice (``--helm``, ``$MESHC_HELM``) 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -117,6 +118,16 @@ def helm_environment(home: Path) -> dict[str, str]:
             "HELM_DATA_HOME": str(home / "data"), "LANG": "C.UTF-8"}
 
 
+_HELM_VERSION = re.compile(r"v?(\d+)\.\d+")
+
+
+def helm_major(version: str) -> int | None:
+    """The major version in what ``helm version --short`` prints (``v4.3.1+gc0d08d0`` → 4);
+    None when it is not a version."""
+    found = _HELM_VERSION.match(version.strip())
+    return int(found[1]) if found else None
+
+
 @dataclass(frozen=True, slots=True)
 class HelmTool:
     """The helm binary a compile renders Helm charts with: its path, what
@@ -126,6 +137,11 @@ class HelmTool:
     path: str
     version: str
     runner: Runner = run_process
+
+    @property
+    def major(self) -> int | None:
+        """Its major version (4 for ``v4.3.1+gc0d08d0``); None when unknown."""
+        return helm_major(self.version)
 
 
 def helm_tool(path: str, runner: Runner = run_process) -> HelmTool:

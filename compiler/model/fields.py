@@ -7,7 +7,7 @@ must be added here. ``limits:`` and ``allowEnv:`` are read in ``compiler/core/li
 defines them (:func:`limits_object` describes them from there).
 
 Shapes describe what the loader accepts, as YAML 1.2 (what editors use) reads the text:
-:class:`Str`, :class:`Bool`, :class:`Num`, :class:`Enum`, :class:`Scalar`, :class:`ListOf`,
+:class:`Str`, :class:`Bool`, :class:`Num`, :class:`Enum`, :class:`Choice`, :class:`Scalar`, :class:`ListOf`,
 :class:`MapOf`, :class:`Obj`, :class:`AnyOf` and :class:`AnyValue`.
 """
 
@@ -63,6 +63,15 @@ class Enum:
     """One of ``values``, written as they are (a quoted or plain string)."""
 
     values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of the integers ``values``, written as a plain number; ``default`` is shown by
+    editors."""
+
+    values: tuple[int, ...]
+    default: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +137,7 @@ class AnyOf:
     options: tuple[Shape, ...]
 
 
-Shape = Str | Bool | Num | Enum | Scalar | AnyValue | ListOf | MapOf | Obj | AnyOf
+Shape = Str | Bool | Num | Enum | Choice | Scalar | AnyValue | ListOf | MapOf | Obj | AnyOf
 
 # --- building blocks -------------------------------------------------------------------------
 
@@ -156,8 +165,17 @@ HELM = Obj("helmOptions", "helm options", (
     Field("createNamespace", Bool(),
           "Create the release's namespace if it is missing: helm --create-namespace."),
     Field("forceReplace", Bool(),
-          "Replace resources that cannot be updated in place: helm --force-replace."),
+          "Replace resources that cannot be updated in place: helm --force-replace (Helm 3's "
+          "--force)."),
+    Field("serverSide", Bool(),
+          "Helm 4 only: apply on the server (true) or on the client (false): helm "
+          "--server-side; unset, Helm 4 decides (auto). Helm 3 always applies on the client, so "
+          "true is an error under helmVersion: 3."),
 ))
+
+HELM_MAJORS = (3, 4)   # the Helm majors meshc's plans are written for
+DEFAULT_HELM_MAJOR = 4
+HELM_VERSION = Choice(HELM_MAJORS, DEFAULT_HELM_MAJOR)
 
 RULE_SETTING = Obj(
     "ruleSetting", "rule setting",
@@ -211,6 +229,9 @@ ENVIRONMENT = Obj("environment", "environment", (
     Field("chartVersions", MapOf(STRING),
           "Remote chart versions here, release name to version (inherited), over the "
           "release's version:."),
+    Field("helmVersion", HELM_VERSION,
+          "The major Helm version this environment's plans are for (3 or 4; inherited, over the "
+          "top-level helmVersion:)."),
 ))
 
 TARGET = Obj("patchTarget", "patch target", tuple(
@@ -281,6 +302,9 @@ MESHFILE = Obj("meshfile", f"meshc meshfile ({API_VERSION})", (
                                 "(default [image.tag])."),
     Field("limits", limits_object(), "Resource bounds against hostile input, within ceilings; "
                                      "only meshc --limit goes beyond."),
+    Field("helmVersion", HELM_VERSION,
+          "The major Helm version the plans are for: 3 or 4 (default 4); environments may "
+          "override it. meshc plan --helm-version overrides both."),
     Field("allowEnv", ListOf(Str(limits.ENV_NAME, looks=f"a variable name ({limits.ENV_NAME})")),
           "Process environment variables templates may read (env_var, required_env)."),
 ), required=("apiVersion", "environments", "releases"), nullable=False)

@@ -19,6 +19,7 @@ from ..core.limits import read_safety
 from ..core.source import Span, span_from_marks
 from ..syntax.yamlsrc import (
     BOOL,
+    INT,
     MERGE,
     NULL,
     STR,
@@ -32,6 +33,7 @@ from .model import (
     Defaults,
     EnvironmentSpec,
     HelmOptions,
+    HelmVersion,
     InlineValues,
     Patch,
     Ref,
@@ -168,9 +170,22 @@ class _Reader:
         if timeout and not DURATION.fullmatch(timeout.value):
             self.diags.error(f"helm timeout '{timeout.value}' is not a duration", timeout.span,
                              "write it as Go durations are written: 300s, 5m, 1h30m")
+        spans = tuple(sorted((key, self.span(key_node)) for key, (key_node, _) in entries.items()))
         return HelmOptions(timeout.value if timeout else None, flags["wait"],
                            flags["rollbackOnFailure"], flags["createNamespace"],
-                           flags["forceReplace"])
+                           flags["forceReplace"], flags["serverSide"], spans=spans)
+
+    def helm_version(self, node: Node, what: str) -> HelmVersion | None:
+        """``helmVersion: 3`` or ``4``, a plain number."""
+        majors = fields.HELM_MAJORS
+        if isinstance(node, ScalarNode) and node.tag == INT and node.value in map(str, majors):
+            return HelmVersion(int(node.value), self.span(node), "meshfile")
+        found = (f"'{node.value}'" if isinstance(node, ScalarNode) and node.tag == STR
+                 else _kind(node))
+        self.diags.error(f"{what} must be {' or '.join(map(str, majors))}, found {found}",
+                         self.span(node), "the major version of the Helm that runs the plans, "
+                         "a plain number: helmVersion: 3")
+        return None
 
     def check_name(self, name: str, span: Span, what: str, limit: int) -> None:
         if not DNS_LABEL.fullmatch(name) or len(name) > limit:
@@ -193,8 +208,10 @@ class _Reader:
         policies = self.policies(top["policies"][1], "policies") if "policies" in top else ()
         version_keys = (self.texts(top["versionKeys"][1], "versionKeys")
                         if "versionKeys" in top else None)
+        helm_version = (self.helm_version(top["helmVersion"][1], "helmVersion")
+                        if "helmVersion" in top else None)
         return Spec(self.file, project.value, output, defaults, environments, releases, features,
-                    policies=policies, version_keys=version_keys)
+                    policies=policies, version_keys=version_keys, helm_version=helm_version)
 
     def api_version(self, top: Entries, root: Node) -> None:
         if "apiVersion" not in top:
@@ -257,6 +274,7 @@ class _Reader:
             policies=get("policies", self.policies, ()),
             sops_age=get("sops", self.sops, None),
             chart_versions=get("chartVersions", self.chart_versions, ()),
+            helm_version=get("helmVersion", self.helm_version),
         )
 
     def chart_versions(self, node: Node, what: str) -> tuple[tuple[Ref, Text], ...]:

@@ -32,23 +32,35 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class HelmOptions:
-    """Per-step helm settings; None means "not set here" (inherited key by key)."""
+    """Per-step helm settings; None means "not set here" (inherited key by key).
+
+    ``spans`` says where each key set was written (meshfile key → span), so a later stage can
+    point at an option (one Helm 3 cannot express, say); it follows the values through
+    :meth:`over` and takes no part in equality."""
 
     timeout: str | None = None
     wait: bool | None = None
     rollback_on_failure: bool | None = None
     create_namespace: bool | None = None
     force_replace: bool | None = None
+    server_side: bool | None = None
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
 
     def over(self, base: HelmOptions) -> HelmOptions:
         """These options layered over ``base``: every key set here wins."""
-        return HelmOptions(*(mine if mine is not None else theirs
-                             for mine, theirs in zip(_fields(self), _fields(base), strict=True)))
+        values = (mine if mine is not None else theirs
+                  for mine, theirs in zip(_fields(self), _fields(base), strict=True))
+        spans = dict(base.spans) | dict(self.spans)
+        return HelmOptions(*values, spans=tuple(sorted(spans.items())))
+
+    def span(self, key: str) -> Span | None:
+        """Where meshfile key ``key`` of these options was set (None: nowhere, a default)."""
+        return dict(self.spans).get(key)
 
 
 def _fields(options: HelmOptions) -> tuple[Any, ...]:
     return (options.timeout, options.wait, options.rollback_on_failure, options.create_namespace,
-            options.force_replace)
+            options.force_replace, options.server_side)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,17 @@ class Defaults:
 
 
 @dataclass(frozen=True, slots=True)
+class HelmVersion:
+    """The major version of Helm a plan's command lines are for (``helmVersion:``, 3 or 4), and
+    where it was chosen: a meshfile span, or None for the default (or ``--helm-version``, with
+    ``origin`` saying so)."""
+
+    major: int
+    span: Span | None = None
+    origin: str = "default"       # "meshfile", "default" or the command line's option
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentSpec:
     """An environment as written in the meshfile (before inheritance is applied)."""
 
@@ -112,6 +135,7 @@ class EnvironmentSpec:
     policies: tuple[RuleSetting, ...] = ()
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
+    helm_version: HelmVersion | None = None   # `helmVersion:` (None: inherited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +186,7 @@ class Spec:
     limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/core/limits.py)
     allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
+    helm_version: HelmVersion | None = None        # top-level `helmVersion:` (None: 4)
 
 
 # --- resolved -------------------------------------------------------------------------------
@@ -190,6 +215,7 @@ class Environment:
     sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
     chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
+    helm_version: HelmVersion = HelmVersion(4)  # the plan's Helm: the chain's nearest, else top
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest

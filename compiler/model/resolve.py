@@ -14,11 +14,13 @@ from ..core.files import OutsideProject, ProjectFiles
 from ..core.source import Span
 from ..syntax.jsondoc import load_json_doc
 from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
+from .fields import DEFAULT_HELM_MAJOR
 from .model import (
     Chart,
     Environment,
     EnvironmentSpec,
     HelmOptions,
+    HelmVersion,
     InlineValues,
     Project,
     Ref,
@@ -149,6 +151,7 @@ class _Resolver:
         sops_age: tuple[Text, ...] = ()
         secret_files: list[SecretsFile] = []
         chart_versions: dict[str, str] = {}
+        helm_version = self.spec.helm_version or HelmVersion(DEFAULT_HELM_MAJOR)
         for layer in layers:
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
@@ -161,6 +164,7 @@ class _Resolver:
             own = self.existing(layer.secrets, "secrets file")
             secrets.extend(own)
             sops_age = layer.sops_age if layer.sops_age is not None else sops_age
+            helm_version = layer.helm_version or helm_version
             secret_files.extend(SecretsFile(t.value, t.span, layer.name, sops_age) for t in own)
             chart_versions.update(self.chart_versions(layer) if layer is spec else
                                   {ref.name: text.value for ref, text in layer.chart_versions})
@@ -176,7 +180,7 @@ class _Resolver:
             api_versions=tuple(sorted(api_versions)),
             policies=tuple(setting for layer in layers for setting in layer.policies),
             sops_age=sops_age, secret_files=tuple(secret_files),
-            chart_versions=tuple(sorted(chart_versions.items())))
+            chart_versions=tuple(sorted(chart_versions.items())), helm_version=helm_version)
 
     def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
         """An environment's own ``chartVersions:``, checked: remote releases only."""
@@ -375,4 +379,4 @@ def parse_values_key(text: str) -> Path:
 def default_helm() -> HelmOptions:
     """Helm's own behaviour where nothing is set."""
     return HelmOptions(timeout=None, wait=False, rollback_on_failure=False, create_namespace=True,
-                       force_replace=False)
+                       force_replace=False, server_side=None)

@@ -17,6 +17,7 @@ from .fields import (
     AnyOf,
     AnyValue,
     Bool,
+    Choice,
     Enum,
     ListOf,
     MapOf,
@@ -68,6 +69,9 @@ def _shape(shape: Shape, definitions: Definitions) -> dict[str, Any]:
         return _number(shape)
     if isinstance(shape, Enum):
         return {"type": "string", "enum": list(shape.values)}
+    if isinstance(shape, Choice):
+        return {"type": "integer", "enum": list(shape.values),
+                **({"default": shape.default} if shape.default is not None else {})}
     if isinstance(shape, Scalar):
         return {"type": ["string", "number", "boolean"]}
     if isinstance(shape, AnyValue):

@@ -40,7 +40,13 @@ from ..core.process import (
     run_process,
 )
 from ..model.model import Environment, Project
-from ..pipeline import Compiler, committed_files, compile_environment, output_files
+from ..pipeline import (
+    Compiler,
+    committed_files,
+    compile_environment,
+    output_files,
+    overridden_plan_stands,
+)
 from ..plan.plan import API_VERSION, Plan, Step, pinned_argv
 from ..secrets.secrets import SecretInput
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt
@@ -146,10 +152,18 @@ def read_plan(text: str, source: str) -> Plan:
                     steps, int(data["waves"]),
                     tuple((d["release"], d["reason"]) for d in data.get("disabled", [])),
                     tuple(str(n) for n in data.get("notes", [])),
-                    str(data.get("inputsDigest") or ""))
+                    str(data.get("inputsDigest") or ""), _read_helm_version(data))
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
     return plan
+
+
+def _read_helm_version(data: dict[str, Any]) -> int:
+    """``"helmVersion"``: 3 or 4; 4 when absent (plans older than the key were Helm 4's)."""
+    version = data.get("helmVersion", 4)
+    if type(version) is not int or version not in (3, 4):
+        raise ValueError(f'"helmVersion" must be 3 or 4, not {json.dumps(version)}')
+    return version
 
 
 def _read_step(item: dict[str, Any]) -> Step:
@@ -184,6 +198,9 @@ def check_rendered(compiler: Compiler, env: Environment, fresh: Mapping[str, str
     ``fresh``, what its inputs compile to now."""
     committed = committed_files(compiler, env.name)
     changed = sorted(p for p in set(fresh) | set(committed) if fresh.get(p) != committed.get(p))
+    plan = f"{env.name}/plan.json"
+    if plan in changed and overridden_plan_stands(env, fresh.get(plan), committed.get(plan)):
+        changed.remove(plan)  # --helm-version: the committed plan is the meshfile's Helm's
     if not changed:
         return
     output = compiler.project.output.rstrip("/")
@@ -213,6 +230,12 @@ def reviewed_plan(text: str, source: str, env: Environment, fresh: Plan) -> Plan
             notes=(f"plan: {plan.inputs_digest or '(none)'}", f"now:  {digest}"),
             help=f"make and review a new plan (`meshc plan {env.name} -o json`), with the "
                  "same --set flags as this apply")])
+    if plan.helm_version != fresh.helm_version:
+        raise CompileError([Diagnostic(
+            "error", f"{source} is a plan for Helm {plan.helm_version}, and this apply makes "
+                     f"plans for Helm {fresh.helm_version}",
+            help=f"pass --helm-version {plan.helm_version} (as when the plan was made), or make "
+                 f"and review a new plan (`meshc plan {env.name} -o json`)")])
     if plan != fresh:
         theirs, ours = {s.release: s for s in plan.steps}, {s.release: s for s in fresh.steps}
         differ = sorted(n for n in set(theirs) | set(ours) if theirs.get(n) != ours.get(n))

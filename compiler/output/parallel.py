@@ -116,7 +116,7 @@ def _work(chunk: list[tuple[int, int]]) -> Chunk:
 def _require_helm(compiler: Compiler, work: Work) -> None:
     """One error, before any work starts, when Helm charts are left to render and there is no
     helm: it names every such release (not one error per release and environment)."""
-    if compiler.helm is not None:
+    if compiler.renderer is not None:
         return
     envs = sorted({e for e, r in work.todo if work.prepared[e].enabled[r].chart.is_helm})
     stale = [e for e in envs if committed_review(compiler, work.prepared[e]) is None]
@@ -125,7 +125,7 @@ def _require_helm(compiler: Compiler, work: Work) -> None:
     if pending:
         why = {stale_review(compiler, work.prepared[e]) for e in stale} - {None}
         raise CompileError([no_helm([r for r in compiler.project.releases if r.name in pending],
-                                    next(iter(why), None))])
+                                    next(iter(why), None), compiler.helm)])
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
@@ -270,7 +270,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
                     repr(release.patches)],
         "values": values.values,
         "templates": cache.chart_hash(release) if release.chart.local else None,
-        **({"helm": compiler.helm.version if compiler.helm is not None else None,
+        **({"helm": compiler.renderer.version if compiler.renderer is not None else None,
             "kubeVersion": repr(env.kube_version), "apiVersions": env.api_versions,
             "package": compiler.charts.digest(release, env)
             if compiler.charts is not None and not release.chart.local else None}

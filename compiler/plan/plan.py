@@ -64,10 +64,27 @@ class Plan:
     disabled: tuple[tuple[str, str], ...]  # (release, why)
     notes: tuple[str, ...]
     inputs_digest: str = ""  # see compiler/render/inputs.py: `meshc apply --plan` refuses stale plans
+    helm_version: int = 4    # the major Helm its command lines are for
 
 
-def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
-    """The exact helm 4 command line of one step."""
+# Where Helm 3 spells a flag of the plan's otherwise (Helm 4 renamed them).
+HELM3_FLAGS = {"--rollback-on-failure": "--atomic", "--force-replace": "--force"}
+
+
+# Options of the meshfile only Helm 4 has, and their flags.
+HELM4_ONLY = {"serverSide": "--server-side"}
+
+
+def helm3_unsupported(helm: HelmOptions) -> tuple[str, ...]:
+    """The meshfile keys of ``helm`` (of :data:`HELM4_ONLY`) that Helm 3 has no flag for:
+    ``serverSide: true`` (Helm 3 applies on the client only; ``serverSide: false`` is what it
+    always does)."""
+    return ("serverSide",) if helm.server_side else ()
+
+
+def helm_argv(target: Target, kube_context: str | None, helm_version: int = 4) -> tuple[str, ...]:
+    """The exact command line of one step for Helm ``helm_version`` (3 or 4). An option
+    :func:`helm3_unsupported` names is left out for Helm 3: the pipeline refuses it first."""
     argv = ["helm", "upgrade", "--install", target.release, target.chart]
     if target.remote:
         if target.repo:
@@ -89,6 +106,10 @@ def helm_argv(target: Target, kube_context: str | None) -> tuple[str, ...]:
         argv += ["--timeout", helm.timeout]
     if helm.force_replace:
         argv.append("--force-replace")
+    if helm.server_side is not None and helm_version >= 4:
+        argv.append(f"--server-side={'true' if helm.server_side else 'false'}")
+    if helm_version < 4:
+        argv = [HELM3_FLAGS.get(arg, arg) for arg in argv]
     return tuple(argv)
 
 
@@ -106,19 +127,22 @@ def pinned_argv(argv: Sequence[str], package: str) -> list[str]:
 
 def build_plan(environment: str, protected: bool, kube_context: str | None,
                targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
-               disabled: tuple[tuple[str, str], ...], inputs_digest: str = "") -> Plan:
-    """Order ``targets`` by ``generations`` (waves) and build each step's argv."""
+               disabled: tuple[tuple[str, str], ...], inputs_digest: str = "",
+               helm_version: int = 4) -> Plan:
+    """Order ``targets`` by ``generations`` (waves) and build each step's argv, for Helm
+    ``helm_version``."""
     by_name = {t.release: t for t in targets}
     steps = tuple(
         Step(name, index, tuple(sorted(by_name[name].needs)), by_name[name].namespace,
-             by_name[name].chart, helm_argv(by_name[name], kube_context), by_name[name].remote,
+             by_name[name].chart, helm_argv(by_name[name], kube_context, helm_version),
+             by_name[name].remote,
              secrets=by_name[name].secrets, helm_chart=by_name[name].helm_chart,
              hooks=by_name[name].hooks, digest=by_name[name].digest)
         for index, wave in enumerate(generations) for name in wave)
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
     return Plan(environment, protected, kube_context, steps, len(generations), disabled,
-                tuple(notes), inputs_digest)
+                tuple(notes), inputs_digest, helm_version)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -138,6 +162,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
         "notes": list(plan.notes),
         "inputsDigest": plan.inputs_digest,
+        "helmVersion": plan.helm_version,
     }
 
 
@@ -152,6 +177,7 @@ def format_sh(plan: Plan, meshfile: str) -> str:
         f"# meshc plan for environment '{plan.environment}', generated from {meshfile}.",
         "# Run from the project directory. Steps of one wave may run in parallel; waves run in order.",
         "set -euo pipefail",
+        *_sh_helm_version(plan),
     ]
     if plan.protected:
         lines += [
@@ -174,6 +200,31 @@ def format_sh(plan: Plan, meshfile: str) -> str:
     lines.append("")
     lines.append(f"echo 'plan for {plan.environment} complete'")
     return "\n".join(lines) + "\n"
+
+
+def helm_mismatch_help(wanted: int) -> str:
+    """What to change when a plan for Helm ``wanted`` meets another Helm."""
+    other = 3 if wanted == 4 else 4
+    return (f"run it with a Helm {wanted} binary, or make the plan for Helm {other}: "
+            f"`helmVersion: {other}` in meshfile.yaml (top level, or the environment's), or "
+            f"`--helm-version {other}` on the meshc command line")
+
+
+def _sh_helm_version(plan: Plan) -> list[str]:
+    """Before anything runs: the helm on PATH must be of the plan's major version (a step
+    refused for an unknown flag halfway through would leave a half-done rollout)."""
+    wanted = plan.helm_version
+    words = shlex.quote(f"meshc: this plan is for Helm {wanted}, but helm is ")
+    return [
+        f"# The steps are Helm {wanted} command lines: checked before the first one runs.",
+        (r'helm_version="$(helm version --short 2>/dev/null)" || { echo "meshc: \`helm version'
+         rf' --short\` failed: is Helm {wanted} installed and on PATH?" >&2; exit 1; }}'),
+        f'if [[ "$helm_version" != v{wanted}.* ]]; then',
+        f'  echo {words}"$helm_version" >&2',
+        f"  echo {shlex.quote('meshc: ' + helm_mismatch_help(wanted))} >&2",
+        "  exit 1",
+        "fi",
+    ]
 
 
 _SH_SECRETS = [
@@ -261,7 +312,8 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain)
         facts.append(f"kube-context {plan.kube_context}")
     facts.append(f"{len(plan.steps)} release{'s' if len(plan.steps) != 1 else ''} in "
                  f"{plan.waves} wave{'s' if plan.waves != 1 else ''}")
-    lines = [paint(f"plan for {plan.environment}", "title"), "  " + " · ".join(facts)]
+    lines = [paint(f"plan for {plan.environment}", "title"), "  " + " · ".join(facts),
+             "  " + _helm_line(plan)]
     reviews = review.by_release() if review else {}
     width = max((len(s.release) for s in plan.steps), default=0)
     ns_width = max((len(s.namespace) for s in plan.steps), default=0)
@@ -295,6 +347,26 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain)
     if review is not None:
         lines += ["", review.summary]
     return "\n".join(lines) + "\n"
+
+
+_STEP_ARGUMENTS = ("--repo", "--version", "--namespace", "--values", "--kube-context")
+
+
+def _helm_line(plan: Plan) -> str:
+    """Which Helm the commands are for, and their options when every step has the same."""
+    options = set()
+    for step in plan.steps:
+        argv, kept, index = step.argv, [], 5
+        while index < len(argv):
+            skip = argv[index] in _STEP_ARGUMENTS
+            kept += [] if skip else [argv[index]]
+            index += 2 if skip else 1
+        options.add(" ".join(kept))
+    head = f"Helm {plan.helm_version} commands: helm upgrade --install …"
+    if len(options) == 1:
+        (same,) = options
+        return f"{head} {same}".rstrip()
+    return f"{head}, options per release (-o json shows each command)" if options else head
 
 
 def _status(review: ReleaseReview) -> str:

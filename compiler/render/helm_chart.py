@@ -353,9 +353,17 @@ def helm_failure(release: Release, files: ProjectFiles, text: str) -> Diagnostic
                       _chart_span(release))
 
 
-def no_helm(releases: list[Release], why: str | None = None) -> Diagnostic:
-    """The one error when Helm charts need rendering and there is no helm binary."""
+def no_helm(releases: list[Release], why: str | None = None,
+            found: HelmTool | None = None) -> Diagnostic:
+    """The one error when Helm charts need rendering and there is no Helm 4 binary (none at
+    all, or only ``found``, a Helm 3, which meshc does not render with)."""
     names = ", ".join(r.name for r in releases)
+    if found is not None:
+        return Diagnostic(
+            "error", f"{found.path} is Helm {found.version}, and meshc renders Helm charts with "
+                     f"Helm 4 only; left unrendered: {names}", _chart_span(releases[0]),
+            help=f"install Helm 4 and set {HELM_VAR} to its path (plans can still be for Helm "
+                 "3: helmVersion: 3)" + (f" ({why})" if why else ""))
     return Diagnostic(
         "error", f"no helm binary to render Helm charts; left unrendered: {names}",
         _chart_span(releases[0]),
