@@ -54,21 +54,23 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _confirm_protected(plan: Any, yes: bool) -> None:
-    """A protected environment's plan runs after its name is typed, or with --yes."""
+def _confirm_protected(plan: Any, yes: bool, verb: str = "apply",
+                       change: str = "upgraded") -> None:
+    """A protected environment's plan runs after its name is typed, or with --yes (``verb``:
+    apply, roll back; ``change``: what happens to its releases)."""
     if not plan.protected or yes:
         return
     env = plan.environment
     if not cli_support.can_prompt():
         raise CompileError([Diagnostic(
             "error", f"environment '{env}' is protected and there is no terminal to confirm on",
-            help="pass --yes to apply it without asking (e.g. in CI, after review)")])
+            help=f"pass --yes to {verb} without asking (e.g. in CI, after review)")])
     where = f" (kube-context {plan.kube_context})" if plan.kube_context else ""
     count = len(plan.steps)
-    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be upgraded"
+    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be {change}"
                f"{where}.", err=True)
     try:
-        answer = click.prompt(f"Type '{env}' to apply", default="", show_default=False,
+        answer = click.prompt(f"Type '{env}' to {verb}", default="", show_default=False,
                               err=True)
     except click.Abort:
         answer = ""
