@@ -78,6 +78,22 @@ def _confirm_protected(plan: Any, yes: bool, verb: str = "apply",
         raise CompileError([Diagnostic("error", f"cancelled: '{env}' was not confirmed")])
 
 
+def _wave_verifier(compiler: Any, plan: Any, kubectl_path: str | None, concurrency: int,
+                   runner: Any) -> Any:
+    """``meshc apply --verify``: after a wave, ``meshc verify`` on its releases."""
+    from dataclasses import replace
+
+    from .day2 import resolve_kubectl, run_verify
+
+    kubectl = resolve_kubectl(kubectl_path)  # before anything runs: a missing kubectl stops it
+
+    def after(number: int, steps: tuple[Any, ...]) -> bool:
+        wave = replace(plan, steps=steps)
+        return run_verify(compiler, wave, kubectl, None, concurrency, runner) == 0
+
+    return after
+
+
 @click.command()
 @click.argument("environment")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
@@ -92,6 +108,11 @@ def _confirm_protected(plan: Any, yes: bool, verb: str = "apply",
               help="With -l: also apply what the selected releases need (transitively).")
 @click.option("--skip-needs", is_flag=True,
               help="With -l: leave out needs that are not selected (deployed already).")
+@click.option("--verify", "verify_waves", is_flag=True,
+              help="After each wave, run `meshc verify` on its releases (rollouts, health "
+                   "checks); stop before the next wave if it fails.")
+@click.option("--kubectl", "kubectl_path", metavar="PATH",
+              help="With --verify: the kubectl binary (default: $MESHC_KUBECTL, else PATH).")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply this reviewed plan (meshc plan ENV -o json), refused if its inputs "
                    "changed since.")
@@ -99,7 +120,8 @@ def _confirm_protected(plan: Any, yes: bool, verb: str = "apply",
 @click.pass_obj
 def apply(options: Options, /, environment: str, concurrency: int, helm_path: str | None,
           yes: bool, dry_run: bool, selectors: tuple[str, ...], include_needs: bool,
-          skip_needs: bool, plan_file: Path | None, **kwargs: Any) -> None:
+          skip_needs: bool, verify_waves: bool, kubectl_path: str | None,
+          plan_file: Path | None, **kwargs: Any) -> None:
     """Run ENVIRONMENT's plan with helm: wave by wave, the steps of a wave in parallel; a wave
     starts once the previous one fully succeeded. Secrets are decrypted just in time per step.
 
@@ -141,6 +163,10 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             click.echo("\n".join(command_lines(plan, helm_path or "helm")))
             return 0
         helm = find_helm(helm_path, os.environ.get("PATH"))
+        after_wave = None
+        if verify_waves:
+            after_wave = _wave_verifier(compiler, plan, kubectl_path, concurrency,
+                                        options.tools.runner)
         packages = pinned_packages(compiler, env, plan)  # remote charts: the bytes pinned
         _confirm_protected(plan, yes)
         decrypt_file = None
@@ -154,7 +180,8 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             with _terminate_as_interrupt():
                 result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency,
                                                     packages=packages),
-                                 options.tools.runner, decrypt_file=decrypt_file, report=view)
+                                 options.tools.runner, decrypt_file=decrypt_file, report=view,
+                                 after_wave=after_wave)
         except KeyboardInterrupt:
             click.echo("meshc: interrupted: running helm commands ended, nothing else "
                        "started", err=True)

@@ -145,8 +145,8 @@ def format_verify(result: VerifyResult, paint: Paint = _plain) -> str:
                  for r in result.results), default=0)
     for r in result.results:
         what = f"{r.check.release} {r.check.kind} {r.check.target}".ljust(width)
-        lines.append(f"  {paint(f'{r.status:<7}', _ROLES[r.status])} {what}"
-                     + (f"  {r.detail}" if r.detail and r.status != "ok" else ""))
+        detail = f"  {r.detail}" if r.detail and r.status != "ok" else ""
+        lines.append(f"  {paint(f'{r.status:<7}', _ROLES[r.status])} {what}{detail}".rstrip())
     counts = {s: sum(1 for r in result.results if r.status == s) for s in _ROLES}
     lines.append(f"summary: {result.environment}: {counts['ok']} ok, {counts['failed']} "
                  f"failed, {counts['skipped']} skipped" + (
