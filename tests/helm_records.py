@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml where there is one
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 FAKE_SECRET = "not-a-real-secret-4f1c"  # stands in for a decrypted secret value
 DAY = "2026-11-{:02d}T10:00:00Z"
 
@@ -47,7 +49,7 @@ def _secret_leaves(root: Path, step: dict[str, Any]) -> list[list[str]]:
     sops file)."""
     paths = []
     for item in step["secrets"]:
-        doc = yaml.safe_load((root / item["file"]).read_text(encoding="utf-8")) or {}
+        doc = yaml.load((root / item["file"]).read_text(encoding="utf-8"), LOADER) or {}
         node: Any = doc
         for part in re.findall(r'\["([^"]*)"\]', item["extract"]):
             node = node.get(part, {}) if isinstance(node, dict) else {}
@@ -68,7 +70,7 @@ def rendered_release(root: Path, env: str, step: dict[str, Any]) -> tuple[list[A
     docs = []
     hooks = set(step.get("hooks", []))
     for path in sorted((folder / "manifests").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        for doc in yaml.load_all(path.read_text(encoding="utf-8"), LOADER):
             if isinstance(doc, dict) and f"{doc.get('kind')}/{doc['metadata']['name']}" not in hooks:
                 docs.append(doc)
     secrets = folder / "templates" / "secrets.yaml"
@@ -77,7 +79,7 @@ def rendered_release(root: Path, env: str, step: dict[str, Any]) -> tuple[list[A
                                secrets.read_text(encoding="utf-8"), re.M):
             docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
                          "data": {"value": "bm90LWEtcmVhbC1zZWNyZXQ="}})
-    values = yaml.safe_load((folder / "values.yaml").read_text(encoding="utf-8")) or {}
+    values = yaml.load((folder / "values.yaml").read_text(encoding="utf-8"), LOADER) or {}
     for path in _secret_leaves(root, step):
         node = values
         for part in path[:-1]:
@@ -87,7 +89,7 @@ def rendered_release(root: Path, env: str, step: dict[str, Any]) -> tuple[list[A
 
 
 def manifest_text(docs: list[Any]) -> str:
-    return "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs)
+    return "".join("---\n" + yaml.dump(d, Dumper=DUMPER, sort_keys=False) for d in docs)
 
 
 def record(env: str, step: dict[str, Any], chart: dict[str, str], revision: int, status: str,
@@ -138,6 +140,7 @@ def older(tag: str) -> Edit:
 # (env, release) → revisions, oldest first: (status, edit or None); releases not listed are
 # deployed once, in sync; None: never deployed.
 SCENARIO: dict[tuple[str, str], list[tuple[str, Edit | None]] | None] = {
+    ("development", "registry"): [("superseded", None), ("deployed", None)],
     ("development", "weather-agent"): [("superseded", older("1.0.0")),
                                        ("superseded", older("1.1.0-dev.0")),
                                        ("deployed", None)],
@@ -147,9 +150,11 @@ SCENARIO: dict[tuple[str, str], list[tuple[str, Edit | None]] | None] = {
 }
 
 
+ENVIRONMENTS = ("development", "staging", "production", "production-dr")
+
+
 def example_records(root: Path, scenario: dict[Any, Any] | None = None,
-                    envs: tuple[str, ...] = ("development", "staging", "production",
-                                             "production-dr")) -> dict[str, list[Any]]:
+                    envs: tuple[str, ...] = ENVIRONMENTS) -> dict[str, list[Any]]:
     """Records for every planned release of ``envs``, per environment."""
     scenario = SCENARIO if scenario is None else scenario
     result: dict[str, list[Any]] = {}
@@ -170,11 +175,12 @@ def example_records(root: Path, scenario: dict[Any, Any] | None = None,
     return result
 
 
-def write_records(root: Path, out: Path, scenario: dict[Any, Any] | None = None) -> str:
+def write_records(root: Path, out: Path, scenario: dict[Any, Any] | None = None,
+                  envs: tuple[str, ...] = ENVIRONMENTS) -> str:
     """Write one file per environment under ``out``; return HELM_MEMORY_DRIVER_DATA's value."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for env, records in example_records(root, scenario).items():
+    for env, records in example_records(root, scenario, envs).items():
         path = out / f"{env}.json"
         path.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         files.append(str(path))

@@ -6,18 +6,22 @@ kube-context, releases, waves) and asks the real ``helm`` about every release, t
 injected :data:`~compiler.core.process.Runner`, on up to ``concurrency`` threads
 (:func:`compiler.ops.apply.run_bounded`):
 
-* ``helm history REL -n NS [--kube-context C] --max 256 -o json``: the revisions;
-* ``helm status REL -n NS [--kube-context C] -o json``: the latest revision's manifest and
-  user-supplied values (``helm get manifest`` and ``helm get values`` in one call).
+* ``helm list --namespace NS [--kube-context C] --deployed --failed --pending --uninstalling
+  --max 0 -o json``: once per namespace, every release's latest revision, status, chart, app
+  version and time (a planned release not listed is not deployed);
+* ``helm status REL --namespace NS [--kube-context C] -o json``: a listed release's manifest
+  and user-supplied values (``helm get manifest`` and ``helm get values`` in one call);
+* ``helm history REL … --max 256 -o json`` (history, rollback): all its revisions.
 
-A cluster that cannot be reached is found by the first release's call and said once per
-environment (:attr:`LiveEnvironment.unreachable`); the environment's other releases are not
+A cluster that cannot be reached is found by the ``helm list`` calls and said once per
+environment (:attr:`LiveEnvironment.unreachable`); the environment's releases are then not
 asked.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -213,44 +217,79 @@ def read_content(plan: Plan, live: LiveRelease, options: LiveOptions,
     return replace(live, manifest=manifest, values=values)
 
 
+def list_argv(plan: Plan, namespace: str, helm: str) -> list[str]:
+    """``helm list`` of one namespace: every release whose latest revision is deployed,
+    failed, pending or being uninstalled (uninstalled ones count as not deployed)."""
+    return [helm, "list", "--namespace", namespace,
+            *(["--kube-context", plan.kube_context] if plan.kube_context else []),
+            "--deployed", "--failed", "--pending", "--uninstalling", "--max", "0", "-o", "json"]
+
+
+_LIST_TIME = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.\d+)? ([+-]\d\d)(\d\d) \S+")
+
+
+def rfc3339(text: str) -> str:
+    """``helm list``'s time (``2026-11-02 10:00:00.12 +0000 UTC``) as ``helm history`` writes
+    it (``2026-11-02T10:00:00Z``); other text unchanged."""
+    match = _LIST_TIME.fullmatch(text.strip())
+    if match is None:
+        return text
+    zone = "Z" if match[3] + match[4] in ("+0000", "-0000") else f"{match[3]}:{match[4]}"
+    return f"{match[1]}T{match[2]}{zone}"
+
+
+def read_namespace(plan: Plan, namespace: str, options: LiveOptions,
+                   runner: Runner) -> dict[str, Revision] | str:
+    """The latest revision of every listed release of ``namespace``, by name; or why helm
+    failed."""
+    done = runner(list_argv(plan, namespace, options.helm), options.root)
+    if done.returncode != 0:
+        return failure_text(done)
+    try:
+        return {str(d["name"]): Revision(int(d["revision"]), rfc3339(str(d.get("updated") or "")),
+                                         str(d["status"]), str(d.get("chart") or ""),
+                                         str(d.get("app_version") or ""), "")
+                for d in json.loads(done.stdout or "[]")}
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"cannot read helm list's output: {exc}"
+
+
 def read_environments(plans: Sequence[Plan], options: LiveOptions, runner: Runner,
                       content: bool = True) -> tuple[LiveEnvironment, ...]:
-    """Every planned release of ``plans`` as Helm knows it (with ``content``: manifests and
-    values too). The first release of each environment is asked first; an environment whose
-    cluster is out of reach is not asked more."""
-    probes = run_bounded([p for p in plans if p.steps],
-                         lambda p: read_history(p, p.steps[0], options, runner),
-                         options.concurrency)
-    first = {p.environment: probe for p, probe in zip([p for p in plans if p.steps], probes)}
-    reachable = [p for p in plans if not _cut_off(first.get(p.environment))]
+    """Every planned release of ``plans`` as Helm knows it: one ``helm list`` per namespace
+    of each environment (which also finds an unreachable cluster, once), then, with
+    ``content``, ``helm status`` of every release found (its manifest and values)."""
+    spaces = [(p, ns) for p in plans for ns in dict.fromkeys(s.namespace for s in p.steps)]
+    listed = dict(zip([(p.environment, ns) for p, ns in spaces],
+                      run_bounded(spaces, lambda item: read_namespace(*item, options, runner),
+                                  options.concurrency)))
+    cut_off = {}
+    for (env, _), found in listed.items():
+        if isinstance(found, str) and is_unreachable(found):
+            cut_off.setdefault(env, found)
+
+    def known(plan: Plan, step: Step) -> LiveRelease:
+        found = listed[(plan.environment, step.namespace)]
+        if isinstance(found, str):
+            return LiveRelease(step, error=found)
+        current = found.get(step.release)
+        return LiveRelease(step, (current,) if current else ())
+
+    work = [(p, s) for p in plans if p.environment not in cut_off for s in p.steps]
 
     def one(item: tuple[Plan, Step]) -> LiveRelease:
-        plan, step = item
-        known = first.get(plan.environment)
-        live = known if known is not None and known.step == step else read_history(
-            plan, step, options, runner)
+        live = known(*item)
         if content and live.revisions:
-            live = read_content(plan, live, options, runner)
+            live = read_content(item[0], live, options, runner)
         return live
 
-    work = [(p, s) for p in reachable for s in p.steps]
     done = dict(zip([(p.environment, s.release) for p, s in work],
                     run_bounded(work, one, options.concurrency)))
-    result = []
-    for plan in plans:
-        probe = first.get(plan.environment)
-        if _cut_off(probe):
-            assert probe is not None and probe.error is not None
-            result.append(LiveEnvironment(plan, tuple(LiveRelease(s) for s in plan.steps),
-                                          probe.error))
-        else:
-            result.append(LiveEnvironment(plan, tuple(done[(plan.environment, s.release)]
-                                                      for s in plan.steps)))
-    return tuple(result)
-
-
-def _cut_off(probe: LiveRelease | None) -> bool:
-    return probe is not None and probe.error is not None and is_unreachable(probe.error)
+    return tuple(
+        LiveEnvironment(plan, tuple(LiveRelease(s) for s in plan.steps), cut_off[plan.environment])
+        if plan.environment in cut_off else
+        LiveEnvironment(plan, tuple(done[(plan.environment, s.release)] for s in plan.steps))
+        for plan in plans)
 
 
 def unreachable_diagnostic(live: LiveEnvironment) -> Diagnostic:
