@@ -76,7 +76,7 @@ def rendered_release(root: Path, env: str, step: dict[str, Any]) -> tuple[list[A
     secrets = folder / "templates" / "secrets.yaml"
     if secrets.is_file():
         for name in re.findall(r"^kind: Secret\nmetadata:\n  name: (\S+)$",
-                               secrets.read_text(encoding="utf-8"), re.M):
+                               secrets.read_text(encoding="utf-8"), re.MULTILINE):
             docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
                          "data": {"value": "bm90LWEtcmVhbC1zZWNyZXQ="}})
     values = yaml.load((folder / "values.yaml").read_text(encoding="utf-8"), LOADER) or {}

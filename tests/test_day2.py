@@ -188,16 +188,17 @@ def test_drift_lists_fields_in_the_plans_change_lines(cluster: Cluster) -> None:
     code, out, err = meshc(cluster, "drift", "staging", "--exit-code")
     assert code == 3, err
     assert helm_records.FAKE_SECRET not in out  # secrets are never printed
-    assert "\n".join([
-        "  registry (revision 1, deployed): drifted",
-        "      - values debug: true",
-        "      - ConfigMap/hand-made-debug",
-        "      ~ Deployment/registry spec.replicas: 5 → 3",
-        "  analytics-agent (revision 2, failed): failed",
-        '      ~ Deployment/analytics-agent spec.template.spec.containers[name=agent].image: '
-        '"registry.mcp-mesh.io/mcp-mesh/analytics-agent:1.0.1" → '
-        '"registry.mcp-mesh.io/mcp-mesh/analytics-agent:1.0.0"',
-        "  grafana (revision 1, deployed): in-sync"]) in out
+    image = ('      ~ Deployment/analytics-agent spec.template.spec.containers[name=agent].image: '
+             '"registry.mcp-mesh.io/mcp-mesh/analytics-agent:1.0.1" → '
+             '"registry.mcp-mesh.io/mcp-mesh/analytics-agent:1.0.0"')
+    expected = ["  registry (revision 1, deployed): drifted",
+                "      - values debug: true",
+                "      - ConfigMap/hand-made-debug",
+                "      ~ Deployment/registry spec.replicas: 5 → 3",
+                "  analytics-agent (revision 2, failed): failed",
+                image,
+                "  grafana (revision 1, deployed): in-sync"]
+    assert "\n".join(expected) in out
     assert "  ingress: not-deployed" in out
     code, out, _ = meshc(cluster, "drift", "staging", "--release", "registry", "-o", "json")
     assert code == 0
@@ -298,8 +299,8 @@ def test_rollback_of_a_protected_environment_asks(cluster: Cluster,
                          input="staging\n")
     assert code == 1 and "cancelled" in err
     assert cluster.of(cluster.helm, "rollback") == []
-    code, out, err = meshc(cluster, "rollback", "prod", "registry", "--to-revision", "1",
-                           input="production\n")
+    code, _, err = meshc(cluster, "rollback", "prod", "registry", "--to-revision", "1",
+                         input="production\n")
     assert code == 0, err
     assert cluster.of(cluster.helm, "rollback") == [[
         cluster.helm, "rollback", "registry", "1", "--namespace", "mcp-mesh-production",
@@ -319,8 +320,8 @@ def test_verify_rollouts_then_health_checks(cluster: Cluster) -> None:
             "--timeout", "90s"] in kubectl
     assert ["rollout", "status", "daemonset/prometheus-prometheus-node-exporter",
             "--namespace", "mcp-mesh-staging", "--timeout", "90s"] in kubectl
-    assert ["get", "--raw", "/api/v1/namespaces/mcp-mesh-staging/services/registry:http/proxy/"
-            "health"] in kubectl
+    proxy = "/api/v1/namespaces/mcp-mesh-staging/services/registry:http/proxy/health"
+    assert ["get", "--raw", proxy] in kubectl
     first_http = next(i for i, c in enumerate(kubectl) if c[0] == "get")
     assert all(c[0] == "rollout" for c in kubectl[:first_http])  # roll-outs first
     assert "  ok      registry http registry:http/proxy/health" in out

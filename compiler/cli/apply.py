@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from ..core.diagnostics import CompileError, Diagnostic, format_all
+from ..core.diagnostics import format_all
 from ..pipeline import (
     find_environment,
 )
-from . import support as cli_support
 from .support import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
@@ -27,6 +26,7 @@ from .support import (
     _set_options,
     _sops_tools,
 )
+from .support import confirm_protected as _confirm_protected
 
 # --- meshc apply (compiler/ops/apply.py, compiler/cli/progress.py) ----------------------------------
 
@@ -52,30 +52,6 @@ def _terminate_as_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-def _confirm_protected(plan: Any, yes: bool, verb: str = "apply",
-                       change: str = "upgraded") -> None:
-    """A protected environment's plan runs after its name is typed, or with --yes (``verb``:
-    apply, roll back; ``change``: what happens to its releases)."""
-    if not plan.protected or yes:
-        return
-    env = plan.environment
-    if not cli_support.can_prompt():
-        raise CompileError([Diagnostic(
-            "error", f"environment '{env}' is protected and there is no terminal to confirm on",
-            help=f"pass --yes to {verb} without asking (e.g. in CI, after review)")])
-    where = f" (kube-context {plan.kube_context})" if plan.kube_context else ""
-    count = len(plan.steps)
-    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be {change}"
-               f"{where}.", err=True)
-    try:
-        answer = click.prompt(f"Type '{env}' to {verb}", default="", show_default=False,
-                              err=True)
-    except click.Abort:
-        answer = ""
-    if answer.strip() != env:
-        raise CompileError([Diagnostic("error", f"cancelled: '{env}' was not confirmed")])
 
 
 def _wave_verifier(compiler: Any, plan: Any, kubectl_path: str | None, concurrency: int,

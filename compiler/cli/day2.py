@@ -15,7 +15,15 @@ import click
 
 from ..core.diagnostics import CompileError, Diagnostic, format_all
 from ..core.process import Completed, Runner
-from .support import EXIT_CHANGES, EXIT_INVALID, Options, _echo, _paint, _Session
+from .support import (
+    EXIT_CHANGES,
+    EXIT_INVALID,
+    Options,
+    _echo,
+    _paint,
+    _Session,
+    confirm_protected,
+)
 
 _OUTPUT = click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]),
                        default="text", show_default=True)
@@ -254,7 +262,6 @@ def rollback(options: Options, /, environment: str, releases: tuple[str, ...],
     from ..ops.live import LiveOptions, committed_plan
     from ..ops.rollback import plan_rollback, rollback_lines
     from ..pipeline import find_environment
-    from .apply import _confirm_protected
     from .progress import LineLog, LiveView, format_summary
 
     session = _Session(options)
@@ -275,7 +282,7 @@ def rollback(options: Options, /, environment: str, releases: tuple[str, ...],
         if dry_run:
             click.echo("\n".join(rollback_lines(plan, helm_path or "helm")))
             return 0
-        _confirm_protected(plan, yes, "roll back", "rolled back")
+        confirm_protected(plan, yes, "roll back", "rolled back")
         paint = _paint()
         view = LiveView(sys.stdout, paint) if sys.stdout.isatty() else LineLog(sys.stdout)
         try:
