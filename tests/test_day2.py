@@ -262,7 +262,8 @@ def test_rollback_dry_run_reverses_the_waves_and_runs_nothing(cluster: Cluster) 
         "helm rollback weather-agent 2 --namespace mcp-mesh-development --timeout 5m",
         "# wave 1",
         "helm rollback registry 1 --namespace mcp-mesh-development --timeout 5m"]
-    assert "left as it is: platform: no previous good revision" in err
+    assert ("left as they are (no previous good revision to roll back to): platform, ingress"
+            in err)
     assert cluster.of(cluster.helm, "rollback") == []
 
 

@@ -274,8 +274,12 @@ def rollback(options: Options, /, environment: str, releases: tuple[str, ...],
         planned = plan_rollback(committed_plan(compiler, env), releases, to_revision,
                                 live_options, options.tools.runner)
         plan = planned.plan
-        for name in planned.left:
-            click.echo(f"left as it is: {name}", err=True)
+        reasons: dict[str, list[str]] = {}
+        for entry in planned.left:
+            name, _, why = entry.partition(": ")
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            click.echo(f"left as they are ({why}): {', '.join(names)}", err=True)
         for t in planned.targets:
             click.echo(f"{t.release}: revision {t.current.revision} ({t.current.status}) → "
                        f"{t.target.revision} ({t.target.chart}, {t.target.updated})", err=True)

@@ -247,7 +247,7 @@ def _release_lines(r: ReleaseDrift, paint: Paint) -> list[str]:
 
 
 def drift_summary(env: EnvironmentDrift) -> str:
-    counts = {v: sum(1 for r in env.releases if r.sync == v) for v in VERDICTS}
+    counts = {v: sum(1 for r in env.releases if r.sync == v) for v in reversed(VERDICTS)}
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     resources = [c for r in env.releases if r.review for c in r.review.resources]
     values = sum(len(r.review.values) for r in env.releases if r.review)
