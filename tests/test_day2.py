@@ -394,3 +394,32 @@ def test_versions_live_and_a_broken_promotion_order(cluster: Cluster, tmp_path: 
     assert ("error: live promotion order broken: production runs weather-agent image agent "
             "1.2.0, newer than staging's 1.0.1-rc.1") in err
     assert "help: promote through staging first, or roll production back" in err
+
+
+# --- the meshfile's verify: -------------------------------------------------------------------
+
+def test_verify_checks_are_read_with_spans_and_bad_ones_are_diagnosed() -> None:
+    from compiler.core.diagnostics import Diagnostics
+    from compiler.model.load import load_meshfile
+
+    text = """\
+apiVersion: meshc/v1
+environments: {dev: {}}
+releases:
+  a:
+    chart: c
+    verify: [{http: {service: a, port: http, path: /health}}, {http: {service: a, port: 8080}}]
+  b: {chart: c, verify: {http: {}}}
+  c: {chart: c, verify: [{http: {service: c}}, {tcp: {port: 1}}, {http: {service: c, port: true}}]}
+"""
+    diags = Diagnostics()
+    spec = load_meshfile(text, "meshfile.yaml", diags)
+    a = next(r for r in spec.releases if r.name == "a")
+    assert [(c.service, c.port, c.path, c.proxy_path) for c in a.verify] == [
+        ("a", "http", "/health", "a:http/proxy/health"), ("a", "8080", "/", "a:8080/proxy/")]
+    assert a.verify[0].span.line == 6
+    messages = [(d.message, d.span.line if d.span else None) for d in diags.items]
+    assert ("release 'b': verify must be a list, found a map", 7) in messages
+    assert ("release 'c': verify: http needs 'port'", 8) in messages
+    assert ("unknown key 'tcp' in release 'c': verify item", 8) in messages
+    assert ("release 'c': verify: http port must be a number or a port name", 8) in messages
