@@ -80,8 +80,8 @@ def counting(runner: Runner, what: str) -> tuple[Runner, Any]:
 
 
 def _live(options: Options, environments: Sequence[str], helm_path: str | None,
-          concurrency: int, content: bool = True) -> tuple[Any, list[Any], Any]:
-    """The project, the environments' live state (compiler.ops.live), and the helm runner."""
+          concurrency: int, content: bool = True) -> tuple[Any, list[Any]]:
+    """The project and the live state of the environments named (all: every deployable one)."""
     from ..ops.live import LiveOptions, committed_plan, deployable, read_environments
 
     session = _Session(options)
@@ -99,8 +99,8 @@ def _live(options: Options, environments: Sequence[str], helm_path: str | None,
             close()
         return compiler, list(live)
 
-    found = session.run(work)
-    return found[0], found[1], session
+    found: tuple[Any, list[Any]] = session.run(work)
+    return found
 
 
 @click.command()
@@ -124,7 +124,7 @@ def status(options: Options, /, environments: tuple[str, ...], fmt: str, exit_co
     from ..ops.live import unreachable_diagnostic
     from ..ops.status import format_status, in_sync, status_json
 
-    compiler, live, _ = _live(options, environments, helm_path, concurrency)
+    compiler, live = _live(options, environments, helm_path, concurrency)
     output = compiler.project.output
     drifts = [environment_drift(compiler.files.root, output, env) for env in live]
     if fmt == "json":

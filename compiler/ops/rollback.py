@@ -19,7 +19,17 @@ from ..core.diagnostics import CompileError, Diagnostic
 from ..core.process import Runner
 from ..plan.plan import Plan, Step
 from .apply import run_bounded
-from .live import LiveOptions, LiveRelease, Revision, read_history, scope
+from .live import (
+    LiveEnvironment,
+    LiveOptions,
+    LiveRelease,
+    Revision,
+    is_unreachable,
+    read_history,
+    scope,
+    select_releases,
+    unreachable_diagnostic,
+)
 
 GOOD = ("deployed", "superseded")
 
@@ -41,13 +51,10 @@ class RollbackPlan:
 def history_of(plan: Plan, release: str, options: LiveOptions, runner: Runner) -> LiveRelease:
     """The revisions of ``release`` (which the plan must deploy). Raises :class:`CompileError`
     when helm fails or has no history of it."""
-    from .live import is_unreachable, select_releases, unreachable_diagnostic
-
     step = select_releases(plan, [release]).steps[0]
     live = read_history(plan, step, options, runner)
     if live.error is not None:
         if is_unreachable(live.error):
-            from .live import LiveEnvironment
             raise CompileError([unreachable_diagnostic(LiveEnvironment(plan, (), live.error))])
         raise CompileError([Diagnostic(
             "error", f"helm history {release} failed in '{plan.environment}': {live.error}")])
@@ -68,8 +75,6 @@ def plan_rollback(plan: Plan, releases: Sequence[str], to_revision: int | None,
     :attr:`RollbackPlan.left`. Raises :class:`CompileError` with every problem: a release
     without history, a revision it does not have (the history is listed), no previous good
     revision, nothing to roll back at all."""
-    from .live import select_releases
-
     chosen = select_releases(plan, releases)
     names = [s.release for s in chosen.steps]
     if to_revision is not None and len(names) != 1:
