@@ -217,12 +217,15 @@ def test_drift_sees_a_missing_secret_and_a_changed_secret_key(cluster: Cluster,
         secret = next(d for d in docs if d["kind"] == "Secret")
         docs.remove(secret)
 
-    helm_records.write_records(ROOT, tmp_path / "r", {("production", "registry"):
-                                                      [("deployed", no_secret)]},
-                               envs=("production",))
+    helm_records.write_records(ROOT, tmp_path / "r", {
+        ("production", "registry"): [("deployed", no_secret)],
+        ("production", "weather-agent"): [("deployed", None), ("pending-upgrade", None)]},
+        envs=("production",))
     cluster.files["mcp-mesh-production"] = str(tmp_path / "r" / "production.json")
-    code, out, _ = meshc(cluster, "drift", "production", "--release", "registry")
+    code, out, _ = meshc(cluster, "drift", "production", "--release", "registry",
+                         "--release", "weather-agent")
     assert code == 0
+    assert "  weather-agent (revision 2, pending-upgrade): pending" in out
     assert "      + values database.password: \"(secret)\"" in out
     assert "      + Secret/mcp-mesh-database" in out
 
