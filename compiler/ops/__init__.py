@@ -1,5 +1,4 @@
 """Operations on a compiled project: what users do with it after compiling.
-Lives here: apply (runs plans), promote, versions, scaffold (env new), secret_commands, charts;
-day 2: live (helm's view of the plans), status, drift, rollback (and history), verify, live_versions.
+Lives here: apply, promote, versions, scaffold, secret_commands, charts; day 2: live, status, drift, rollback, verify, live_versions.
 May import: core, syntax, model, values, render, secrets, plan, pipeline, output, check.
 """
