@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from ..core.diagnostics import CompileError, Diagnostic, format_all
+from ..core.diagnostics import format_all
 from ..pipeline import (
     find_environment,
 )
-from . import support as cli_support
 from .support import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
@@ -29,6 +28,7 @@ from .support import (
     helm_version_option,
     with_helm_version,
 )
+from .support import confirm_protected as _confirm_protected
 
 # --- meshc apply (compiler/ops/apply.py, compiler/cli/progress.py) ----------------------------------
 
@@ -56,26 +56,20 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _confirm_protected(plan: Any, yes: bool) -> None:
-    """A protected environment's plan runs after its name is typed, or with --yes."""
-    if not plan.protected or yes:
-        return
-    env = plan.environment
-    if not cli_support.can_prompt():
-        raise CompileError([Diagnostic(
-            "error", f"environment '{env}' is protected and there is no terminal to confirm on",
-            help="pass --yes to apply it without asking (e.g. in CI, after review)")])
-    where = f" (kube-context {plan.kube_context})" if plan.kube_context else ""
-    count = len(plan.steps)
-    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be upgraded"
-               f"{where}.", err=True)
-    try:
-        answer = click.prompt(f"Type '{env}' to apply", default="", show_default=False,
-                              err=True)
-    except click.Abort:
-        answer = ""
-    if answer.strip() != env:
-        raise CompileError([Diagnostic("error", f"cancelled: '{env}' was not confirmed")])
+def _wave_verifier(compiler: Any, plan: Any, kubectl_path: str | None, concurrency: int,
+                   runner: Any) -> Any:
+    """``meshc apply --verify``: after a wave, ``meshc verify`` on its releases."""
+    from dataclasses import replace
+
+    from .day2 import resolve_kubectl, run_verify
+
+    kubectl = resolve_kubectl(kubectl_path)  # before anything runs: a missing kubectl stops it
+
+    def after(number: int, steps: tuple[Any, ...]) -> bool:
+        wave = replace(plan, steps=steps)
+        return run_verify(compiler, wave, kubectl, None, concurrency, runner) == 0
+
+    return after
 
 
 @click.command()
@@ -93,6 +87,11 @@ def _confirm_protected(plan: Any, yes: bool) -> None:
               help="With -l: also apply what the selected releases need (transitively).")
 @click.option("--skip-needs", is_flag=True,
               help="With -l: leave out needs that are not selected (deployed already).")
+@click.option("--verify", "verify_waves", is_flag=True,
+              help="After each wave, run `meshc verify` on its releases (rollouts, health "
+                   "checks); stop before the next wave if it fails.")
+@click.option("--kubectl", "kubectl_path", metavar="PATH",
+              help="With --verify: the kubectl binary (default: $MESHC_KUBECTL, else PATH).")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply this reviewed plan (meshc plan ENV -o json), refused if its inputs "
                    "changed since.")
@@ -100,8 +99,8 @@ def _confirm_protected(plan: Any, yes: bool) -> None:
 @click.pass_obj
 def apply(options: Options, /, environment: str, concurrency: int, helm_path: str | None,
           yes: bool, dry_run: bool, selectors: tuple[str, ...], include_needs: bool,
-          skip_needs: bool, plan_file: Path | None, helm_version: int | None,
-          **kwargs: Any) -> None:
+          skip_needs: bool, verify_waves: bool, kubectl_path: str | None,
+          plan_file: Path | None, helm_version: int | None, **kwargs: Any) -> None:
     """Run ENVIRONMENT's plan with helm: wave by wave, the steps of a wave in parallel; a wave
     starts once the previous one fully succeeded. Secrets are decrypted just in time per step.
 
@@ -145,6 +144,10 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             return 0
         helm = find_helm(helm_path, os.environ.get("PATH"))
         require_helm_version(helm, env.helm_version, env.name, options.tools.runner)
+        after_wave = None
+        if verify_waves:
+            after_wave = _wave_verifier(compiler, plan, kubectl_path, concurrency,
+                                        options.tools.runner)
         packages = pinned_packages(compiler, env, plan)  # remote charts: the bytes pinned
         _confirm_protected(plan, yes)
         decrypt_file = None
@@ -158,7 +161,8 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
             with _terminate_as_interrupt():
                 result = execute(plan, ApplyOptions(compiler.files.root, helm, concurrency,
                                                     packages=packages),
-                                 options.tools.runner, decrypt_file=decrypt_file, report=view)
+                                 options.tools.runner, decrypt_file=decrypt_file, report=view,
+                                 after_wave=after_wave)
         except KeyboardInterrupt:
             click.echo("meshc: interrupted: running helm commands ended, nothing else "
                        "started", err=True)

@@ -106,8 +106,10 @@ class LiveView:
         self.ticker.join()
 
 
-def format_summary(plan: Plan, result: ApplyResult, paint: Paint = _plain) -> str:
-    """Every release with its wave, outcome and duration, then one line: what happened."""
+def format_summary(plan: Plan, result: ApplyResult, paint: Paint = _plain,
+                   verb: tuple[str, str] = ("apply", "applied")) -> str:
+    """Every release with its wave, outcome and duration, then one line: what happened
+    (``verb``: the noun and the past, e.g. ``("rollback", "rolled back")``)."""
     width = max((len(s.release) for s in result.steps), default=0)
     count = len(result.steps)
     waves = len(result.waves)
@@ -121,10 +123,15 @@ def format_summary(plan: Plan, result: ApplyResult, paint: Paint = _plain) -> st
     failed = len(result.having("failed"))
     if failed:
         skipped = len(result.having("not-started"))
-        text = (f"apply of {plan.environment} failed: {failed} release{'s' * (failed != 1)} "
+        text = (f"{verb[0]} of {plan.environment} failed: {failed} release{'s' * (failed != 1)} "
                 "failed" + (f", {skipped} not started" if skipped else ""))
         lines.append(paint(text, "bad"))
+    elif result.stopped_after is not None:
+        skipped = len(result.having("not-started"))
+        lines.append(paint(f"{verb[0]} of {plan.environment} stopped after wave "
+                           f"{result.stopped_after}: verify failed"
+                           + (f", {skipped} not started" if skipped else ""), "bad"))
     else:
-        lines.append(paint(f"applied {plan.environment}: {count} release{'s' * (count != 1)}",
-                           "good"))
+        lines.append(paint(f"{verb[1]} {plan.environment}: {count} release"
+                           f"{'s' * (count != 1)}", "good"))
     return "\n".join(lines) + "\n"

@@ -3,6 +3,8 @@ commands that edit the project's files (library: compiler.ops versions, promote,
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..pipeline import (
@@ -28,34 +30,80 @@ def _confirm(question: str, protected: str | None) -> bool:
 
 
 @click.command()
+@click.argument("environments", nargs=-1)
 @click.option("--release", "releases", multiple=True, metavar="R",
               help="Only these releases (repeatable).")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--live", is_flag=True,
+              help="From what runs: image tags of the live manifests, chart versions from "
+                   "Helm (of ENVIRONMENTS, default all); an error when prod runs newer "
+                   "than its source.")
+@click.option("--helm", "helm_path", metavar="PATH",
+              help="With --live: the helm binary (default: $MESHC_HELM, else PATH).")
 @click.pass_obj
-def versions(options: Options, /, releases: tuple[str, ...], fmt: str) -> None:
+def versions(options: Options, /, environments: tuple[str, ...], releases: tuple[str, ...],
+             fmt: str, live: bool, helm_path: str | None) -> None:
     """Print every release's versions (image tags, remote chart versions) in every environment,
-    in promotion order, each compared with the environment it promotes from.
+    in promotion order, each compared with the environment it promotes from. With --live, the
+    versions that run (helm; see `meshc status`).
 
     \b
     Example: meshc versions
              meshc versions --release weather-agent -o json
+             meshc versions --live staging production
     """
     from ..ops.versions import format_table, table_json, version_table
 
+    if environments and not live:
+        raise click.UsageError("ENVIRONMENTS go with --live (the declared table shows all)")
     session = _Session(options)
-    compiler = session.compiler()
+    compiler = session.compiler(manifests=not live)
 
     def work() -> None:
         for name in releases:
             find_release(compiler.project, name)
-        table = version_table(compiler, releases)
+        table = (_live_table(options, compiler, environments, helm_path) if live
+                 else version_table(compiler, releases))
+        if live and releases:
+            from dataclasses import replace
+            table = replace(table, rows=tuple(r for r in table.rows if r[0] in releases))
         if fmt == "json":
             click.echo(table_json(table), nl=False)
         else:
             _echo(format_table(table, compiler.project, _paint()))
+        if live:
+            from ..ops.live_versions import raise_broken
+            raise_broken(table)
 
     session.run(work)
+
+
+def _live_table(options: Options, compiler: Any, environments: tuple[str, ...],
+                helm_path: str | None) -> Any:
+    from ..core.diagnostics import format_all
+    from ..ops.live import (
+        LiveOptions,
+        committed_plan,
+        deployable,
+        read_environments,
+        unreachable_diagnostic,
+    )
+    from ..ops.live_versions import live_version_table
+    from .day2 import counting, resolve_helm
+
+    envs = deployable(compiler, environments)
+    plans = [committed_plan(compiler, e) for e in envs]
+    runner, close = counting(options.tools.runner, "helm")
+    try:
+        live = read_environments(plans, LiveOptions(compiler.files.root,
+                                                    resolve_helm(helm_path)), runner)
+    finally:
+        close()
+    cut_off = [unreachable_diagnostic(e) for e in live if e.unreachable is not None]
+    if cut_off:  # said once per environment; the others are still shown
+        click.echo(format_all(cut_off, {}), err=True, nl=False)
+    return live_version_table(compiler, envs, live)
 
 
 @click.command()

@@ -315,6 +315,30 @@ def _canary_decrypt(compiler: Compiler) -> Callable[[Any], bytes] | None:
 
 
 
+def confirm_protected(plan: Any, yes: bool, verb: str = "apply",
+                       change: str = "upgraded") -> None:
+    """A protected environment's plan runs after its name is typed, or with --yes (``verb``:
+    apply, roll back; ``change``: what happens to its releases)."""
+    if not plan.protected or yes:
+        return
+    env = plan.environment
+    if not can_prompt():
+        raise CompileError([Diagnostic(
+            "error", f"environment '{env}' is protected and there is no terminal to confirm on",
+            help=f"pass --yes to {verb} without asking (e.g. in CI, after review)")])
+    where = f" (kube-context {plan.kube_context})" if plan.kube_context else ""
+    count = len(plan.steps)
+    click.echo(f"'{env}' is protected: {count} release{'s' * (count != 1)} will be {change}"
+               f"{where}.", err=True)
+    try:
+        answer = click.prompt(f"Type '{env}' to {verb}", default="", show_default=False,
+                              err=True)
+    except click.Abort:
+        answer = ""
+    if answer.strip() != env:
+        raise CompileError([Diagnostic("error", f"cancelled: '{env}' was not confirmed")])
+
+
 def can_prompt() -> bool:
     """Whether a person can answer a question on stdin (tests replace this)."""
     return sys.stdin.isatty()

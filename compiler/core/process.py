@@ -23,6 +23,8 @@ from .diagnostics import CompileError, Diagnostic
 
 HELM_VAR = "MESHC_HELM"  # the helm binary `meshc check` runs (the CLI reads it)
 HELM_INSTALL = "Helm 4 (https://helm.sh/docs/intro/install/)"
+KUBECTL_VAR = "MESHC_KUBECTL"  # the kubectl binary `meshc verify` runs (the CLI reads it)
+KUBECTL_INSTALL = "kubectl (https://kubernetes.io/docs/tasks/tools/)"
 KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -104,6 +106,14 @@ def find_helm(explicit: str | None, path: str | None, given: str = "--helm {}",
     """The helm binary: ``explicit`` (``--helm``; ``$MESHC_HELM`` with ``given="MESHC_HELM={}"``),
     else ``helm`` on ``path``. Raises :class:`CompileError` when there is none."""
     return find_tool("helm", explicit, path, given=given, install=HELM_INSTALL, remedy=remedy)
+
+
+def find_kubectl(explicit: str | None, path: str | None, given: str = "--kubectl {}",
+                 remedy: str = "pass --kubectl PATH") -> str:
+    """The kubectl binary: ``explicit`` (``--kubectl``, or ``$MESHC_KUBECTL``), else ``kubectl``
+    on ``path``. Raises :class:`CompileError` when there is none."""
+    return find_tool("kubectl", explicit, path, given=given, install=KUBECTL_INSTALL,
+                     remedy=remedy)
 
 
 def helm_environment(home: Path) -> dict[str, str]:

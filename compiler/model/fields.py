@@ -245,6 +245,18 @@ PATCH = Obj("patch", "patch", (
           "RFC 6902 operations, e.g. {op: replace, path: /spec/replicas, value: 3}."),
 ), required=("target", "ops"), nullable=False)
 
+HTTP_CHECK = Obj("httpCheck", "http check", (
+    Field("service", STRING, "The Service answering, in the release's namespace."),
+    Field("port", AnyOf((Num(above=0, maximum=65535), STRING)),
+          "The Service's port: a number or the port's name."),
+    Field("path", STRING, "The path asked for (default: /); it must answer 2xx."),
+), required=("service", "port"), nullable=False)
+
+VERIFY_CHECK = Obj("verifyCheck", "verify check", (
+    Field("http", HTTP_CHECK, "GET through the API server's service proxy: "
+                              "/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH."),
+), required=("http",), nullable=False)
+
 RELEASE_VALUES = AnyOf((STRING, ANY_MAP, ListOf(AnyOf((STRING, ANY_MAP)))))
 
 RELEASE = Obj("release", "release", (
@@ -267,6 +279,9 @@ RELEASE = Obj("release", "release", (
     Field("description", STRING, "Free text, shown by meshc."),
     Field("versionKeys", TEXTS, "Values keys holding this release's versions, replacing the "
                                 "top-level versionKeys ([] for none)."),
+    Field("verify", ListOf(VERIFY_CHECK), "Health checks meshc verify runs after the release's "
+                                          "workloads rolled out, e.g. {http: {service: registry, "
+                                          "port: 8080, path: /health}}."),
 ), required=("chart",), nullable=False)
 
 

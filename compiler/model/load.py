@@ -32,6 +32,7 @@ from . import fields
 from .model import (
     Defaults,
     EnvironmentSpec,
+    HealthCheck,
     HelmOptions,
     HelmVersion,
     InlineValues,
@@ -53,6 +54,8 @@ AGE_RECIPIENT = re.compile(fields.AGE_RECIPIENT)
 RELEASE_KEYS = fields.RELEASE.keys
 PATCH_KEYS = fields.PATCH.keys
 TARGET_KEYS = fields.TARGET.keys
+VERIFY_KEYS = fields.VERIFY_CHECK.keys
+HTTP_CHECK_KEYS = fields.HTTP_CHECK.keys
 
 RULE_LEVELS = fields.RULE_LEVELS
 KUBE_VERSION = re.compile(fields.KUBE_VERSION)
@@ -384,7 +387,38 @@ class _Reader:
             patches=get("patches", self.patches, ()),
             description=_value(get("description", self.text)),
             version_keys=get("versionKeys", self.texts, None),
+            verify=get("verify", self.health_checks, ()),
         )
+
+    def health_checks(self, node: Node, what: str) -> tuple[HealthCheck, ...]:
+        if not isinstance(node, SequenceNode):
+            self.diags.error(f"{what} must be a list, found {_kind(node)}", self.span(node),
+                             "write [{http: {service: NAME, port: 8080, path: /health}}]")
+            return ()
+        checks = []
+        for item in node.value:
+            http = self.entries(item, f"{what} item", VERIFY_KEYS).get("http")
+            if http is None:
+                self.diags.error(f"{what}: each check needs 'http'", self.span(item))
+                continue
+            e = self.entries(http[1], f"{what}: http", HTTP_CHECK_KEYS)
+            missing = [key for key in ("service", "port") if key not in e]
+            if missing:
+                self.diags.error(f"{what}: http needs {' and '.join(repr(k) for k in missing)}",
+                                 self.span(http[1]))
+                continue
+            service = self.text(e["service"][1], f"{what}: http service")
+            port_node = e["port"][1]
+            port = (port_node.value if isinstance(port_node, ScalarNode)
+                    and port_node.tag not in (BOOL, NULL) and port_node.value else None)
+            if port is None:
+                self.diags.error(f"{what}: http port must be a number or a port name",
+                                 self.span(port_node))
+            path = self.text(e["path"][1], f"{what}: http path") if "path" in e else None
+            if service is not None and port is not None:
+                checks.append(HealthCheck(service.value, str(port),
+                                          path.value if path else "/", self.span(item)))
+        return tuple(checks)
 
     def release_values(self, node: Node, what: str) -> tuple[Text | InlineValues, ...]:
         items = node.value if isinstance(node, SequenceNode) else [node]

@@ -72,6 +72,22 @@ class InlineValues:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """One ``verify:`` check of a release: an HTTP GET of ``path`` on port ``port`` of Service
+    ``service`` (in the release's namespace), through the API server's service proxy."""
+
+    service: str
+    port: str                          # a number or the port's name, as written
+    path: str
+    span: Span
+
+    @property
+    def proxy_path(self) -> str:
+        """The path after ``/api/v1/namespaces/NS/services/``."""
+        return f"{self.service}:{self.port}/proxy/{self.path.lstrip('/')}"
+
+
+@dataclass(frozen=True, slots=True)
 class Patch:
     """An RFC 6902 patch for rendered manifests matching ``target``."""
 
@@ -169,6 +185,7 @@ class ReleaseSpec:
     patches: tuple[Patch, ...] = ()
     description: str | None = None
     version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
+    verify: tuple[HealthCheck, ...] = ()           # `verify:` health checks (meshc verify)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +283,7 @@ class Release:
     description: str | None = None
     version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
     chart_span: Span | None = None    # the release's `chart:` in the meshfile
+    verify: tuple[HealthCheck, ...] = ()   # `verify:` health checks (meshc verify)
 
 
 @dataclass(frozen=True, slots=True)

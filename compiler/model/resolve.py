@@ -299,7 +299,7 @@ class _Resolver:
             values_key=parse_values_key(key_text), values_key_text=key_text,
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
-            description=spec.description, chart_span=spec.chart.span,
+            description=spec.description, chart_span=spec.chart.span, verify=spec.verify,
             version_keys=version_keys(spec.version_keys,
                                       version_keys(self.spec.version_keys, (("image", "tag"),))))
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.diagnostics import CompileError, Diagnostic
 from ..core.process import (
@@ -53,6 +53,8 @@ from ..secrets.sops import AgeKey, Sops, SopsError, decrypt
 from ..values.values import lookup
 
 DEFAULT_CONCURRENCY = 4
+Item = TypeVar("Item")
+Done = TypeVar("Done")
 NEEDS_MODES = ("error", "include", "skip")  # see select_steps
 
 
@@ -325,10 +327,11 @@ class ApplyResult:
     steps: tuple[StepResult, ...]
     seconds: float
     waves: tuple[int, ...] = ()
+    stopped_after: int | None = None  # the wave after which ``after_wave`` said stop
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "done" for s in self.steps)
+        return self.stopped_after is None and all(s.status == "done" for s in self.steps)
 
     def having(self, status: str) -> tuple[StepResult, ...]:
         return tuple(s for s in self.steps if s.status == status)
@@ -341,10 +344,12 @@ def plan_waves(plan: Plan) -> list[tuple[int, tuple[Step, ...]]]:
 
 
 def execute(plan: Plan, options: ApplyOptions, runner: Runner = run_process,
-            decrypt_file: DecryptFile | None = None, report: Reporter | None = None) -> ApplyResult:
+            decrypt_file: DecryptFile | None = None, report: Reporter | None = None,
+            after_wave: Callable[[int, tuple[Step, ...]], bool] | None = None) -> ApplyResult:
     """Run ``plan``: wave after wave, each only once the previous one fully succeeded; a wave's
     steps on up to ``options.concurrency`` threads. After a failure, running steps finish and
-    no step starts. ``decrypt_file`` is needed when a step has secrets."""
+    no step starts. ``decrypt_file`` is needed when a step has secrets. ``after_wave`` (``meshc
+    apply --verify``) runs after each wave that succeeded; False stops before the next one."""
     lock = threading.Lock()
     stop = threading.Event()
     started = time.monotonic()
@@ -369,6 +374,7 @@ def execute(plan: Plan, options: ApplyOptions, runner: Runner = run_process,
                           done.stderr, done.stdout)
 
     results: list[StepResult] = []
+    stopped_after: int | None = None
     waves = plan_waves(plan)
     for number, steps in waves:
         if stop.is_set():
@@ -376,19 +382,32 @@ def execute(plan: Plan, options: ApplyOptions, runner: Runner = run_process,
             continue
         emit(Event("wave", number, releases=tuple(s.release for s in steps)))
         results += _run_wave(steps, one, options.concurrency, stop)
+        if after_wave is not None and not stop.is_set() and not after_wave(number, steps):
+            stop.set()
+            stopped_after = number
     return ApplyResult(plan.environment, tuple(results), time.monotonic() - started,
-                       tuple(n for n, _ in waves))
+                       tuple(n for n, _ in waves), stopped_after)
 
 
 def _run_wave(steps: Sequence[Step], one: Callable[[Step], StepResult], concurrency: int,
               stop: threading.Event) -> list[StepResult]:
+    return run_bounded(steps, one, concurrency, stop)
+
+
+def run_bounded(items: Sequence[Item], one: Callable[[Item], Done], concurrency: int,
+                stop: threading.Event | None = None) -> list[Done]:
+    """``one`` over ``items`` on up to ``concurrency`` threads, results in the order of
+    ``items``. On Ctrl-C ``stop`` is set (``one`` should start nothing more once it is) and
+    the running calls finish before the interrupt goes on. Every helm and kubectl call of
+    meshc's commands runs through here (apply's waves, status, drift, verify)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pool = ThreadPoolExecutor(max(1, min(concurrency, len(steps))), "meshc-apply")
+    stop = stop or threading.Event()
+    pool = ThreadPoolExecutor(max(1, min(concurrency, len(items))), "meshc-run")
     try:
-        futures = [pool.submit(one, step) for step in steps]
+        futures = [pool.submit(one, item) for item in items]
         return [future.result() for future in futures]
-    except BaseException:  # Ctrl-C: start nothing more, let running helm commands end
+    except BaseException:  # Ctrl-C: start nothing more, let running commands end
         stop.set()
         raise
     finally:

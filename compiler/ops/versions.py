@@ -174,10 +174,11 @@ def environment_versions(compiler: Compiler, env: Environment,
 
 def version_table(compiler: Compiler, releases: Sequence[str] = (),
                   computed: dict[str, EnvVersions] | None = None) -> VersionTable:
-    """Every (release, version key) × deployable environment, in promotion order."""
+    """Every (release, version key) × deployable environment, in promotion order (with
+    ``computed``: its environments only)."""
     project = compiler.project
     envs = tuple(e for e in (project.environment(n) for n in promotion_order(project))
-                 if e is not None)
+                 if e is not None and (computed is None or e.name in computed))
     spans = _ChartSpans(compiler)
     per_env = computed or {e.name: environment_versions(compiler, e, spans) for e in envs}
     wanted = set(releases)

@@ -196,3 +196,12 @@ def secrets_template(release: str, namespace: str,
 def _go_string(text: str) -> str:
     """A Go template string literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_SECRET_NAME = re.compile(r"^kind: Secret\nmetadata:\n  name: (\S+)$", re.MULTILINE)
+
+
+def declared_secrets(text: str) -> tuple[str, ...]:
+    """The names of the Secrets a ``templates/secrets.yaml`` of :func:`secrets_template`
+    creates (what ``meshc drift`` expects live beside the reviewed manifests)."""
+    return tuple(sorted(_SECRET_NAME.findall(text)))
