@@ -426,3 +426,17 @@ releases:
     assert ("release 'c': verify: http needs 'port'", 8) in messages
     assert ("unknown key 'tcp' in release 'c': verify item", 8) in messages
     assert ("release 'c': verify: http port must be a number or a port name", 8) in messages
+
+
+def test_status_and_rollback_refuse_a_helm_of_another_major(cluster: Cluster) -> None:
+    """The example's plans are for Helm 4: with the real Helm 3.15.3, status and rollback ask
+    `helm version --short` once and stop before any other helm call."""
+    helm3 = str(realtools.helm3())
+    cluster.helm = helm3
+    for args in (["status"], ["rollback", "staging", "analytics-agent", "--dry-run"]):
+        cluster.calls.clear()
+        code, _, err = meshc(cluster, *args, env={"MESHC_HELM": helm3})
+        assert code == 1, err
+        assert "is Helm v3.15.3" in err and "is for Helm 4: refusing before any step runs" in err
+        assert "--helm-version 3" in err, err
+        assert [c[1:] for c in cluster.calls] == [["version", "--short"]], cluster.calls

@@ -79,9 +79,23 @@ def counting(runner: Runner, what: str) -> tuple[Runner, Any]:
     return run, close
 
 
+def _require_helm(helm: str, envs: Sequence[Any], runner: Runner) -> None:
+    """The helm found is the major Helm every environment's plan is for (asked once per
+    major: docs/helm-versions.md)."""
+    from ..ops.helm_version import require_helm_version
+
+    first: dict[int, Any] = {}
+    for env in envs:
+        first.setdefault(env.helm_version.major, env)
+    for major in sorted(first):
+        require_helm_version(helm, first[major].helm_version, first[major].name, runner)
+
+
 def _live(options: Options, environments: Sequence[str], helm_path: str | None,
-          concurrency: int, content: bool = True) -> tuple[Any, list[Any]]:
-    """The project and the live state of the environments named (all: every deployable one)."""
+          concurrency: int, content: bool = True,
+          check_version: bool = False) -> tuple[Any, list[Any]]:
+    """The project and the live state of the environments named (all: every deployable one);
+    ``check_version``: refuse a helm of another major than the plans' first."""
     from ..ops.live import LiveOptions, committed_plan, deployable, read_environments
 
     session = _Session(options)
@@ -91,6 +105,8 @@ def _live(options: Options, environments: Sequence[str], helm_path: str | None,
         envs = deployable(compiler, environments)
         plans = [committed_plan(compiler, e) for e in envs]
         helm = resolve_helm(helm_path)
+        if check_version:
+            _require_helm(helm, envs, options.tools.runner)
         runner, close = counting(options.tools.runner, "helm")
         try:
             live = read_environments(plans, LiveOptions(compiler.files.root, helm, concurrency),
@@ -124,7 +140,8 @@ def status(options: Options, /, environments: tuple[str, ...], fmt: str, exit_co
     from ..ops.live import unreachable_diagnostic
     from ..ops.status import format_status, in_sync, status_json
 
-    compiler, live = _live(options, environments, helm_path, concurrency)
+    compiler, live = _live(options, environments, helm_path, concurrency,
+                           check_version=True)
     output = compiler.project.output
     drifts = [environment_drift(compiler.files.root, output, env) for env in live]
     if fmt == "json":
@@ -270,6 +287,7 @@ def rollback(options: Options, /, environment: str, releases: tuple[str, ...],
     def work() -> int:
         env = find_environment(compiler.project, environment)
         helm = resolve_helm(helm_path)
+        _require_helm(helm, [env], options.tools.runner)
         live_options = LiveOptions(compiler.files.root, helm, concurrency)
         planned = plan_rollback(committed_plan(compiler, env), releases, to_revision,
                                 live_options, options.tools.runner)
