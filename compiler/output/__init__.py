@@ -1,4 +1,5 @@
 """The emit stage, and what makes repeated renders cheap and safe.
-Lives here: emit (atomic writes), lock, journal (no-op renders), cache, parallel (cores).
+Lives here: emit (atomic writes), lock, journal (no-op renders), cache, parallel (cores),
+exports (GitOps exports and generated workflows, written atomically).
 May import: core, syntax, model, values, render, secrets, plan, pipeline.
 """

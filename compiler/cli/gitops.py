@@ -1,0 +1,95 @@
+"""`meshc export argocd|flux` and `meshc ci github`: the GitOps hand-off (library:
+compiler.ops.export, compiler.gitops.github)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..gitops.model import ExportOptions
+from ..ops.export import ExportRequest, default_folder, export_gitops
+from ..pipeline import find_environment
+from .support import Options, _Session, _sops_tools
+
+
+def _export(options: Options, engine: str, environments: tuple[str, ...], repo_url: str | None,
+            revision: str, out: Path | None, application_set: bool = False) -> None:
+    session = _Session(options)
+    compiler = session.compiler()
+
+    def work() -> int:
+        project = compiler.project
+        envs = ([find_environment(project, name) for name in environments] if environments
+                else list(project.deployable))
+        root = options.meshfile.parent
+        target = out if out is not None else root / default_folder(engine)
+        try:
+            folder = target.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            folder = default_folder(engine)  # outside the project: paths as if in place
+        needs_secrets = engine == "flux"
+        sops, key = _sops_tools(need_key=True) if needs_secrets else (None, None)
+        request = ExportRequest(engine, tuple(envs),
+                                ExportOptions(repo_url or "", revision,
+                                              application_set=application_set),
+                                target, folder)
+        result = export_gitops(compiler, request, sops, key)
+        changed = ", ".join(result.written) or "nothing changed"
+        fresh = f"; {result.encrypted} Secret(s) encrypted anew" if result.encrypted else ""
+        click.echo(f"exported {len(result.environments)} environment"
+                   f"{'s' * (len(result.environments) != 1)} to {engine}: {result.files} files "
+                   f"in {target} ({changed}){fresh}", err=True)
+        return 0
+
+    sys.exit(session.run(work))
+
+
+def _export_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                        help="The engine's folder (default: gitops/<engine>).")(func)
+    func = click.option("--revision", default="main", show_default=True,
+                        help="The branch the engine follows.")(func)
+    func = click.option("--repo-url", metavar="URL",
+                        help="The git repository holding this project (default: the one the "
+                             "committed export names).")(func)
+    return click.argument("environments", nargs=-1)(func)
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export the plans to a GitOps engine: Argo CD or Flux (docs/gitops.md)."""
+
+
+@export_group.command("argocd")
+@_export_options
+@click.pass_obj
+def export_argocd(options: Options, /, environments: tuple[str, ...], repo_url: str | None,
+                  revision: str, out: Path | None) -> None:
+    """Write Argo CD objects for ENVIRONMENTS (default: all deployable): an AppProject, an
+    Application per release with its wave as sync-wave, an app-of-apps root, the argocd-cm
+    health check.
+
+    \b
+    Example: meshc export argocd --repo-url https://github.com/acme/mesh.git
+    """
+    _export(options, "argocd", environments, repo_url, revision, out)
+
+
+@export_group.command("flux")
+@_export_options
+@click.pass_obj
+def export_flux(options: Options, /, environments: tuple[str, ...], repo_url: str | None,
+                revision: str, out: Path | None) -> None:
+    """Write Flux objects for ENVIRONMENTS (default: all deployable): a GitRepository, a
+    HelmRelease per release with its needs as dependsOn, SOPS-encrypted Secrets for its
+    secrets, a Kustomization.
+
+    Secrets changed since the last export are re-encrypted: that needs an age key
+    (SOPS_AGE_KEY_FILE), as for `meshc secrets rotate`.
+
+    \b
+    Example: meshc export flux --repo-url https://github.com/acme/mesh.git
+    """
+    _export(options, "flux", environments, repo_url, revision, out)
