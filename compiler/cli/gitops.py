@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..gitops.model import ExportOptions
-from ..ops.export import ExportRequest, default_folder, export_gitops
+from ..ops.export import ExportRequest, default_folder, export_gitops, write_workflows
 from ..pipeline import find_environment
 from .support import Options, _Session, _sops_tools
 
@@ -93,3 +93,33 @@ def export_flux(options: Options, /, environments: tuple[str, ...], repo_url: st
     Example: meshc export flux --repo-url https://github.com/acme/mesh.git
     """
     _export(options, "flux", environments, repo_url, revision, out)
+
+
+@click.group("ci")
+def ci_group() -> None:
+    """Generate CI workflows for the project (docs/gitops.md, "The PR workflow")."""
+
+
+@ci_group.command("github")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The workflows folder (default: .github/workflows beside the meshfile).")
+@click.pass_obj
+def ci_github(options: Options, /, out: Path | None) -> None:
+    """Write GitHub Actions workflows: plan on every pull request (one comment, updated in
+    place), apply on push to main (protected environments behind a GitHub environment), and
+    promotion as a pull request (workflow_dispatch).
+
+    \b
+    Example: meshc ci github
+    """
+    session = _Session(options)
+    compiler = session.compiler(manifests=False)
+
+    def work() -> int:
+        target = out if out is not None else options.meshfile.parent / ".github" / "workflows"
+        names, written = write_workflows(compiler, target)
+        click.echo(f"{len(names)} workflows in {target}: "
+                   f"{', '.join(written) + ' written' if written else 'up to date'}", err=True)
+        return 0
+
+    sys.exit(session.run(work))

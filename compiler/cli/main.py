@@ -21,7 +21,7 @@ from .apply import apply
 from .charts import charts
 from .check import check
 from .completion import completion
-from .gitops import export_group
+from .gitops import ci_group, export_group
 from .project import env_group, promote, versions
 from .render import plan, render
 from .review import diff, explain, graph, values
@@ -49,7 +49,8 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
 
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
-                env_group, apply, charts, export_group, schema, completion):
+                env_group, apply, charts, export_group, ci_group, schema,
+                completion):
     main.add_command(command)
 
 

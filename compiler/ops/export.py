@@ -18,7 +18,8 @@ from ..gitops.flux import SecretRequest
 from ..gitops.model import DEFAULT_OUT, ExportOptions, documents, export_environment
 from ..gitops.stale import committed_options, committed_sources, export_files
 from ..model.model import Environment
-from ..output.exports import write_export
+from ..gitops.github import workflow_files
+from ..output.exports import write_export, write_generated
 from ..pipeline import Compiler, compile_environment
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt, encrypt
 
@@ -125,3 +126,10 @@ def _encrypt_secret(compiler: Compiler, secret: SecretRequest, env: Environment,
     except SopsError as exc:
         raise CompileError([Diagnostic("error", exc.message, env.span, exc.help)]) from None
     return data.decode("utf-8")  # no comment added: sops covers the whole file
+
+
+def write_workflows(compiler: Compiler, folder: Path) -> tuple[list[str], list[str]]:
+    """Write the project's GitHub workflows (:mod:`compiler.gitops.github`) into ``folder``
+    (``.github/workflows``): (every file, those written). Other files there are not touched."""
+    files = workflow_files(compiler.project)
+    return sorted(files), write_generated(folder, files)
