@@ -1,0 +1,235 @@
+"""GitOps exports and CI workflows: every exported document validates strictly against the
+upstream CRD schemas (tests/fixtures/crds, pinned, see SOURCES.md there); Argo CD sync-waves
+and Flux dependsOn equal the plan's waves and needs, for the example and the golden projects;
+Flux Secrets are real SOPS (the real sops, the test key) holding exactly the release's part;
+`meshc ci github` workflows validate against SchemaStore's schema (check-jsonschema, offline).
+
+No Argo CD or Flux controller runs here (no Kubernetes API server): the CRD schemas stand in
+for the API server's strict field validation, which is all the tests claim.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from conftest import ROOT, run_meshc, with_tools
+
+from compiler.core.diagnostics import CompileError
+from compiler.core.files import ProjectFiles
+from compiler.gitops.argocd import WAVE, argocd_files
+from compiler.gitops.flux import flux_files
+from compiler.gitops.github import workflow_files
+from compiler.gitops.model import ExportEnv, ExportOptions, export_environment
+from compiler.pipeline import compile_environment, load_project
+from compiler.secrets.sops import find_sops
+
+CRDS = Path(__file__).parent / "fixtures" / "crds"
+KEY = Path(__file__).parent / "keys" / "example-age-key.txt"
+OPTIONS = ExportOptions("https://github.com/acme/mesh.git", "main")
+GOLDEN = ["ok-small", "ok-features", "helm-chart", "check-ok"]
+META_KEYS = {"name", "namespace", "labels", "annotations", "finalizers"}
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The CRD's schema with undeclared fields refused (as strict field validation does),
+    except in free-form subtrees (x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        if (schema.get("type") == "object" and "properties" in schema
+                and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    found = {}
+    for path in sorted(CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schema = _strict(version["schema"]["openAPIV3Schema"])
+            found[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    return found
+
+
+def validate(doc: dict[str, Any], validators: dict) -> None:
+    key = (doc["apiVersion"], doc["kind"])
+    if doc["apiVersion"] == "v1":  # ConfigMap, Secret: core kinds, checked by shape here
+        assert set(doc) <= {"apiVersion", "kind", "metadata", "data", "stringData", "type"}
+    else:
+        errors = sorted(validators[key].iter_errors(doc), key=lambda e: list(e.path))
+        assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    assert set(doc["metadata"]) <= META_KEYS, doc["metadata"]
+
+
+def _compiled(project: Path) -> list[ExportEnv]:
+    # values only for Helm charts (no helm template): an export needs the plan, not manifests
+    compiler = replace(with_tools(load_project(ProjectFiles(project, {}))), helm_manifests=False)
+    return [export_environment(compile_environment(compiler, env), compiler.project.name)
+            for env in compiler.project.deployable]
+
+
+@pytest.fixture(scope="module")
+def projects(chart_cache: Path, session_helm: Path | None) -> dict[str, list[ExportEnv]]:
+    with pytest.MonkeyPatch.context() as patch:  # as the autouse fixture does, module-wide
+        patch.setenv("MESHC_CHART_CACHE", str(chart_cache))
+        if session_helm is not None:
+            patch.setenv("MESHC_HELM", str(session_helm))
+        found = {"example": _compiled(ROOT)}
+        for case in GOLDEN:
+            found[case] = _compiled(ROOT / "tests" / "golden" / case / "project")
+    return found
+
+
+def _docs(files: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    return [(path, doc) for path, text in sorted(files.items())
+            for doc in yaml.safe_load_all(text) if doc]
+
+
+def _no_secrets(env: ExportEnv) -> ExportEnv:
+    return replace(env, releases=tuple(replace(r, secrets=()) for r in env.releases))
+
+
+def test_argocd_validates_and_keeps_waves(projects: dict, validators: dict) -> None:
+    kinds = set()
+    for name, envs in projects.items():
+        for env in envs:
+            files = argocd_files(_no_secrets(env), OPTIONS, "gitops/argocd")
+            apps = {}
+            for path, doc in _docs(files):
+                validate(doc, validators)
+                kinds.add(doc["kind"])
+                labels = doc["metadata"].get("labels", {})
+                if doc["kind"] == "Application" and "meshc.io/release" in labels:
+                    apps[labels["meshc.io/release"]] = doc
+                    assert doc["spec"]["project"] == f"{env.project}-{env.name}"
+            assert {r: int(a["metadata"]["annotations"][WAVE]) for r, a in apps.items()} == \
+                {r.name: r.wave for r in env.releases}, (name, env.name)
+            for release in env.releases:  # a wave follows every need's wave
+                for need in release.needs:
+                    assert int(apps[need]["metadata"]["annotations"][WAVE]) < release.wave
+    assert kinds == {"Application", "AppProject", "ConfigMap"}
+
+
+def test_argocd_example_release_shapes(projects: dict) -> None:
+    production = next(e for e in projects["example"] if e.name == "production")
+    files = argocd_files(_no_secrets(production), OPTIONS, "gitops/argocd")
+    grafana = yaml.safe_load(files["production/apps/grafana.yaml"].split("\n", 2)[2])
+    chart, values = grafana["spec"]["sources"]
+    assert (chart["chart"], chart["targetRevision"]) == ("grafana", "7.3.0")
+    assert chart["helm"]["valueFiles"] == ["$values/rendered/production/grafana/values.yaml"]
+    assert values == {"repoURL": OPTIONS.repo_url, "targetRevision": "main", "ref": "values"}
+    registry = yaml.safe_load(files["production/apps/registry.yaml"])
+    assert registry["spec"]["source"]["path"] == "rendered/production/registry"
+    assert registry["spec"]["destination"] == {"name": "prod-main",
+                                               "namespace": "mcp-mesh-production"}
+    assert "automated" not in registry["spec"]["syncPolicy"]  # protected: a person syncs
+    project = yaml.safe_load(files["production/apps/project.yaml"].split("\n", 2)[2])
+    assert {"group": "", "kind": "Namespace"} in project["spec"]["clusterResourceWhitelist"]
+    assert project["spec"]["destinations"] == [{"name": "prod-main",
+                                                "namespace": "mcp-mesh-production"}]
+
+
+def test_argocd_refuses_sops_secrets(projects: dict) -> None:
+    production = next(e for e in projects["example"] if e.name == "production")
+    with pytest.raises(CompileError) as caught:
+        argocd_files(production, OPTIONS, "gitops/argocd")
+    message = caught.value.diagnostics[0].message
+    assert "Argo CD cannot decrypt SOPS" in message and "'registry'" in message
+
+
+def test_flux_validates_and_keeps_needs(projects: dict, validators: dict) -> None:
+    kinds = set()
+    for name, envs in projects.items():
+        for env in envs:
+            files, secrets = flux_files(env, OPTIONS, "gitops/flux", {})
+            releases = {}
+            for _path, doc in _docs(files):
+                validate(doc, validators)
+                kinds.add(doc["kind"])
+                if doc["kind"] == "HelmRelease":
+                    releases[doc["spec"]["releaseName"]] = doc
+            assert set(releases) == {r.name for r in env.releases}
+            for release in env.releases:
+                spec = releases[release.name]["spec"]
+                assert [d["name"] for d in spec.get("dependsOn", [])] == \
+                    [f"{env.name}-{need}" for need in release.needs], (name, release.name)
+                assert spec["targetNamespace"] == release.namespace
+                assert spec.get("timeout") == release.helm.timeout
+                refs = [v["name"] for v in spec.get("valuesFrom", []) if v["kind"] == "Secret"]
+                assert refs == [s.name for s in secrets if s.path.startswith(
+                    f"{env.name}/releases/{release.name}-secrets-")]
+    assert kinds == {"GitRepository", "HelmRepository", "HelmRelease", "Kustomization",
+                     "ConfigMap"}
+
+
+def test_flux_export_secrets_are_sops_and_stable(tmp_path: Path) -> None:
+    """The CLI end to end on a copy of the example: development's Secret is SOPS-encrypted for
+    its recipient and decrypts to exactly the release's part; a second export changes nothing
+    and needs no key."""
+    project = tmp_path / "example"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".git", "tests", "bench", "docs", ".meshc-cache", "gitops", ".github"))
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(KEY)}
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        code, _, err = run_meshc("export", "flux", "development", "--repo-url",
+                                 OPTIONS.repo_url, cwd=project)
+        assert code == 0, err
+        assert "1 Secret(s) encrypted anew" in err
+        secret = project / "gitops/flux/development/releases/weather-agent-secrets-1.yaml"
+        first = secret.read_bytes()
+        sops = find_sops(os.environ.get("PATH")).binary
+        clear = yaml.safe_load(subprocess.run(
+            [sops, "decrypt", str(secret)], env=env, capture_output=True, check=True).stdout)
+        part = yaml.safe_load(subprocess.run(
+            [sops, "decrypt", "--extract", '["agents"]["weather"]',
+             "environments/development/secrets.yaml"], cwd=project, env=env,
+            capture_output=True, check=True).stdout)
+        assert yaml.safe_load(clear["stringData"]["values.yaml"]) == part
+        assert b"stringData:\n    values.yaml: ENC[" in first  # never plaintext on disk
+        os.environ.pop("SOPS_AGE_KEY_FILE")
+        code, _, err = run_meshc("export", "flux", "development", cwd=project)
+        assert code == 0, err
+        assert "nothing changed" in err and secret.read_bytes() == first
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
+    out = tmp_path / "workflows"
+    code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "ci", "github", "--out", str(out))
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["meshc-apply.yml", "meshc-pr.yml", "meshc-promote.yml"]
+    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+                           "vendor.github-workflows", *(str(out / n) for n in names)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    apply = yaml.safe_load((out / "meshc-apply.yml").read_text())
+    jobs = apply["jobs"]
+    assert jobs["apply-production"]["environment"] == "production"  # reviewers gate it
+    assert jobs["apply-production"]["needs"] == ["apply-staging"]    # promotion order
+    assert "environment" not in jobs["apply-development"]
+    pr = (out / "meshc-pr.yml").read_text()
+    assert "meshc plan production -o markdown" in pr and "azure/setup-helm" in pr
+    code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "ci", "github", "--out", str(out))
+    assert code == 0 and "up to date" in err
+    compiler = load_project(ProjectFiles(ROOT, {}))
+    assert workflow_files(compiler.project) == {n: (out / n).read_text() for n in names}
