@@ -220,7 +220,7 @@ def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
     assert names == ["meshc-apply.yml", "meshc-pr.yml", "meshc-promote.yml"]
     done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema",
                            "vendor.github-workflows", *(str(out / n) for n in names)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     apply = yaml.safe_load((out / "meshc-apply.yml").read_text())
     jobs = apply["jobs"]

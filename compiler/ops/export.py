@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..gitops.flux import SecretRequest
+from ..gitops.github import workflow_files
 from ..gitops.model import DEFAULT_OUT, ExportOptions, documents, export_environment
 from ..gitops.stale import committed_options, committed_sources, export_files
 from ..model.model import Environment
-from ..gitops.github import workflow_files
 from ..output.exports import write_export, write_generated
 from ..pipeline import Compiler, compile_environment
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt, encrypt

@@ -73,9 +73,9 @@ def _details(step: Step, review: ReleaseReview) -> list[str]:
         files = ", ".join(sorted({item.file for item in step.secrets}))
         body.append(f"  secrets: decrypted when the step runs, from {files}")
     fence = _fence(body)
-    return ["", "<details>", f"<summary><code>{_html(step.release)}</code> (wave {step.wave}): "
-            f"{_html(_status(review))}</summary>", "", f"{fence}diff", *body, fence, "",
-            "</details>"]
+    summary = (f"<summary><code>{_html(step.release)}</code> (wave {step.wave}): "
+               f"{_html(_status(review))}</summary>")
+    return ["", "<details>", summary, "", f"{fence}diff", *body, fence, "", "</details>"]
 
 
 def _fence(body: list[str]) -> str:
