@@ -125,6 +125,40 @@ def test_argocd_validates_and_keeps_waves(projects: dict, validators: dict) -> N
     assert kinds == {"Application", "AppProject", "ConfigMap"}
 
 
+def test_argocd_applicationset_validates_and_steps_by_wave(projects: dict,
+                                                          validators: dict) -> None:
+    options = replace(OPTIONS, application_set=True)
+    for envs in projects.values():
+        for env in envs:
+            files = argocd_files(_no_secrets(env), options, "gitops/argocd")
+            assert not any(p.endswith(f"/apps/{r.name}.yaml") for p in files for r in env.releases)
+            (appset,) = [d for _, d in _docs(files) if d["kind"] == "ApplicationSet"]
+            validate(appset, validators)
+            elements = appset["spec"]["generators"][0]["list"]["elements"]
+            assert {e["release"]: int(e["wave"]) for e in elements} == \
+                {r.name: r.wave for r in env.releases}
+            steps = appset["spec"]["strategy"]["rollingSync"]["steps"]
+            assert [s["matchExpressions"][0]["values"] for s in steps] == \
+                [[str(w)] for w in sorted({r.wave for r in env.releases})]
+            assert appset["spec"]["template"]["metadata"]["labels"]["meshc.io/wave"] == "{{.wave}}"
+
+
+def test_argocd_cluster_from_the_meshfile(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(ROOT / "tests" / "golden" / "ok-small" / "project", project)
+    meshfile = project / "meshfile.yaml"
+    text = meshfile.read_text()
+    assert "  prod:\n" in text
+    meshfile.write_text(text.replace("  prod:\n", "  prod:\n    argocd: {cluster: east-1}\n", 1))
+    (env,) = [e for e in _compiled(project) if e.name == "prod"]
+    files = argocd_files(env, OPTIONS, "gitops/argocd")
+    app = yaml.safe_load(files["prod/apps/api.yaml"].split("\n", 2)[2])
+    assert app["spec"]["destination"] == {"name": "east-1", "namespace": "default"}
+    meshfile.write_text(text.replace("  prod:\n", "  prod:\n    argocd: {clustr: x}\n", 1))
+    code, _, err = run_meshc("export", "argocd", "--repo-url", "u", cwd=project)
+    assert code == 1 and "clustr" in err and "needs 'cluster:'" in err
+
+
 def test_argocd_example_release_shapes(projects: dict) -> None:
     production = next(e for e in projects["example"] if e.name == "production")
     files = argocd_files(_no_secrets(production), OPTIONS, "gitops/argocd")
@@ -210,6 +244,51 @@ def test_flux_export_secrets_are_sops_and_stable(tmp_path: Path) -> None:
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def test_check_reports_stale_exports(tmp_path: Path) -> None:
+    """A committed export is checked like rendered/: a meshfile change that changes the export
+    is a stale-export error naming the files; an unchanged one passes, no key needed."""
+    project = tmp_path / "p"
+    shutil.copytree(ROOT / "tests" / "golden" / "ok-small" / "project", project)
+    code, _, err = run_meshc("render", cwd=project)
+    assert code == 0, err
+    for engine in ("argocd", "flux"):
+        code, _, err = run_meshc("export", engine, "--repo-url", OPTIONS.repo_url, cwd=project)
+        assert code == 0, err
+    code, _, err = run_meshc("check", cwd=project)
+    assert "stale-export" not in err, err
+    before = {p: p.read_bytes() for p in (project / "gitops").rglob("*") if p.is_file()}
+    code, _, err = run_meshc("export", "flux", cwd=project)  # options read back: same bytes
+    assert code == 0 and "nothing changed" in err
+    assert before == {p: p.read_bytes() for p in (project / "gitops").rglob("*") if p.is_file()}
+    meshfile = project / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text().replace("    needs: [api]\n", ""))  # one wave
+    code, _, err = run_meshc("check", cwd=project)
+    assert code == 1
+    assert "gitops/flux/prod is stale" in err and "gitops/argocd/prod is stale" in err
+    assert "changed: gitops/flux/prod/releases/worker.yaml" in err
+    assert "changed: gitops/argocd/prod/apps/worker.yaml" in err
+
+
+def test_export_refusals_are_diagnostics(tmp_path: Path) -> None:
+    project = tmp_path / "example"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".git", "tests", "bench", "docs", ".meshc-cache", "gitops", ".github"))
+    code, _, err = run_meshc("export", "argocd", "production", "--repo-url", "u", cwd=project)
+    assert code == 1 and "Argo CD cannot decrypt SOPS" in err and "meshc export flux" in err
+    assert not (project / "gitops").exists()
+    code, _, err = run_meshc("export", "flux", "staging", cwd=project)
+    assert code == 1 and "no repository URL" in err
+    old = os.environ.pop("SOPS_AGE_KEY_FILE", None), os.environ.pop("SOPS_AGE_KEY", None)
+    try:
+        code, _, err = run_meshc("export", "flux", "staging", "--repo-url", "u", cwd=project)
+    finally:
+        for name, value in zip(("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY"), old, strict=True):
+            if value is not None:
+                os.environ[name] = value
+    assert code == 1 and "needs an age key" in err and "Traceback" not in err
+    assert not (project / "gitops").exists()  # nothing half-written
 
 
 def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:

@@ -7,11 +7,10 @@ sources, so no key is needed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from ..core.diagnostics import CompileError
-from ..gitops.model import DEFAULT_OUT, ENGINES, ExportOptions, export_environment
+from ..gitops.model import DEFAULT_OUT, ENGINES, export_environment
 from ..gitops.stale import committed_options, differences, export_files
 from ..model.model import Environment
 from ..pipeline import output_files
@@ -91,7 +90,6 @@ def _stale_export(ctx: CheckContext, env: Environment, engine: str,
     if options is None:
         return ctx.finding(EXPORT_RULE, env, f"{shown} is not an export meshc can read back",
                            env.span, help=f"export it again with --repo-url: {again}")
-    options = _with_layout(options, engine_dir, env.name)
     files = ctx.compiler.files
     xenv = export_environment(ctx.output(env), ctx.project.name)
     source_bytes = {item: files.locate(item).read_bytes()
@@ -114,8 +112,3 @@ def _stale_export(ctx: CheckContext, env: Environment, engine: str,
         f"{'differs' if count == 1 else 'differ'} from a fresh export", env.span, help=again,
         notes=tuple(listed))
 
-
-def _with_layout(options: ExportOptions, engine_dir: Path, env: str) -> ExportOptions:
-    """The committed export's layout choices (an ApplicationSet instead of app-of-apps)."""
-    return replace(options, application_set=(engine_dir / env / "apps" /
-                                             "applicationset.yaml").is_file())

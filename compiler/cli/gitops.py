@@ -15,7 +15,7 @@ from .support import Options, _Session, _sops_tools
 
 
 def _export(options: Options, engine: str, environments: tuple[str, ...], repo_url: str | None,
-            revision: str, out: Path | None, application_set: bool = False) -> None:
+            revision: str | None, out: Path | None, application_set: bool = False) -> None:
     session = _Session(options)
     compiler = session.compiler()
 
@@ -32,7 +32,7 @@ def _export(options: Options, engine: str, environments: tuple[str, ...], repo_u
         needs_secrets = engine == "flux"
         sops, key = _sops_tools(need_key=True) if needs_secrets else (None, None)
         request = ExportRequest(engine, tuple(envs),
-                                ExportOptions(repo_url or "", revision,
+                                ExportOptions(repo_url or "", revision or "",
                                               application_set=application_set),
                                 target, folder)
         result = export_gitops(compiler, request, sops, key)
@@ -49,8 +49,9 @@ def _export(options: Options, engine: str, environments: tuple[str, ...], repo_u
 def _export_options(func):  # type: ignore[no-untyped-def]
     func = click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                         help="The engine's folder (default: gitops/<engine>).")(func)
-    func = click.option("--revision", default="main", show_default=True,
-                        help="The branch the engine follows.")(func)
+    func = click.option("--revision", metavar="BRANCH",
+                        help="The branch the engine follows (default: the committed export's, "
+                             "else main).")(func)
     func = click.option("--repo-url", metavar="URL",
                         help="The git repository holding this project (default: the one the "
                              "committed export names).")(func)
@@ -63,10 +64,13 @@ def export_group() -> None:
 
 
 @export_group.command("argocd")
+@click.option("--applicationset", "application_set", is_flag=True,
+              help="One ApplicationSet per environment (list generator, RollingSync by wave) "
+                   "instead of an Application per release.")
 @_export_options
 @click.pass_obj
 def export_argocd(options: Options, /, environments: tuple[str, ...], repo_url: str | None,
-                  revision: str, out: Path | None) -> None:
+                  revision: str | None, out: Path | None, application_set: bool) -> None:
     """Write Argo CD objects for ENVIRONMENTS (default: all deployable): an AppProject, an
     Application per release with its wave as sync-wave, an app-of-apps root, the argocd-cm
     health check.
@@ -74,7 +78,7 @@ def export_argocd(options: Options, /, environments: tuple[str, ...], repo_url: 
     \b
     Example: meshc export argocd --repo-url https://github.com/acme/mesh.git
     """
-    _export(options, "argocd", environments, repo_url, revision, out)
+    _export(options, "argocd", environments, repo_url, revision, out, application_set)
 
 
 @export_group.command("flux")

@@ -9,6 +9,7 @@ Paths returned are relative to the engine's folder (``gitops/argocd``): ``<env>/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
@@ -48,10 +49,82 @@ def argocd_files(env: ExportEnv, options: ExportOptions, folder: str) -> dict[st
         f"{env.name}/argocd-cm.yaml": top + documents(health_patch(options)),
         f"{env.name}/apps/project.yaml": top + documents(_project(env, options, project)),
     }
+    if options.application_set:
+        files[f"{env.name}/apps/applicationset.yaml"] = top + documents(
+            application_set(env, options, project))
+        return files
     for release in env.releases:
         files[f"{env.name}/apps/{release.name}.yaml"] = top + documents(
             application(env, release, options, project))
     return files
+
+
+def application_set(env: ExportEnv, options: ExportOptions, project: str) -> dict[str, Any]:
+    """One ApplicationSet for the environment: a list generator with an element per release,
+    every Application labelled ``meshc.io/wave``, and a RollingSync strategy stepping through
+    the waves in order (progressive syncs must be switched on in Argo CD). Every Application
+    has two sources (chart, and the reviewed values as ``$values``), so one template fits all;
+    the sync policy is the environment's (CreateNamespace when any release creates its
+    namespace, a retry when every release rolls back)."""
+    elements = []
+    for release in env.releases:
+        remote = release.kind == "remote"
+        path = ("" if remote else options.repo_path(
+            release.values_file.rpartition("/")[0] if release.kind == "wrapper" else release.chart))
+        elements.append({
+            "release": release.name, "wave": str(release.wave), "namespace": release.namespace,
+            "repoURL": release.repo if remote and release.repo else options.repo_url,
+            "revision": release.version or "" if remote else options.revision,
+            "chart": release.chart if remote else "", "path": path,
+            "valuesFile": f"$values/{options.repo_path(release.values_file)}",
+        })
+    destination: dict[str, str] = ({"server": IN_CLUSTER_SERVER} if env.cluster is None else
+                                   {"name": env.cluster})
+    policy: dict[str, Any] = {}
+    if any(r.helm.create_namespace for r in env.releases):
+        policy["syncOptions"] = ["CreateNamespace=true"]
+    if env.releases and all(r.helm.rollback_on_failure for r in env.releases):
+        longest = max((r.helm.timeout or "5m" for r in env.releases), key=_seconds)
+        policy["retry"] = {"limit": 3, "backoff": {"duration": "30s", "factor": 2,
+                                                   "maxDuration": longest}}
+    waves = sorted({r.wave for r in env.releases})
+    return {
+        "apiVersion": API, "kind": "ApplicationSet",
+        "metadata": {"name": project, "namespace": options.argocd_namespace,
+                     "labels": _labels(env)},
+        "spec": {
+            "goTemplate": True, "goTemplateOptions": ["missingkey=error"],
+            "generators": [{"list": {"elements": elements}}],
+            "strategy": {"type": "RollingSync", "rollingSync": {"steps": [
+                {"matchExpressions": [{"key": "meshc.io/wave", "operator": "In",
+                                       "values": [str(wave)]}]} for wave in waves]}},
+            "template": {
+                "metadata": {"name": f"{env.name}-{{{{.release}}}}",
+                             "labels": {**_labels(env), "meshc.io/release": "{{.release}}",
+                                        "meshc.io/wave": "{{.wave}}"},
+                             "annotations": {WAVE: "{{.wave}}"}},
+                "spec": {
+                    "project": project,
+                    "destination": {**destination, "namespace": "{{.namespace}}"},
+                    "sources": [
+                        {"repoURL": "{{.repoURL}}", "targetRevision": "{{.revision}}",
+                         "chart": "{{.chart}}", "path": "{{.path}}",
+                         "helm": {"releaseName": "{{.release}}",
+                                  "valueFiles": ["{{.valuesFile}}"]}},
+                        {"repoURL": options.repo_url, "targetRevision": options.revision,
+                         "ref": "values"}],
+                    "syncPolicy": policy,
+                },
+            },
+        },
+    }
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration (5m, 1h30m, 300s) in seconds, to compare timeouts."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)",
+                                                          duration))
 
 
 def _refuse_secrets(env: ExportEnv) -> None:
@@ -143,7 +216,7 @@ def application(env: ExportEnv, release: ExportRelease, options: ExportOptions,
 
 
 def _destination(env: ExportEnv, namespace: str) -> dict[str, str]:
-    if env.kube_context is None:
+    if env.cluster is None:
         return {"server": IN_CLUSTER_SERVER, "namespace": namespace}
     return {"name": env.cluster, "namespace": namespace}
 

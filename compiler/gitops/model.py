@@ -21,7 +21,6 @@ from ..syntax.yamlsrc import dump_yaml
 
 ENGINES = ("argocd", "flux")
 DEFAULT_OUT = "gitops"
-IN_CLUSTER = "in-cluster"  # Argo CD's name for the cluster it runs in
 # Kinds without a namespace that charts commonly create; the AppProject allows exactly those
 # the environment's manifests hold (plus Namespace when helm creates namespaces).
 CLUSTER_SCOPED = frozenset({
@@ -82,11 +81,13 @@ class ExportEnv:
     kube_context: str | None
     releases: tuple[ExportRelease, ...]   # plan order: wave by wave
     recipients: tuple[str, ...] = ()      # age recipients of its secrets (sops.age)
+    argocd_cluster: str | None = None     # the meshfile's `argocd: {cluster:}`
 
     @property
-    def cluster(self) -> str:
-        """The Argo CD cluster name: the kube-context's name, or the cluster Argo CD runs in."""
-        return self.kube_context or IN_CLUSTER
+    def cluster(self) -> str | None:
+        """The Argo CD cluster name: ``argocd.cluster``, else the kube-context's name; None: the
+        cluster Argo CD runs in."""
+        return self.argocd_cluster or self.kube_context
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -113,7 +114,8 @@ def export_environment(result: EnvironmentOutput, project: str) -> ExportEnv:
             values=release_files(result.env.name, output)[f"{result.env.name}/{step.release}/"
                                                           "values.yaml"] if step.remote else ""))
     return ExportEnv(project, result.env.name, result.plan.protected, result.plan.kube_context,
-                     tuple(releases), tuple(t.value for t in result.env.sops_age))
+                     tuple(releases), tuple(t.value for t in result.env.sops_age),
+                     result.env.argocd_cluster)
 
 
 def object_name(*parts: str) -> str:

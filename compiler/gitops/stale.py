@@ -49,7 +49,9 @@ def committed_options(engine_dir: Path, engine: str, env: str) -> ExportOptions 
         return ExportOptions(str(source.get("repoURL", "")),
                              str(source.get("targetRevision", "main")),
                              _project_path(prefix, engine_dir),
-                             argocd_namespace=str(meta.get("namespace", "argocd")))
+                             argocd_namespace=str(meta.get("namespace", "argocd")),
+                             application_set=(engine_dir / env / "apps" /
+                                              "applicationset.yaml").is_file())
     git = _first(engine_dir / env / "cluster" / "sources.yaml", "GitRepository")
     sync = _first(engine_dir / env / "cluster" / "sync.yaml", "Kustomization")
     if git is None or sync is None:

@@ -112,6 +112,7 @@ class EnvironmentSpec:
     policies: tuple[RuleSetting, ...] = ()
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
+    argocd_cluster: Text | None = None                 # `argocd: {cluster:}` (export argocd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,7 @@ class Environment:
     sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
     chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
+    argocd_cluster: str | None = None           # inherited: the nearest `argocd.cluster`
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest

@@ -85,7 +85,10 @@ def _environment_files(compiler: Compiler, request: ExportRequest, env: Environm
                 "error", f"no repository URL for the {request.engine} export of '{env.name}'",
                 None, help="pass --repo-url URL (the git repository holding this project); "
                            "later exports reuse the committed export's")])
-        options = replace(found, application_set=options.application_set)
+        options = replace(found, revision=options.revision or found.revision,
+                          application_set=options.application_set or found.application_set)
+    elif not options.revision:
+        options = replace(options, revision="main")
     result = compile_environment(compiler, env)
     xenv = export_environment(result, compiler.project.name)
     source_bytes = {}
