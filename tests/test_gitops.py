@@ -27,7 +27,7 @@ from compiler.core.diagnostics import CompileError
 from compiler.core.files import ProjectFiles
 from compiler.gitops.argocd import WAVE, argocd_files
 from compiler.gitops.flux import flux_files
-from compiler.gitops.github import workflow_files
+from compiler.gitops.github import CiOptions, workflow_files
 from compiler.gitops.model import ExportEnv, ExportOptions, export_environment
 from compiler.pipeline import compile_environment, load_project
 from compiler.secrets.sops import find_sops
@@ -302,10 +302,15 @@ def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
     jobs = apply["jobs"]
     assert jobs["apply-production"]["environment"] == "production"  # reviewers gate it
     assert jobs["apply-production"]["needs"] == ["apply-staging"]    # promotion order
-    assert "environment" not in jobs["apply-development"]
+    assert "environment" not in jobs["apply-staging"]               # unprotected: --yes
+    assert "meshc apply staging --yes" in str(jobs["apply-staging"]["steps"])
+    # the example commits its Flux export of development: Flux applies it, not the workflow
+    assert (ROOT / "gitops/flux/development").is_dir() and "apply-development" not in jobs
+    assert "not by this workflow: development" in (out / "meshc-apply.yml").read_text()
     pr = (out / "meshc-pr.yml").read_text()
     assert "meshc plan production -o markdown" in pr and "azure/setup-helm" in pr
     code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "ci", "github", "--out", str(out))
     assert code == 0 and "up to date" in err
     compiler = load_project(ProjectFiles(ROOT, {}))
-    assert workflow_files(compiler.project) == {n: (out / n).read_text() for n in names}
+    assert workflow_files(compiler.project, CiOptions(exported=("development",))) == \
+        {n: (out / n).read_text() for n in names}

@@ -107,8 +107,10 @@ def ci_group() -> None:
 @ci_group.command("github")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The workflows folder (default: .github/workflows beside the meshfile).")
+@click.option("--meshc", "meshc_spec", default="meshc", show_default=True, metavar="REQUIREMENT",
+              help="What the workflows pip-install for meshc (pin it: meshc==0.1.0; or a URL).")
 @click.pass_obj
-def ci_github(options: Options, /, out: Path | None) -> None:
+def ci_github(options: Options, /, out: Path | None, meshc_spec: str) -> None:
     """Write GitHub Actions workflows: plan on every pull request (one comment, updated in
     place), apply on push to main (protected environments behind a GitHub environment), and
     promotion as a pull request (workflow_dispatch).
@@ -121,7 +123,7 @@ def ci_github(options: Options, /, out: Path | None) -> None:
 
     def work() -> int:
         target = out if out is not None else options.meshfile.parent / ".github" / "workflows"
-        names, written = write_workflows(compiler, target)
+        names, written = write_workflows(compiler, target, meshc_spec)
         click.echo(f"{len(names)} workflows in {target}: "
                    f"{', '.join(written) + ' written' if written else 'up to date'}", err=True)
         return 0

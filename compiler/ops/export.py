@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..gitops.flux import SecretRequest
-from ..gitops.github import workflow_files
-from ..gitops.model import DEFAULT_OUT, ExportOptions, documents, export_environment
+from ..gitops.github import CiOptions, workflow_files
+from ..gitops.model import DEFAULT_OUT, ENGINES, ExportOptions, documents, export_environment
 from ..gitops.stale import committed_options, committed_sources, export_files
 from ..model.model import Environment
 from ..output.exports import write_export, write_generated
@@ -131,8 +131,14 @@ def _encrypt_secret(compiler: Compiler, secret: SecretRequest, env: Environment,
     return data.decode("utf-8")  # no comment added: sops covers the whole file
 
 
-def write_workflows(compiler: Compiler, folder: Path) -> tuple[list[str], list[str]]:
+def write_workflows(compiler: Compiler, folder: Path,
+                    meshc: str = "meshc") -> tuple[list[str], list[str]]:
     """Write the project's GitHub workflows (:mod:`compiler.gitops.github`) into ``folder``
-    (``.github/workflows``): (every file, those written). Other files there are not touched."""
-    files = workflow_files(compiler.project)
+    (``.github/workflows``): (every file, those written). Other files there are not touched.
+    Environments with a committed export under ``gitops/`` are applied by their engine, not by
+    the workflow; ``meshc`` is pip's requirement for meshc."""
+    root = compiler.files.root / DEFAULT_OUT
+    exported = tuple(env.name for env in compiler.project.deployable
+                     if any((root / engine / env.name).is_dir() for engine in ENGINES))
+    files = workflow_files(compiler.project, CiOptions(meshc, exported))
     return sorted(files), write_generated(folder, files)
