@@ -279,8 +279,14 @@ def test_check_reports_stale_exports(tmp_path: Path) -> None:
     code, _, err = run_meshc("export", "flux", cwd=project)  # options read back: same bytes
     assert code == 0 and "nothing changed" in err
     assert before == {p: p.read_bytes() for p in (project / "gitops").rglob("*") if p.is_file()}
+    mine = project / "gitops/flux/prod/releases/mine.yaml"  # a file of the user's
+    mine.write_text("kind: ConfigMap\n")
     meshfile = project / "meshfile.yaml"
     meshfile.write_text(meshfile.read_text().replace("    needs: [api]\n", ""))  # one wave
+    code, _, err = run_meshc("export", "flux", cwd=project)
+    assert code == 1 and "holds files meshc did not write (releases/mine.yaml)" in err
+    assert mine.read_text() == "kind: ConfigMap\n"
+    mine.unlink()
     code, _, err = run_meshc("check", cwd=project)
     assert code == 1
     assert "gitops/flux/prod is stale" in err and "gitops/argocd/prod is stale" in err

@@ -16,7 +16,14 @@ from pathlib import Path
 from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..gitops.flux import SecretRequest
 from ..gitops.github import CiOptions, workflow_files
-from ..gitops.model import DEFAULT_OUT, ENGINES, ExportOptions, documents, export_environment
+from ..gitops.model import (
+    DEFAULT_OUT,
+    ENGINES,
+    ExportOptions,
+    documents,
+    export_environment,
+    is_generated,
+)
 from ..gitops.stale import committed_options, committed_sources, export_files
 from ..model.model import Environment
 from ..output.exports import write_export, write_generated
@@ -70,7 +77,7 @@ def export_gitops(compiler: Compiler, request: ExportRequest, sops: Sops | None,
         encrypted += fresh
     diags.raise_if_errors()
     written = tuple(name for name, files in prepared.items()
-                    if write_export(request.out, name, files))
+                    if write_export(request.out, name, files, is_generated))
     return ExportResult(request.engine, request.out, tuple(prepared),
                         sum(len(f) for f in prepared.values()), written, encrypted)
 

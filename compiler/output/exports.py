@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .emit import EmitError, replace_environment
@@ -29,22 +29,48 @@ def _same_tree(folder: Path, files: Mapping[str, str], prefix: str) -> bool:
         return False
 
 
-def write_export(out: Path, env: str, files: Mapping[str, str]) -> bool:
+def write_export(out: Path, env: str, files: Mapping[str, str],
+                 ours: Callable[[bytes], bool] = lambda data: True) -> bool:
     """Make ``out/env`` hold exactly ``files`` (paths relative to ``out``, all under ``env/``):
     built beside it and swapped in with one atomic rename, so a reader sees the old export or
-    the new one. Returns False when it held them already (nothing written). Raises
-    :class:`EmitError`."""
+    the new one. Returns False when it held them already (nothing written). A file there that
+    the new export does not write and ``ours`` does not recognise (the user's own) makes it
+    refuse, the folder untouched. Raises :class:`EmitError`."""
     target = out / env
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise EmitError(f"{target} is not a directory meshc wrote; refusing to replace it")
     if _same_tree(target, files, env):
         return False
+    foreign = _foreign(target, files, env, ours)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise EmitError(f"refusing to replace {target}: it holds files meshc did not write "
+                        f"({shown}); move them elsewhere, or choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EmitError(f"cannot create {out}: {exc.strerror or exc}") from None
     replace_environment(out, env, files)
     return True
+
+
+def _foreign(folder: Path, files: Mapping[str, str], prefix: str,
+             ours: Callable[[bytes], bool]) -> list[str]:
+    """The files under ``folder`` that the new export leaves out and ``ours`` disowns."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        if path.is_dir() and not path.is_symlink() or rel in files:
+            continue
+        try:
+            mine = path.is_file() and not path.is_symlink() and ours(path.read_bytes())
+        except OSError:
+            mine = False
+        if not mine:
+            found.append(path.relative_to(folder).as_posix())
+    return found
 
 
 def write_generated(folder: Path, files: Mapping[str, str]) -> list[str]:
