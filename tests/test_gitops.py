@@ -320,3 +320,22 @@ def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
     compiler = load_project(ProjectFiles(ROOT, {}))
     assert workflow_files(compiler.project, CiOptions(exported=("development",))) == \
         {n: (out / n).read_text() for n in names}
+
+
+def test_plan_markdown_escapes_user_text() -> None:
+    """Table cells escape pipes and HTML; a change holding backticks gets a longer fence."""
+    from compiler.plan.diff import FieldChange, ReleaseReview, Review
+    from compiler.plan.markdown import format_markdown
+    from compiler.plan.plan import Plan, Step
+
+    step = Step("api", 0, (), "default", "rendered/prod/api", ("helm",), False)
+    plan = Plan("prod", True, "ctx", (step,), 1, (("old", "condition a|b is <false>"),),
+                ("api: needs x | y",))
+    change = FieldChange(("motd",), "changed", "```", "````x")
+    review = Review("rendered/prod", (ReleaseReview("api", "changed", (change,)),))
+    text = format_markdown(plan, review)
+    assert "| 0 | `api` | `default` |" in text and "**protected**" in text
+    assert "`old` (condition a\\|b is &lt;false&gt;)" in text
+    assert "- api: needs x \\| y" in text
+    assert "\n`````diff\n" in text and "\n`````\n" in text  # longer than the 4 backticks inside
+    assert "<summary><code>api</code> (wave 0): changed: 1 change</summary>" in text
