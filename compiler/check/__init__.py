@@ -1,6 +1,6 @@
 """`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, secrets, Helm.
 Lives here: one check family per module, rules (names, levels), context, locate, report, semver.
-May import: core, syntax, model, values, render, secrets, plan, pipeline.
+May import: core, syntax, model, values, render, secrets, plan, pipeline, gitops.
 
 Each finding is located at the meshfile, values file or template line responsible.
 
@@ -32,7 +32,7 @@ from .promotion import check_promotion
 from .rules import RULES, RULES_BY_NAME, Rule
 from .sanity import check_sanity
 from .schemas import check_schemas
-from .stale import check_stale
+from .stale import check_stale, check_stale_exports
 
 Check = Callable[[CheckContext], Iterable[Finding | Diagnostic]]
 
@@ -42,6 +42,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("policies", check_policies),
     ("promotion", check_promotion),
     ("stale", check_stale),
+    ("stale", check_stale_exports),
     ("graph", check_sanity),
     ("secrets", check_leaks),
     ("helm", check_helm),

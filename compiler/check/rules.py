@@ -68,6 +68,8 @@ RULES: tuple[Rule, ...] = (
     # stale output
     Rule("stale-output", "stale", "error", "error",
          "the committed output directory equals a fresh render"),
+    Rule("stale-export", "stale", "error", "error",
+         "a committed GitOps export (gitops/<engine>/<env>/) equals a fresh export"),
     # graph sanity
     Rule("needs-disabled", "graph", "warning", "warning",
          "a release does not need a release that is disabled in the same environment"),

@@ -1,15 +1,23 @@
 """Stale output: the committed output directory must equal a fresh render of the checked
-environments (compared file by file, in memory; nothing is written)."""
+environments (compared file by file, in memory; nothing is written). Stale exports: a committed
+GitOps export (``gitops/<engine>/<env>/``) must equal a fresh export made with the options it
+was made with (read back from it); its encrypted Secrets are compared by the digest of their
+sources, so no key is needed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..core.diagnostics import CompileError
+from ..gitops.model import DEFAULT_OUT, ENGINES, export_environment
+from ..gitops.stale import committed_options, differences, export_files
+from ..model.model import Environment
 from ..pipeline import output_files
 from .context import CheckContext, Finding
 
 RULE = "stale-output"
+EXPORT_RULE = "stale-export"
 SHOWN = 20  # stale files listed per environment
 
 
@@ -55,3 +63,52 @@ def _differences(root: Path, env: str, fresh: dict[str, str]) -> list[tuple[str,
             if not same:
                 differ.append(("changed", path))
     return differ
+
+
+def check_stale_exports(ctx: CheckContext) -> Iterator[Finding]:
+    """Each committed export under ``gitops/`` (the default place) against a fresh one."""
+    if not ctx.options.stale:
+        return
+    root = ctx.compiler.files.root
+    for env in ctx.environments:
+        if not ctx.enabled(EXPORT_RULE, env):
+            continue
+        for engine in ENGINES:
+            engine_dir = root / DEFAULT_OUT / engine
+            if not (engine_dir / env.name).is_dir():
+                continue
+            finding = _stale_export(ctx, env, engine, engine_dir)
+            if finding is not None:
+                yield finding
+
+
+def _stale_export(ctx: CheckContext, env: Environment, engine: str,
+                  engine_dir: Path) -> Finding | None:
+    shown = f"{DEFAULT_OUT}/{engine}/{env.name}"
+    again = f"run `meshc export {engine} {env.name}` and commit {shown}/"
+    options = committed_options(engine_dir, engine, env.name)
+    if options is None:
+        return ctx.finding(EXPORT_RULE, env, f"{shown} is not an export meshc can read back",
+                           env.span, help=f"export it again with --repo-url: {again}")
+    files = ctx.compiler.files
+    xenv = export_environment(ctx.output(env), ctx.project.name)
+    source_bytes = {item: files.locate(item).read_bytes()
+                    for item in sorted({s.file for r in xenv.releases for s in r.secrets})}
+    try:
+        fresh, secrets = export_files(engine, xenv, options, f"{DEFAULT_OUT}/{engine}",
+                                      source_bytes)
+    except CompileError as exc:
+        return ctx.finding(EXPORT_RULE, env, f"{shown} cannot be exported any more: "
+                           f"{exc.diagnostics[0].message}", env.span, help=exc.diagnostics[0].help)
+    differ = differences(engine_dir, env.name, fresh, secrets)
+    if not differ:
+        return None
+    listed = [f"{kind}: {DEFAULT_OUT}/{engine}/{path}" for kind, path in differ[:SHOWN]]
+    if len(differ) > SHOWN:
+        listed.append(f"... and {len(differ) - SHOWN} more")
+    count = len(differ)
+    return ctx.finding(
+        EXPORT_RULE, env, f"{shown} is stale: {count} file{'s' * (count != 1)} "
+        f"{'differs' if count == 1 else 'differ'} from a fresh export", env.span, help=again,
+        notes=tuple(listed))
+

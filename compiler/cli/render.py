@@ -19,6 +19,7 @@ from ..pipeline import (
     overridden_plan_stands,
 )
 from ..plan.diff import review_environment
+from ..plan.markdown import format_markdown
 from ..plan.plan import Plan, format_json, format_sh, format_text
 from .support import (
     EXIT_CHANGES,
@@ -36,8 +37,10 @@ from .support import (
 
 @click.command()
 @click.argument("environment")
-@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "sh"]), default="text",
-              show_default=True, help="text for people, json for CI, sh for a shell script.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "sh", "markdown"]),
+              default="text", show_default=True,
+              help="text for people, json for CI, sh for a shell script, markdown for a "
+                   "pull-request comment.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the plan differs from the committed rendered output.")
 @click.option("--no-cache", is_flag=True, help="Compile every release afresh.")
@@ -66,7 +69,7 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
             cache.save()
         plan = plans[env.name]
         review = None
-        if fmt == "text" or exit_code:
+        if fmt in ("text", "markdown") or exit_code:
             output = compiler.files.root / compiler.project.output
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
@@ -80,6 +83,8 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
             click.echo(format_json(plan), nl=False)
         elif fmt == "sh":
             click.echo(format_sh(plan, session.name), nl=False)
+        elif fmt == "markdown":
+            click.echo(format_markdown(plan, review), nl=False)
         else:
             _echo(format_text(plan, review, _paint()))
         return EXIT_CHANGES if exit_code and review is not None and review.any else 0

@@ -191,6 +191,11 @@ SOPS = Obj("sops", "sops", (
           "The age public keys (age1…) this environment's secrets files are encrypted to."),
 ), required=("age",))
 
+ARGOCD = Obj("argocd", "argocd", (
+    Field("cluster", STRING, "The Argo CD cluster name this environment deploys to (default: "
+                             "its kubeContext; without one, the cluster Argo CD runs in)."),
+), required=("cluster",))
+
 DEFAULTS = Obj("defaults", "defaults", (
     Field("namespace", STRING,
           "The releases' namespace; may be Jinja over env and release, e.g. "
@@ -226,6 +231,8 @@ ENVIRONMENT = Obj("environment", "environment", (
           "parent's), e.g. policy/v1/PodDisruptionBudget."),
     Field("policies", POLICIES, f"meshc check rules here (inherited), {RULES_ABOUT}."),
     Field("sops", SOPS, "Who can decrypt this environment's secrets (inherited)."),
+    Field("argocd", ARGOCD, "meshc export argocd: where Argo CD deploys this environment "
+                            "(inherited)."),
     Field("chartVersions", MapOf(STRING),
           "Remote chart versions here, release name to version (inherited), over the "
           "release's version:."),

@@ -50,6 +50,7 @@ DEFAULTS_KEYS = fields.DEFAULTS.keys
 HELM_KEYS = fields.HELM.keys
 ENV_KEYS = fields.ENVIRONMENT.keys
 SOPS_KEYS = fields.SOPS.keys
+ARGOCD_KEYS = fields.ARGOCD.keys
 AGE_RECIPIENT = re.compile(fields.AGE_RECIPIENT)
 RELEASE_KEYS = fields.RELEASE.keys
 PATCH_KEYS = fields.PATCH.keys
@@ -278,7 +279,19 @@ class _Reader:
             sops_age=get("sops", self.sops, None),
             chart_versions=get("chartVersions", self.chart_versions, ()),
             helm_version=get("helmVersion", self.helm_version),
+            argocd_cluster=get("argocd", self.argocd_cluster),
         )
+
+    def argocd_cluster(self, node: Node, what: str) -> Text | None:
+        """``argocd: {cluster: NAME}``: the Argo CD cluster name of the environment."""
+        entries = self.entries(node, what, ARGOCD_KEYS)
+        if not isinstance(node, MappingNode):
+            return None
+        if "cluster" not in entries:
+            self.diags.error(f"{what} needs 'cluster:', the cluster's name in Argo CD",
+                             self.span(node), "e.g. argocd: {cluster: prod-main}")
+            return None
+        return self.text(entries["cluster"][1], f"{what}.cluster")
 
     def chart_versions(self, node: Node, what: str) -> tuple[tuple[Ref, Text], ...]:
         """``chartVersions: {release: version}``: this environment's remote chart versions."""

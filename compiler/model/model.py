@@ -152,6 +152,7 @@ class EnvironmentSpec:
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
     helm_version: HelmVersion | None = None   # `helmVersion:` (None: inherited)
+    argocd_cluster: Text | None = None                 # `argocd: {cluster:}` (export argocd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,7 @@ class Environment:
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
     chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
     helm_version: HelmVersion = HelmVersion(4)  # the plan's Helm: the chain's nearest, else top
+    argocd_cluster: str | None = None           # inherited: the nearest `argocd.cluster`
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest

@@ -152,10 +152,12 @@ class _Resolver:
         secret_files: list[SecretsFile] = []
         chart_versions: dict[str, str] = {}
         helm_version = self.spec.helm_version or HelmVersion(DEFAULT_HELM_MAJOR)
+        argocd_cluster: Text | None = None
         for layer in layers:
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
             kube_context = layer.kube_context or kube_context
+            argocd_cluster = layer.argocd_cluster or argocd_cluster
             labels.update(layer.labels)
             protected = layer.protected if layer.protected is not None else protected
             kube_version = layer.kube_version or kube_version
@@ -180,7 +182,8 @@ class _Resolver:
             api_versions=tuple(sorted(api_versions)),
             policies=tuple(setting for layer in layers for setting in layer.policies),
             sops_age=sops_age, secret_files=tuple(secret_files),
-            chart_versions=tuple(sorted(chart_versions.items())), helm_version=helm_version)
+            chart_versions=tuple(sorted(chart_versions.items())), helm_version=helm_version,
+            argocd_cluster=argocd_cluster.value if argocd_cluster else None)
 
     def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
         """An environment's own ``chartVersions:``, checked: remote releases only."""

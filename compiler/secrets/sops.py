@@ -169,19 +169,24 @@ def decrypt_failure(code: int, stderr: bytes, file: str, key: AgeKey,
 
 
 def decrypt(sops: Sops, root: Path, file: str, key: AgeKey, recipients: Sequence[str] = (),
-            env: str | None = None, output_type: str = "json") -> bytes:
-    """The plaintext of project file ``file`` (in memory only; default as JSON)."""
-    done = _run(sops, ["decrypt", "--input-type", "yaml", "--output-type", output_type, file],
-                key, cwd=root)
+            env: str | None = None, output_type: str = "json", extract: str = "") -> bytes:
+    """The plaintext of project file ``file`` (in memory only; default as JSON); with
+    ``extract`` (sops's ``--extract``, e.g. ``["registry"]``) only that part."""
+    done = _run(sops, ["decrypt", "--input-type", "yaml", "--output-type", output_type,
+                       *(["--extract", extract] if extract else []), file], key, cwd=root)
     if done.returncode != 0:
         raise decrypt_failure(done.returncode, done.stderr, file, key, recipients, env)
     return done.stdout
 
 
-def encrypt(sops: Sops, plaintext: bytes, recipients: Sequence[str], name: str) -> bytes:
-    """Encrypt YAML ``plaintext`` (given on stdin, never written) to age ``recipients``."""
+def encrypt(sops: Sops, plaintext: bytes, recipients: Sequence[str], name: str,
+            encrypted_regex: str | None = None) -> bytes:
+    """Encrypt YAML ``plaintext`` (given on stdin, never written) to age ``recipients``; with
+    ``encrypted_regex`` only the keys matching it (a Kubernetes Secret: ``^(data|stringData)$``)."""
+    regex = ["--encrypted-regex", encrypted_regex] if encrypted_regex else []
     done = _run(sops, ["encrypt", "--input-type", "yaml", "--output-type", "yaml",
-                       "--age", ",".join(recipients), "--filename-override", name], stdin=plaintext)
+                       "--age", ",".join(recipients), *regex, "--filename-override", name],
+                stdin=plaintext)
     if done.returncode != 0:
         raise SopsError(f"sops could not encrypt '{name}': {_reason(done.stderr)}")
     return done.stdout
