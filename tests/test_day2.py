@@ -350,6 +350,12 @@ def test_verify_errors(cluster: Cluster, tmp_path: Path) -> None:
                                 "KUBECONFIG": str(tmp_path / "none")})
     assert code == 1 and err.count("cannot be reached") == 1
     assert len([c for c in cluster.calls if c[0] == cluster.kubectl]) == 1
+    # the real kubectl, no kube-context (staging): the runner's kubeconfig has a server but no
+    # credentials, so kubectl asks for a username on a closed stdin; still said once
+    cluster.calls.clear()
+    code, out, err = meshc(cluster, "verify", "staging", env={"MESHC_KUBECTL": cluster.kubectl})
+    assert code == 1 and err.count("cannot be reached") == 1, err
+    assert len([c for c in cluster.calls if c[0] == cluster.kubectl]) == 1
 
 
 def test_apply_verify_stops_before_the_next_wave(cluster: Cluster) -> None:

@@ -154,14 +154,18 @@ def failure_text(done: Completed) -> str:
     text = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}")
     lines = [line for line in text.splitlines() if line.strip()
              and not line.startswith("level=WARN")] or [text]
-    last = lines[-1].strip()
-    return last.removeprefix("Error: ").removeprefix("error: ")
+    last = lines[-1].strip().removeprefix("Error: ").removeprefix("error: ")
+    if last == "EOF" and done.stdout.strip():  # it prompted (kubectl: for a username): no stdin
+        return f"{done.stdout.strip().splitlines()[-1]} (no input: EOF)"
+    return last
 
 
 _UNREACHABLE = ("kubernetes cluster unreachable", "connection refused", "no such host",
                 "i/o timeout", "context deadline exceeded", "unable to connect to the server",
                 "the server has asked for the client to provide credentials", "unauthorized",
-                "no configuration has been provided")
+                "no configuration has been provided",
+                "the connection to the server",  # kubectl: "… localhost:8080 was refused"
+                "please enter username")  # kubectl without credentials, stdin closed
 
 
 def is_unreachable(text: str) -> bool:
