@@ -320,6 +320,30 @@ def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
     compiler = load_project(ProjectFiles(ROOT, {}))
     assert workflow_files(compiler.project, CiOptions(exported=("development",))) == \
         {n: (out / n).read_text() for n in names}
+    assert "Install Helm 3" not in (out / "meshc-apply.yml").read_text()  # all for Helm 4
+
+
+def test_ci_github_installs_helm_3_for_the_environments_planned_for_it(tmp_path: Path) -> None:
+    """`helmVersion: 3` on staging: its apply job puts Helm 3 on PATH after Helm 4 (so `helm`
+    is the one its plan is for); the other jobs keep Helm 4 alone."""
+    project = tmp_path / "p"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", "rendered", "gitops",
+                                                                 ".meshc*", "tests", "docs"))
+    meshfile = project / "meshfile.yaml"
+    text = meshfile.read_text()
+    assert "\n  staging:\n" in text
+    meshfile.write_text(text.replace("\n  staging:\n", "\n  staging:\n    helmVersion: 3\n", 1))
+    compiler = load_project(ProjectFiles(project, {}))
+    apply = yaml.safe_load(workflow_files(compiler.project)["meshc-apply.yml"])["jobs"]
+    names = {job: [step.get("name", step.get("uses")) for step in apply[job]["steps"]]
+             for job in apply}
+    staging = names["apply-staging"]
+    assert staging.index("Install Helm 3 (the plan of staging is for Helm 3)") == \
+        staging.index("meshc apply staging") - 1
+    assert staging.index("Install Helm 4 (meshc renders the Helm charts with it)") < \
+        staging.index("Install Helm 3 (the plan of staging is for Helm 3)")
+    assert not any("Helm 3" in name for job, steps in names.items() if job != "apply-staging"
+                   for name in steps)
 
 
 def test_plan_markdown_escapes_user_text() -> None:
