@@ -58,6 +58,7 @@ def _facts(plan: Plan) -> str:
     count = len(plan.steps)
     facts.append(f"{count} release{'s' * (count != 1)} in {plan.waves} "
                  f"wave{'s' * (plan.waves != 1)}")
+    facts.append(f"for Helm {plan.helm_version}")
     return " · ".join(facts)
 
 
