@@ -1,6 +1,6 @@
 """`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, secrets, Helm.
 Lives here: one check family per module, rules (names, levels), context, locate, report, semver.
-May import: core, syntax, model, values, render, secrets, plan, pipeline.
+May import: core, syntax, model, values, render, secrets, cost, plan, pipeline.
 
 Each finding is located at the meshfile, values file or template line responsible.
 

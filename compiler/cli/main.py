@@ -21,6 +21,7 @@ from .apply import apply
 from .charts import charts
 from .check import check
 from .completion import completion
+from .cost import cost
 from .project import env_group, promote, versions
 from .render import plan, render
 from .review import diff, explain, graph, values
@@ -48,7 +49,7 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
 
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
-                env_group, apply, charts, schema, completion):
+                env_group, apply, charts, cost, schema, completion):
     main.add_command(command)
 
 

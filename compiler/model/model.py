@@ -82,6 +82,32 @@ class RuleSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class CostSettings:
+    """A ``cost:`` block: an environment's as written, or resolved along ``inherits``.
+
+    Numbers are kept as written (exact decimal text, see :mod:`compiler.cost`); None or a
+    missing price means "not set here" (the parent's, else OpenCost's default)."""
+
+    currency: Text | None = None
+    prices: tuple[tuple[str, Text], ...] = ()   # price key (cpu, memory, …) → hourly price
+    nodes: Text | None = None
+
+    def over(self, base: CostSettings) -> CostSettings:
+        """These settings layered over ``base``, key by key."""
+        return CostSettings(self.currency or base.currency,
+                            tuple(sorted((dict(base.prices) | dict(self.prices)).items())),
+                            self.nodes or base.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """A release's ``cost: {estimate: …}``: what it runs, declared (quantities as written)."""
+
+    items: tuple[tuple[str, Text], ...]   # cpu, memory, gpu, storage, replicas, loadBalancers
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Defaults:
     namespace: Text | None = None
     helm: HelmOptions = HelmOptions()
@@ -112,6 +138,7 @@ class EnvironmentSpec:
     policies: tuple[RuleSetting, ...] = ()
     sops_age: tuple[Text, ...] | None = None   # None: not set here (inherited)
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
+    cost: CostSettings = CostSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +172,7 @@ class ReleaseSpec:
     patches: tuple[Patch, ...] = ()
     description: str | None = None
     version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
+    cost_estimate: CostEstimate | None = None       # `cost: {estimate: …}`
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +218,7 @@ class Environment:
     sops_age: tuple[Text, ...] = ()             # inherited: the nearest `sops.age` in the chain
     secret_files: tuple[SecretsFile, ...] = ()  # the chain's secrets files, root first
     chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
+    cost: CostSettings = CostSettings()         # inherited key by key along the chain
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest
@@ -240,6 +269,7 @@ class Release:
     description: str | None = None
     version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
     chart_span: Span | None = None    # the release's `chart:` in the meshfile
+    cost_estimate: CostEstimate | None = None   # `cost: {estimate: …}` (meshc cost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from ..syntax.jsondoc import load_json_doc
 from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
 from .model import (
     Chart,
+    CostSettings,
     Environment,
     EnvironmentSpec,
     HelmOptions,
@@ -149,7 +150,9 @@ class _Resolver:
         sops_age: tuple[Text, ...] = ()
         secret_files: list[SecretsFile] = []
         chart_versions: dict[str, str] = {}
+        cost = CostSettings()
         for layer in layers:
+            cost = layer.cost.over(cost)
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
             kube_context = layer.kube_context or kube_context
@@ -176,7 +179,7 @@ class _Resolver:
             api_versions=tuple(sorted(api_versions)),
             policies=tuple(setting for layer in layers for setting in layer.policies),
             sops_age=sops_age, secret_files=tuple(secret_files),
-            chart_versions=tuple(sorted(chart_versions.items())))
+            chart_versions=tuple(sorted(chart_versions.items())), cost=cost)
 
     def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
         """An environment's own ``chartVersions:``, checked: remote releases only."""
@@ -296,6 +299,7 @@ class _Resolver:
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
             description=spec.description, chart_span=spec.chart.span,
+            cost_estimate=spec.cost_estimate,
             version_keys=version_keys(spec.version_keys,
                                       version_keys(self.spec.version_keys, (("image", "tag"),))))
 
