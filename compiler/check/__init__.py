@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..core.diagnostics import Diagnostic
 from ..model.model import Environment
 from ..pipeline import Compiler
+from .cost import check_cost
 from .context import CheckContext, CheckOptions, CheckReport, Finding, HelmSummary, Resource
 from .helm import check_helm
 from .leaks import check_leaks
@@ -44,6 +45,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("stale", check_stale),
     ("graph", check_sanity),
     ("secrets", check_leaks),
+    ("cost", check_cost),
     ("helm", check_helm),
 )
 

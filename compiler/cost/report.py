@@ -11,6 +11,8 @@ from typing import Any
 from .estimate import KEYS, CostChange, EnvironmentCost, Item, Money
 from .prices import HOURS, SYMBOLS, UNITS
 
+SHORT_UNITS = {"cpu": "vCPU", "memory": "GiB", "gpu": "GPU", "storage": "GiB",
+               "loadBalancer": "LB"}
 COLUMNS = (("cpu", "CPU"), ("memory", "MEMORY"), ("storage", "STORAGE"), ("gpu", "GPU"),
            ("loadBalancer", "LB"))
 
@@ -49,7 +51,7 @@ def _summary(costs: Sequence[EnvironmentCost]) -> str:
         cur = cost.prices.currency
         rows.append([cost.environment, money(cost.floor.total, cur),
                      money(cost.ceiling.total, cur),
-                     *(money(cost.floor.get(key), cur) for key, _ in COLUMNS)])
+                     *(_cell(cost.floor.get(key), cur) for key, _ in COLUMNS)])
     note = f"Estimated monthly cost ({int(HOURS)} h), floor of autoscaled workloads; ceiling " \
            "at their maximum"
     return note + "\n" + _table(rows) + "\n"
@@ -85,7 +87,7 @@ def _scaling(item: Item) -> str:
 
 def prices_line(cost: EnvironmentCost) -> str:
     p = cost.prices
-    parts = [f"{key} {p.of(key)}/{UNITS[key]}" for key in KEYS]
+    parts = [f"{key} {p.of(key)}/{SHORT_UNITS[key]}" for key in KEYS]
     source = "OpenCost's defaults" if len(p.defaults) == len(KEYS) else \
         "the meshfile" if not p.defaults else f"the meshfile; {', '.join(p.defaults)}: " \
         "OpenCost's defaults"
