@@ -29,7 +29,7 @@ def money(amount: Decimal, currency: str, signed: bool = False) -> str:
 def percent(before: Decimal, after: Decimal) -> str:
     """The change in percent, one decimal, half up (``new`` from nothing)."""
     if before == 0:
-        return "new" if after else "+0.0%"
+        return "new" if after else "0.0%"
     change = ((after - before) * 100 / before).quantize(Decimal("0.1"), ROUND_HALF_UP)
     return f"{'+' if change >= 0 else ''}{change}%"
 
@@ -71,7 +71,7 @@ def _environment_text(cost: EnvironmentCost, by: str) -> str:
     rows.append(["total", *(_cell(cost.floor.get(key), cur) for key, _ in COLUMNS),
                  money(cost.floor.total, cur), money(cost.ceiling.total, cur)])
     lines = [head, _indent(_table(rows)), "  " + prices_line(cost)]
-    scaled = [i for r in cost.releases for i in r.items if i.scaling]
+    scaled = [i for r in cost.releases for i in r.items if i.scaling and not r.declared]
     if scaled:
         lines.append("  replicas: " + "; ".join(_scaling(i) for i in scaled))
     if cost.unpriced:
@@ -218,6 +218,13 @@ def _delta_line(label: str, before: Decimal, after: Decimal, cur: str, unit: str
             f"({money(after - before, cur, signed=True)}, {percent(before, after)})")
 
 
+def _percent_number(before: Decimal, after: Decimal) -> float | int | None:
+    """The change in percent as a JSON number (one decimal, half up); None from nothing."""
+    if before == 0:
+        return None if after else 0
+    return _num(((after - before) * 100 / before).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
 def change_json(change: CostChange) -> dict[str, Any]:
     before, after = change.before, change.after
     return {
@@ -226,7 +233,7 @@ def change_json(change: CostChange) -> dict[str, Any]:
         "after": {"monthly": _num(after.floor.total), "ceiling": _num(after.ceiling.total)},
         "delta": {"monthly": _num(after.floor.total - before.floor.total),
                   "ceiling": _num(after.ceiling.total - before.ceiling.total),
-                  "percent": percent(before.floor.total, after.floor.total)},
+                  "percent": _percent_number(before.floor.total, after.floor.total)},
         "releases": [{"release": name, "before": _num(fa.total), "after": _num(fb.total),
                       "delta": _num(fb.total - fa.total), "ceilingBefore": _num(ca.total),
                       "ceilingAfter": _num(cb.total)}
