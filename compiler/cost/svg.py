@@ -52,11 +52,11 @@ def format_svg(costs: Sequence[EnvironmentCost], by: str = "release") -> str:
 
 
 def _nice(value: Decimal) -> Decimal:
-    """The smallest 1, 2, 2.5 or 5 × 10^n at or above ``value`` (at least 1)."""
+    """The smallest 1, 2, 2.5, 3, 4, 5, 6 or 8 × 10^n at or above ``value`` (at least 1)."""
     if value <= 0:
         return Decimal(1)
     exponent = value.adjusted()
-    for step in (1, 2, Decimal("2.5"), 5, 10):
+    for step in (1, 2, Decimal("2.5"), 3, 4, 5, 6, 8, 10):
         candidate = Decimal(step).scaleb(exponent)
         if candidate >= value:
             return candidate

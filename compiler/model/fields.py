@@ -195,32 +195,32 @@ DEFAULTS = Obj("defaults", "defaults", (
 PRICES = Obj("prices", "prices per hour", tuple(
     Field(key, Num(maximum=PRICE_CEILINGS[key]),
           f"The price of one {unit} for one hour (not a month: a month is {HOURS_PER_MONTH} h).")
-    for key, unit in PRICE_UNITS.items()), nullable=False)
+    for key, unit in PRICE_UNITS.items()))
 
 COST = Obj("cost", "cost", (
     Field("currency", Str(CURRENCY, looks="an ISO 4217 currency code: USD, EUR, GBP"),
           "The currency of the prices (default USD), shown by meshc cost."),
     Field("prices", PRICES, "Hourly prices, key by key over the parent's and OpenCost's "
                             "defaults (GCP us-central1)."),
-    Field("nodes", Num(above=0), "How many nodes the cluster runs: a DaemonSet runs one pod on "
+    Field("nodes", Num(), "How many nodes the cluster runs: a DaemonSet runs one pod on "
                                  "each (without it, DaemonSets are priced per node)."),
-), nullable=False)
+))
 
-QUANTITY_SHAPE = AnyOf((Num(above=0), Str(QUANTITY, looks="a Kubernetes quantity: 2, 500m, 4Gi")))
+QUANTITY_SHAPE = AnyOf((Num(), Str(QUANTITY, looks="a Kubernetes quantity: 2, 500m, 4Gi")))
 ESTIMATE = Obj("costEstimate", "cost estimate", (
     Field("cpu", QUANTITY_SHAPE, "vCPUs one replica requests (a quantity: 2, 500m)."),
     Field("memory", QUANTITY_SHAPE, "Memory one replica requests (a quantity: 4Gi, 512Mi)."),
-    Field("gpu", Num(above=0), "GPUs one replica requests."),
+    Field("gpu", Num(), "GPUs one replica requests."),
     Field("storage", QUANTITY_SHAPE, "Persistent storage of one replica (a quantity: 100Gi)."),
-    Field("replicas", Num(above=0), "How many replicas run (default 1)."),
-    Field("loadBalancers", Num(above=0), "How many load balancers the release creates."),
-), nullable=False)
+    Field("replicas", Num(), "How many replicas run (default 1)."),
+    Field("loadBalancers", Num(), "How many load balancers the release creates."),
+))
 
 RELEASE_COST = Obj("releaseCost", "release cost", (
     Field("estimate", ESTIMATE, "What the release runs, for meshc cost, in place of its "
                                 "rendered manifests (remote charts rendered without helm, "
                                 "pods an operator creates)."),
-), nullable=False)
+))
 
 ENVIRONMENT = Obj("environment", "environment", (
     Field("abstract", Bool(), "Only inherited by other environments, never deployed."),

@@ -19,6 +19,8 @@ from ..core.limits import read_safety
 from ..core.source import Span, span_from_marks
 from ..syntax.yamlsrc import (
     BOOL,
+    FLOAT,
+    INT,
     MERGE,
     NULL,
     STR,
@@ -270,7 +272,7 @@ class _Reader:
 
     def number(self, node: Node, what: str, whole: bool = False) -> Text | None:
         """A number, kept as written (exact decimal text); not negative."""
-        if isinstance(node, ScalarNode) and node.tag not in (BOOL, NULL) \
+        if isinstance(node, ScalarNode) and node.tag in (INT, FLOAT) \
                 and DECIMAL.fullmatch(node.value.strip()):
             value = node.value.strip()
             if value.startswith("-"):
@@ -327,8 +329,8 @@ class _Reader:
         for key, (_, value) in self.entries(estimate, f"{what}.estimate", ESTIMATE_KEYS).items():
             name = f"{what}.estimate.{key}"
             if key in ("cpu", "memory", "storage") and isinstance(value, ScalarNode) \
-                    and value.tag not in (BOOL, NULL) and not DECIMAL.fullmatch(value.value):
-                if QUANTITY.fullmatch(value.value.strip()):
+                    and value.tag == STR:
+                if QUANTITY.fullmatch(value.value.strip()) and not value.value.startswith("-"):
                     items.append((key, Text(value.value.strip(), self.span(value))))
                 else:
                     self.diags.error(f"{name} '{value.value}' is not a Kubernetes quantity",
