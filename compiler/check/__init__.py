@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from ..core.diagnostics import Diagnostic
 from ..model.model import Environment
 from ..pipeline import Compiler
-from .cost import check_cost
 from .context import CheckContext, CheckOptions, CheckReport, Finding, HelmSummary, Resource
+from .cost import check_cost
 from .helm import check_helm
 from .leaks import check_leaks
 from .policies import check_policies

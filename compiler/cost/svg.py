@@ -30,16 +30,16 @@ def format_svg(costs: Sequence[EnvironmentCost], by: str = "release") -> str:
     top = _nice(max((c.floor.total for c in costs), default=Decimal(0)))
     plot_w = WIDTH - LEFT - LEGEND
     plot_h = HEIGHT - TOP - BOTTOM
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13" '
-           f'role="img" aria-labelledby="title">',
-           f'<title id="title">Estimated monthly cost per environment ({escape(currency)})'
-           '</title>',
+    title = f"Estimated monthly cost per environment ({escape(currency)})"
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13" '
+            f'role="img" aria-labelledby="title">'),
+           f'<title id="title">{title}</title>',
            f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
-           f'<text x="{LEFT}" y="28" font-size="18" font-weight="bold" fill="#222222">'
-           f'Estimated monthly cost per environment ({escape(currency)})</text>',
-           f'<text x="{LEFT}" y="46" font-size="12" fill="#555555">730 h a month; autoscaled '
-           f'workloads at their floor; stacked by {escape(by)}</text>']
+           (f'<text x="{LEFT}" y="28" font-size="18" font-weight="bold" fill="#222222">'
+            f'{title}</text>'),
+           (f'<text x="{LEFT}" y="46" font-size="12" fill="#555555">730 h a month; autoscaled '
+            f'workloads at their floor; stacked by {escape(by)}</text>')]
     out += _scale(top, plot_w, plot_h, currency)
     slot = plot_w / max(len(costs), 1)
     bar = min(90.0, slot * 0.6)
@@ -111,8 +111,8 @@ def _bar(cost: EnvironmentCost, by: str, x: float, width: float, top: Decimal, p
 
 
 def _legend(names: list[str], colour: dict[str, str], x: float) -> list[str]:
-    out = [f'<g class="legend"><text x="{x}" y="{TOP - 4}" font-weight="bold" '
-           'fill="#222222">Legend</text>']
+    out = [(f'<g class="legend"><text x="{x}" y="{TOP - 4}" font-weight="bold" '
+            'fill="#222222">Legend</text>')]
     for index, name in enumerate(names):
         y = TOP + 8 + index * 22
         out.append(f'<rect x="{x}" y="{y}" width="14" height="14" fill="{colour[name]}"/>')
