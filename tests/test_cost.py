@@ -289,3 +289,18 @@ def test_example_cost_prints_every_environment_and_plan_shows_the_delta():
     after = Decimal(str(before)) + Decimal("87.79")
     assert f"cost: ${before:,.2f} → ${after:,.2f} /month (+$87.79, " in out
     assert "  registry: $154.31 → $242.10 (+$87.79, +56.9%)" in out
+
+
+@pytest.mark.parametrize("text", ["1e100", "99999999999999999999", "1e-99", "9Ei", "1E+41"])
+def test_quantities_beyond_kubernetes_range_are_refused_not_crashed_on(text):
+    with pytest.raises(QuantityError, match="out of range"):
+        parse_quantity(text)
+
+
+def test_hostile_manifest_numbers_give_a_listing_not_a_traceback():
+    doc = {"kind": "Deployment", "metadata": {"name": "x"}, "spec": {
+        "replicas": 10**40, "template": {"spec": {"containers": [
+            {"name": "c", "resources": {"requests": {"cpu": "1e30", "memory": 10**30}}}]}}}}
+    prices = Prices("USD", tuple(DEFAULT_PRICES.items()))
+    cost = estimate_tree("e", prices, [ReleaseInput("r", (("x.yaml", doc),))])
+    assert cost.floor.total == 0 and len(cost.unpriced) == 2  # both requests out of range

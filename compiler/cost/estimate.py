@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from ..core.diagnostics import CompileError
 from ..model.model import CostEstimate, Environment, Project
 from ..syntax.yamlsrc import load_documents
 from .prices import HOURS, UNITS, Prices, prices_of
-from .quantity import QuantityError, gibibytes, parse_quantity
+from .quantity import PRECISION, QuantityError, gibibytes, parse_quantity
 
 KEYS = tuple(UNITS)  # cpu, memory, gpu, storage, loadBalancer
 CENT = Decimal("0.01")
@@ -84,8 +84,10 @@ class Money:
 
 def monthly(amounts: Amounts, prices: Prices) -> Money:
     """What ``amounts`` cost for a month of 730 hours, each key rounded to the cent (half up)."""
-    return Money(tuple((amounts.get(key) * prices.of(key) * HOURS).quantize(CENT, ROUND_HALF_UP)
-                       for key in KEYS))
+    with localcontext() as context:
+        context.prec = PRECISION
+        return Money(tuple((amounts.get(key) * prices.of(key) * HOURS).quantize(CENT, ROUND_HALF_UP)
+                           for key in KEYS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,11 @@ def estimate_tree(env: str, prices: Prices, releases: Sequence[ReleaseInput]) ->
     for r in releases:
         unpriced += [Unpriced(r.name, path, "cannot be read as YAML") for path in r.problems]
         if r.estimate is not None:
-            costs.append(ReleaseCost(r.name, _declared(r.name, r.estimate, prices), True))
+            try:
+                costs.append(ReleaseCost(r.name, _declared(r.name, r.estimate, prices), True))
+            except QuantityError as exc:
+                costs.append(ReleaseCost(r.name, (), True))
+                unpriced.append(Unpriced(r.name, "cost.estimate", str(exc)))
         elif r.documents is None:
             costs.append(ReleaseCost(r.name, ()))
             unpriced.append(Unpriced(r.name, "(the whole release)", "no rendered manifests: "
@@ -278,7 +284,8 @@ def _scalers(docs: Iterable[Any]) -> Scalers:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A replica count Kubernetes takes: an int32, not negative."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 def _price_document(release: str, doc: Mapping[str, Any], prices: Prices, scalers: Scalers,

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 _PATTERN = re.compile(r"(?P<number>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|"
@@ -16,6 +16,9 @@ _PATTERN = re.compile(r"(?P<number>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 GIB = Decimal(1024) ** 3
+# Kubernetes stores a quantity in an int64 of its smallest unit: larger is no quantity it takes
+LIMIT = Decimal(2) ** 63
+PRECISION = 60  # significant digits: quantities, GiB and prices multiply exactly at this size
 
 
 class QuantityError(ValueError):
@@ -37,12 +40,19 @@ def parse_quantity(value: Any) -> Decimal:
         raise QuantityError(f"'{text}' is not a Kubernetes quantity") from None
     suffix = match.group("suffix") or ""
     if suffix in _BINARY:
-        return number * Decimal(1024) ** _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number.scaleb(_DECIMAL[suffix])
-    return number.scaleb(int(suffix[1:]))  # e/E exponent: 1e3, 12E6
+        value = number * Decimal(1024) ** _BINARY[suffix]
+    else:
+        exponent = _DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:])  # 1e3, 12E6
+        if abs(exponent) > 40:
+            raise QuantityError(f"'{text}' is out of range")
+        value = number.scaleb(exponent)
+    if abs(value) >= LIMIT:
+        raise QuantityError(f"'{text}' is out of range")
+    return value
 
 
 def gibibytes(value: Any) -> Decimal:
     """A memory or storage quantity in GiB (exact)."""
-    return parse_quantity(value) / GIB
+    with localcontext() as context:
+        context.prec = PRECISION
+        return parse_quantity(value) / GIB

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from .estimate import KEYS, CostChange, EnvironmentCost, Item, Money
@@ -30,8 +30,14 @@ def percent(before: Decimal, after: Decimal) -> str:
     """The change in percent, one decimal, half up (``new`` from nothing)."""
     if before == 0:
         return "new" if after else "0.0%"
-    change = ((after - before) * 100 / before).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    change = _percent(before, after)
     return f"{'+' if change >= 0 else ''}{change}%"
+
+
+def _percent(before: Decimal, after: Decimal) -> Decimal:
+    with localcontext() as context:
+        context.prec = 100  # any two sums of quantities × prices: the quotient fits
+        return ((after - before) * 100 / before).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -222,7 +228,7 @@ def _percent_number(before: Decimal, after: Decimal) -> float | int | None:
     """The change in percent as a JSON number (one decimal, half up); None from nothing."""
     if before == 0:
         return None if after else 0
-    return _num(((after - before) * 100 / before).quantize(Decimal("0.1"), ROUND_HALF_UP))
+    return _num(_percent(before, after))
 
 
 def change_json(change: CostChange) -> dict[str, Any]:

@@ -9,6 +9,7 @@ field tables of :mod:`.fields`, which the meshfile's JSON Schema is generated fr
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from collections.abc import Iterator
 from typing import Any
 
@@ -280,6 +281,9 @@ class _Reader:
                 return None
             if whole and not re.fullmatch(r"\+?\d+", value):
                 self.diags.error(f"{what} must be a whole number, found {value}", self.span(node))
+                return None
+            if abs(Decimal(value)) >= 2**31:  # more than Kubernetes counts (int32)
+                self.diags.error(f"{what} is out of range ({value})", self.span(node))
                 return None
             return Text(value, self.span(node))
         self.diags.error(f"{what} must be a number, found {_kind(node)}", self.span(node))
