@@ -9,8 +9,8 @@ field tables of :mod:`.fields`, which the meshfile's JSON Schema is generated fr
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
