@@ -41,8 +41,8 @@ def _unpriced(ctx: CheckContext, env: Environment, cost: EnvironmentCost) -> Ite
                 resource.manifest.kind in ("Job", "CronJob") or resource.manifest.hook:
             continue
         for path, container in containers(resource.data, pod_path):
-            given = {**(dig(container, ("resources", "limits")) or {}),
-                     **(dig(container, ("resources", "requests")) or {})}
+            given = {**_map(dig(container, ("resources", "limits"))),
+                     **_map(dig(container, ("resources", "requests")))}
             missing = [key for key in ("cpu", "memory") if key not in given]
             if missing:
                 yield from _report(
@@ -68,6 +68,10 @@ def _unpriced(ctx: CheckContext, env: Environment, cost: EnvironmentCost) -> Ite
                               "set `cost: {nodes: N}` on the environment", daemonsets)
         if finding is not None:
             yield finding
+
+
+def _map(value: object) -> dict[object, object]:
+    return value if isinstance(value, dict) else {}
 
 
 def _max_monthly(ctx: CheckContext, env: Environment,

@@ -324,11 +324,14 @@ def _price_workload(release: str, kind: str, name: str, namespace: str | None,
                                                 "node (set `cost: {nodes: N}`)"))
     items.append(_item(release, kind, name, each, floor, ceiling, prices, scaling))
     if kind == "StatefulSet":
-        for template in spec.get("volumeClaimTemplates") or ():
+        templates = spec.get("volumeClaimTemplates")
+        for template in templates if isinstance(templates, list) else ():
             if not isinstance(template, dict):
                 continue
             claim = f"{what} volumeClaimTemplate '{_meta(template)[1]}'"
-            storage = _storage(template.get("spec") or {}, release, claim, unpriced)
+            claim_spec = template.get("spec")
+            storage = _storage(claim_spec if isinstance(claim_spec, dict) else {}, release, claim,
+                               unpriced)
             if storage is not None:
                 items.append(_item(release, "PersistentVolumeClaim",
                                    f"{_meta(template)[1]} ({name})", Amounts.of(storage=storage),
@@ -392,7 +395,8 @@ ZERO_AMOUNTS = Amounts()
 
 
 def _containers(pod: Mapping[str, Any], key: str) -> Iterator[dict[str, Any]]:
-    for item in pod.get(key) or ():
+    items = pod.get(key)
+    for item in items if isinstance(items, list) else ():
         if isinstance(item, dict):
             yield item
 
@@ -414,7 +418,7 @@ def _container(container: Mapping[str, Any], release: str, what: str,
 def _resources(given: Mapping[str, Any], release: str, where: str,
                unpriced: list[Unpriced]) -> Amounts:
     found: dict[str, Decimal] = {}
-    for key, value in sorted(given.items()):
+    for key, value in sorted(given.items(), key=lambda pair: str(pair[0])):
         slot = ("cpu" if key == "cpu" else "memory" if key == "memory" else
                 "gpu" if "gpu" in str(key).rpartition("/")[2] else None)
         if slot is None:
