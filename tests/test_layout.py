@@ -145,5 +145,5 @@ def test_the_top_package_and_subpackage_inits_stay_light() -> None:
 def test_ls_compiler_tells_the_pipeline() -> None:
     """The stage packages are there, and nothing else sits flat at the top but the pipeline."""
     top = sorted(p.name for p in PACKAGE.iterdir() if not p.name.startswith(("_", ".")))
-    assert top == ["check", "cli", "core", "gitops", "model", "ops", "output", "pipeline.py", "plan",
-                   "render", "secrets", "syntax", "values"]
+    assert top == ["check", "cli", "core", "cost", "gitops", "model", "ops", "output",
+                   "pipeline.py", "plan", "render", "secrets", "syntax", "values"]

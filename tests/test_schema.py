@@ -204,7 +204,8 @@ def _valid(shape: fields.Shape) -> st.SearchStrategy[Any]:
         return st.one_of(st.booleans(), st.sampled_from(fields.YAML11_BOOLEANS))
     if isinstance(shape, fields.Num):
         top = shape.maximum or 10**9
-        return st.one_of(st.integers(1, int(top)), st.floats(0.001, top))
+        whole = [st.integers(1, int(top))] if top >= 1 else []  # prices may cap below 1
+        return st.one_of(*whole, st.floats(0.001, top))
     if isinstance(shape, fields.Enum | fields.Choice):
         return st.sampled_from(shape.values)
     if isinstance(shape, fields.Scalar):

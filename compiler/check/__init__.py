@@ -1,6 +1,6 @@
 """`meshc check`, the CI gate: schemas, policies, promotion, stale output, sanity, secrets, Helm.
 Lives here: one check family per module, rules (names, levels), context, locate, report, semver.
-May import: core, syntax, model, values, render, secrets, plan, pipeline, gitops.
+May import: core, syntax, model, values, render, secrets, cost, plan, pipeline, gitops.
 
 Each finding is located at the meshfile, values file or template line responsible.
 
@@ -25,6 +25,7 @@ from ..core.diagnostics import Diagnostic
 from ..model.model import Environment
 from ..pipeline import Compiler
 from .context import CheckContext, CheckOptions, CheckReport, Finding, HelmSummary, Resource
+from .cost import check_cost
 from .helm import check_helm
 from .leaks import check_leaks
 from .policies import check_policies
@@ -45,6 +46,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("stale", check_stale_exports),
     ("graph", check_sanity),
     ("secrets", check_leaks),
+    ("cost", check_cost),
     ("helm", check_helm),
 )
 

@@ -232,6 +232,9 @@ def _option_problem(rule: Rule, name: str, value: Any) -> str | None:
     if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)
                                      or value < 0):
         return "a whole number"
+    if isinstance(default, float) and (not isinstance(value, int | float)
+                                       or isinstance(value, bool) or value < 0):
+        return "a number, at least 0"
     if isinstance(default, list) and (not isinstance(value, list)
                                       or not all(isinstance(v, str) for v in value)):
         return "a list of names"

@@ -95,6 +95,17 @@ RULES: tuple[Rule, ...] = (
     Rule("values-file-unused", "graph", "warning", "warning",
          "every YAML file beside the meshfile's values files is named in the meshfile, and "
          "every named values file reaches a deployable environment", scope="project"),
+    # cost (compiler/check/cost.py, docs/cost.md)
+    Rule("cost-unpriced", "cost", "warning", "warning",
+         "meshc cost can price every workload: containers request cpu and memory, DaemonSets "
+         "have a node count (cost.nodes), releases without rendered manifests declare "
+         "cost.estimate"),
+    Rule("max-monthly-cost", "cost", "off", "off",
+         "the environment's estimated monthly cost (autoscaled workloads at their floor) is at "
+         "most `max`, in the environment's currency", {"max": 0.0}),
+    Rule("cost-increase", "cost", "off", "off",
+         "a change raises the environment's estimated monthly cost by at most `maxPercent` "
+         "against the committed output", {"maxPercent": 20.0}),
     # Helm itself (compiler/check/helm.py), when a helm binary is available
     Rule("install-time", "helm", "warning", "warning",
          "a Helm chart decides nothing only at install that the review cannot show: values it "

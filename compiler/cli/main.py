@@ -23,6 +23,7 @@ from .check import check
 from .completion import completion
 from .day2 import drift, history, rollback, status, verify
 from .gitops import ci_group, export_group
+from .cost import cost
 from .project import env_group, promote, versions
 from .render import plan, render
 from .review import diff, explain, graph, values
@@ -51,8 +52,7 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
                 env_group, apply, status, drift, history, rollback, verify, charts,
-                export_group, ci_group, schema,
-                completion):
+                export_group, ci_group, cost, schema, completion):
     main.add_command(command)
 
 

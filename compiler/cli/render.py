@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..core import limits
+from ..ops.cost import cost_change
 from ..output.journal import CHECKED, answer, command_line
 from ..output.parallel import render_files
 from ..output.tree import RenderRequest, render_summary, render_tree
@@ -68,8 +69,8 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
         if cache is not None:
             cache.save()
         plan = plans[env.name]
-        review = None
-        if fmt in ("text", "markdown") or exit_code:
+        review = cost = None
+        if fmt in ("text", "json", "markdown") or exit_code:
             output = compiler.files.root / compiler.project.output
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
@@ -79,14 +80,15 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
             review = review_environment(env.name, [s.release for s in plan.steps], files,
                                         committed,
                                         f"{compiler.project.output.rstrip('/')}/{env.name}")
+            cost = cost_change(compiler.project, env, files, committed, plan)
         if fmt == "json":
-            click.echo(format_json(plan), nl=False)
+            click.echo(format_json(plan, cost), nl=False)
         elif fmt == "sh":
             click.echo(format_sh(plan, session.name), nl=False)
         elif fmt == "markdown":
-            click.echo(format_markdown(plan, review), nl=False)
+            click.echo(format_markdown(plan, review, cost), nl=False)
         else:
-            _echo(format_text(plan, review, _paint()))
+            _echo(format_text(plan, review, _paint(), cost))
         return EXIT_CHANGES if exit_code and review is not None and review.any else 0
 
     code = session.run(work)

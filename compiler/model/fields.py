@@ -27,6 +27,16 @@ DURATION = r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+"  # Go's time.ParseDuration, as 
 KUBE_VERSION = r"v?(\d+)\.(\d+)(\.\d+)?"
 KUBE_API_VERSION = r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?v[0-9]+[a-z0-9]*(/[A-Z][A-Za-z0-9]*)?"
 AGE_RECIPIENT = r"age1[02-9ac-hj-np-z]{58}"
+# A Kubernetes quantity (k8s.io/apimachinery resource.Quantity): 100m, 1Gi, 500M, 1e3, 0.5.
+QUANTITY = r"[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?"
+DECIMAL = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+CURRENCY = r"[A-Z]{3}"
+# `cost: prices:` are per hour. Above these ceilings a price is taken for a monthly one (users
+# confuse the two: opencost#2840, opencost#3781); the unit each price is per.
+PRICE_UNITS = {"cpu": "vCPU", "memory": "GiB of memory", "gpu": "GPU",
+               "storage": "GiB of storage", "loadBalancer": "load balancer"}
+PRICE_CEILINGS = {"cpu": 2.0, "memory": 0.25, "gpu": 50.0, "storage": 0.01, "loadBalancer": 2.0}
+HOURS_PER_MONTH = 730
 # Plain words Helm's YAML 1.1 reader takes for booleans but a YAML 1.2 reader (an editor) for
 # strings; the schema accepts them where meshc wants a boolean.
 YAML11_BOOLEANS = ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON",
@@ -205,6 +215,36 @@ DEFAULTS = Obj("defaults", "defaults", (
     Field("labels", LABELS, "Labels of every environment (templates: env.labels)."),
 ))
 
+PRICES = Obj("prices", "prices per hour", tuple(
+    Field(key, Num(maximum=PRICE_CEILINGS[key]),
+          f"The price of one {unit} for one hour (not a month: a month is {HOURS_PER_MONTH} h).")
+    for key, unit in PRICE_UNITS.items()))
+
+COST = Obj("cost", "cost", (
+    Field("currency", Str(CURRENCY, looks="an ISO 4217 currency code: USD, EUR, GBP"),
+          "The currency of the prices (default USD), shown by meshc cost."),
+    Field("prices", PRICES, "Hourly prices, key by key over the parent's and OpenCost's "
+                            "defaults (GCP us-central1)."),
+    Field("nodes", Num(), "How many nodes the cluster runs: a DaemonSet runs one pod on "
+                                 "each (without it, DaemonSets are priced per node)."),
+))
+
+QUANTITY_SHAPE = AnyOf((Num(), Str(QUANTITY, looks="a Kubernetes quantity: 2, 500m, 4Gi")))
+ESTIMATE = Obj("costEstimate", "cost estimate", (
+    Field("cpu", QUANTITY_SHAPE, "vCPUs one replica requests (a quantity: 2, 500m)."),
+    Field("memory", QUANTITY_SHAPE, "Memory one replica requests (a quantity: 4Gi, 512Mi)."),
+    Field("gpu", Num(), "GPUs one replica requests."),
+    Field("storage", QUANTITY_SHAPE, "Persistent storage of one replica (a quantity: 100Gi)."),
+    Field("replicas", Num(), "How many replicas run (default 1)."),
+    Field("loadBalancers", Num(), "How many load balancers the release creates."),
+))
+
+RELEASE_COST = Obj("releaseCost", "release cost", (
+    Field("estimate", ESTIMATE, "What the release runs, for meshc cost, in place of its "
+                                "rendered manifests (remote charts rendered without helm, "
+                                "pods an operator creates)."),
+))
+
 ENVIRONMENT = Obj("environment", "environment", (
     Field("abstract", Bool(), "Only inherited by other environments, never deployed."),
     Field("inherits", STRING, "The parent environment: its layers come first, then these."),
@@ -239,6 +279,7 @@ ENVIRONMENT = Obj("environment", "environment", (
     Field("helmVersion", HELM_VERSION,
           "The major Helm version this environment's plans are for (3 or 4; inherited, over the "
           "top-level helmVersion:)."),
+    Field("cost", COST, "Prices and the node count for meshc cost (inherited, key by key)."),
 ))
 
 TARGET = Obj("patchTarget", "patch target", tuple(
@@ -289,6 +330,7 @@ RELEASE = Obj("release", "release", (
     Field("verify", ListOf(VERIFY_CHECK), "Health checks meshc verify runs after the release's "
                                           "workloads rolled out, e.g. {http: {service: registry, "
                                           "port: 8080, path: /health}}."),
+    Field("cost", RELEASE_COST, "For meshc cost: an estimate of what the release runs."),
 ), required=("chart",), nullable=False)
 
 

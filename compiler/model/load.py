@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -19,6 +20,7 @@ from ..core.limits import read_safety
 from ..core.source import Span, span_from_marks
 from ..syntax.yamlsrc import (
     BOOL,
+    FLOAT,
     INT,
     MERGE,
     NULL,
@@ -30,6 +32,8 @@ from ..syntax.yamlsrc import (
 )
 from . import fields
 from .model import (
+    CostEstimate,
+    CostSettings,
     Defaults,
     EnvironmentSpec,
     HealthCheck,
@@ -57,6 +61,12 @@ PATCH_KEYS = fields.PATCH.keys
 TARGET_KEYS = fields.TARGET.keys
 VERIFY_KEYS = fields.VERIFY_CHECK.keys
 HTTP_CHECK_KEYS = fields.HTTP_CHECK.keys
+COST_KEYS = fields.COST.keys
+PRICE_KEYS = fields.PRICES.keys
+ESTIMATE_KEYS = fields.ESTIMATE.keys
+QUANTITY = re.compile(fields.QUANTITY)
+DECIMAL = re.compile(fields.DECIMAL)
+CURRENCY = re.compile(fields.CURRENCY)
 
 RULE_LEVELS = fields.RULE_LEVELS
 KUBE_VERSION = re.compile(fields.KUBE_VERSION)
@@ -280,6 +290,7 @@ class _Reader:
             chart_versions=get("chartVersions", self.chart_versions, ()),
             helm_version=get("helmVersion", self.helm_version),
             argocd_cluster=get("argocd", self.argocd_cluster),
+            cost=get("cost", self.cost, CostSettings()),
         )
 
     def argocd_cluster(self, node: Node, what: str) -> Text | None:
@@ -292,6 +303,80 @@ class _Reader:
                              self.span(node), "e.g. argocd: {cluster: prod-main}")
             return None
         return self.text(entries["cluster"][1], f"{what}.cluster")
+
+    def number(self, node: Node, what: str, whole: bool = False) -> Text | None:
+        """A number, kept as written (exact decimal text); not negative."""
+        if isinstance(node, ScalarNode) and node.tag in (INT, FLOAT) \
+                and DECIMAL.fullmatch(node.value.strip()):
+            value = node.value.strip()
+            if value.startswith("-"):
+                self.diags.error(f"{what} cannot be negative", self.span(node))
+                return None
+            if whole and not re.fullmatch(r"\+?\d+", value):
+                self.diags.error(f"{what} must be a whole number, found {value}", self.span(node))
+                return None
+            if abs(Decimal(value)) >= 2**31:  # more than Kubernetes counts (int32)
+                self.diags.error(f"{what} is out of range ({value})", self.span(node))
+                return None
+            return Text(value, self.span(node))
+        self.diags.error(f"{what} must be a number, found {_kind(node)}", self.span(node))
+        return None
+
+    def cost(self, node: Node, what: str) -> CostSettings:
+        """``cost: {currency, prices: {cpu, memory, gpu, storage, loadBalancer}, nodes}``."""
+        entries = self.entries(node, what, COST_KEYS)
+        currency = self.optional_text(entries, "currency", f"{what}.currency")
+        if currency is not None and not CURRENCY.fullmatch(currency.value):
+            self.diags.error(f"{what}.currency '{currency.value}' is not a currency code",
+                             currency.span, "an ISO 4217 code: USD, EUR, GBP")
+            currency = None
+        prices = []
+        if "prices" in entries:
+            for key, (_, value) in self.entries(entries["prices"][1], f"{what}.prices",
+                                                PRICE_KEYS).items():
+                price = self.number(value, f"{what}.prices.{key}")
+                if price is not None and self.plausible_price(key, price, what):
+                    prices.append((key, price))
+        nodes = (self.number(entries["nodes"][1], f"{what}.nodes", whole=True)
+                 if "nodes" in entries else None)
+        return CostSettings(currency, tuple(sorted(prices)), nodes)
+
+    def plausible_price(self, key: str, price: Text, what: str) -> bool:
+        """Prices are per hour; one above its ceiling is most likely a monthly price."""
+        ceiling = fields.PRICE_CEILINGS[key]
+        value = float(price.value)
+        if value <= ceiling:
+            return True
+        hours = fields.HOURS_PER_MONTH
+        unit = fields.PRICE_UNITS[key]
+        self.diags.error(
+            f"{what}.prices.{key}: {price.value} per {unit} per hour is implausible (more than "
+            f"{ceiling:g})", price.span,
+            f"prices are per hour; if {price.value} is a monthly price, write "
+            f"{value / hours:.6g} ({price.value} / {hours} hours)")
+        return False
+
+    def release_cost(self, node: Node, what: str) -> CostEstimate | None:
+        """A release's ``cost: {estimate: {cpu, memory, gpu, storage, replicas, …}}``."""
+        entries = self.entries(node, what, fields.RELEASE_COST.keys)
+        if "estimate" not in entries:
+            return None
+        estimate = entries["estimate"][1]
+        items = []
+        for key, (_, value) in self.entries(estimate, f"{what}.estimate", ESTIMATE_KEYS).items():
+            name = f"{what}.estimate.{key}"
+            if key in ("cpu", "memory", "storage") and isinstance(value, ScalarNode) \
+                    and value.tag == STR:
+                if QUANTITY.fullmatch(value.value.strip()) and not value.value.startswith("-"):
+                    items.append((key, Text(value.value.strip(), self.span(value))))
+                else:
+                    self.diags.error(f"{name} '{value.value}' is not a Kubernetes quantity",
+                                     self.span(value), "write e.g. 2, 500m, 4Gi, 512Mi")
+                continue
+            number = self.number(value, name, whole=key in ("replicas", "loadBalancers"))
+            if number is not None:
+                items.append((key, number))
+        return CostEstimate(tuple(sorted(items)), self.span(estimate))
 
     def chart_versions(self, node: Node, what: str) -> tuple[tuple[Ref, Text], ...]:
         """``chartVersions: {release: version}``: this environment's remote chart versions."""
@@ -401,6 +486,7 @@ class _Reader:
             description=_value(get("description", self.text)),
             version_keys=get("versionKeys", self.texts, None),
             verify=get("verify", self.health_checks, ()),
+            cost_estimate=get("cost", self.release_cost, None),
         )
 
     def health_checks(self, node: Node, what: str) -> tuple[HealthCheck, ...]:

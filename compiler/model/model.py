@@ -110,6 +110,32 @@ class RuleSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class CostSettings:
+    """A ``cost:`` block: an environment's as written, or resolved along ``inherits``.
+
+    Numbers are kept as written (exact decimal text, see :mod:`compiler.cost`); None or a
+    missing price means "not set here" (the parent's, else OpenCost's default)."""
+
+    currency: Text | None = None
+    prices: tuple[tuple[str, Text], ...] = ()   # price key (cpu, memory, …) → hourly price
+    nodes: Text | None = None
+
+    def over(self, base: CostSettings) -> CostSettings:
+        """These settings layered over ``base``, key by key."""
+        return CostSettings(self.currency or base.currency,
+                            tuple(sorted((dict(base.prices) | dict(self.prices)).items())),
+                            self.nodes or base.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """A release's ``cost: {estimate: …}``: what it runs, declared (quantities as written)."""
+
+    items: tuple[tuple[str, Text], ...]   # cpu, memory, gpu, storage, replicas, loadBalancers
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Defaults:
     namespace: Text | None = None
     helm: HelmOptions = HelmOptions()
@@ -153,6 +179,7 @@ class EnvironmentSpec:
     chart_versions: tuple[tuple[Ref, Text], ...] = ()  # `chartVersions:` release → version
     helm_version: HelmVersion | None = None   # `helmVersion:` (None: inherited)
     argocd_cluster: Text | None = None                 # `argocd: {cluster:}` (export argocd)
+    cost: CostSettings = CostSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +214,7 @@ class ReleaseSpec:
     description: str | None = None
     version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
     verify: tuple[HealthCheck, ...] = ()           # `verify:` health checks (meshc verify)
+    cost_estimate: CostEstimate | None = None       # `cost: {estimate: …}`
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +263,7 @@ class Environment:
     chart_versions: tuple[tuple[str, str], ...] = ()  # release → remote chart version (inherited)
     helm_version: HelmVersion = HelmVersion(4)  # the plan's Helm: the chain's nearest, else top
     argocd_cluster: str | None = None           # inherited: the nearest `argocd.cluster`
+    cost: CostSettings = CostSettings()         # inherited key by key along the chain
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest
@@ -286,6 +315,7 @@ class Release:
     version_keys: tuple[Path, ...] = (("image", "tag"),)   # values keys that hold versions
     chart_span: Span | None = None    # the release's `chart:` in the meshfile
     verify: tuple[HealthCheck, ...] = ()   # `verify:` health checks (meshc verify)
+    cost_estimate: CostEstimate | None = None   # `cost: {estimate: …}` (meshc cost)
 
 
 @dataclass(frozen=True, slots=True)

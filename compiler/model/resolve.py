@@ -17,6 +17,7 @@ from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
 from .fields import DEFAULT_HELM_MAJOR
 from .model import (
     Chart,
+    CostSettings,
     Environment,
     EnvironmentSpec,
     HelmOptions,
@@ -153,7 +154,9 @@ class _Resolver:
         chart_versions: dict[str, str] = {}
         helm_version = self.spec.helm_version or HelmVersion(DEFAULT_HELM_MAJOR)
         argocd_cluster: Text | None = None
+        cost = CostSettings()
         for layer in layers:
+            cost = layer.cost.over(cost)
             helm = layer.helm.over(helm)
             namespace = layer.namespace or namespace
             kube_context = layer.kube_context or kube_context
@@ -183,7 +186,7 @@ class _Resolver:
             policies=tuple(setting for layer in layers for setting in layer.policies),
             sops_age=sops_age, secret_files=tuple(secret_files),
             chart_versions=tuple(sorted(chart_versions.items())), helm_version=helm_version,
-            argocd_cluster=argocd_cluster.value if argocd_cluster else None)
+            argocd_cluster=argocd_cluster.value if argocd_cluster else None, cost=cost)
 
     def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
         """An environment's own ``chartVersions:``, checked: remote releases only."""
@@ -303,6 +306,7 @@ class _Resolver:
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
             description=spec.description, chart_span=spec.chart.span, verify=spec.verify,
+            cost_estimate=spec.cost_estimate,
             version_keys=version_keys(spec.version_keys,
                                       version_keys(self.spec.version_keys, (("image", "tag"),))))
 

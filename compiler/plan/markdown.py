@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 
+from ..cost.estimate import CostChange
+from ..cost.report import change_text
 from .diff import ReleaseReview, Review, review_lines
 from .plan import Plan, Step, _chart_text, _status
 
 _FENCE = re.compile(r"`{3,}")
 
 
-def format_markdown(plan: Plan, review: Review | None = None) -> str:
+def format_markdown(plan: Plan, review: Review | None = None,
+                    cost: CostChange | None = None) -> str:
     """The plan of one environment as Markdown: a heading, the facts line, the summary table,
-    the changes per release (collapsed), what is not deployed, notes, and the review's summary.
+    the changes per release (collapsed), what is not deployed, notes, and the review's summary;
+    with ``cost``, the monthly estimate before and after (docs/cost.md), as ``-o text`` ends.
     ``review`` None: no change column and no sections (as ``-o text`` without a review)."""
     reviews = review.by_release() if review else {}
     lines = [f"### meshc plan for `{plan.environment}`", "", _facts(plan), ""]
@@ -46,6 +50,9 @@ def format_markdown(plan: Plan, review: Review | None = None) -> str:
         lines += [f"- {_cell(note)}" for note in plan.notes]
     if review is not None:
         lines += ["", f"_{_cell(review.summary)}_"]
+    if cost is not None:
+        lines += ["", "**Estimated monthly cost** (`meshc cost`):", "", "```",
+                  change_text(cost).rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..cost.estimate import CostChange
+from ..cost.report import change_json, change_text
 from ..model.model import HelmOptions
 from ..secrets.secrets import SecretInput
 from .diff import Paint, ReleaseReview, Review, _plain, review_lines
@@ -166,8 +168,13 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def format_json(plan: Plan) -> str:
-    return json.dumps(plan_json(plan), indent=2, ensure_ascii=False) + "\n"
+def format_json(plan: Plan, cost: CostChange | None = None) -> str:
+    """The plan's JSON; with ``cost`` (``meshc plan -o json``), a ``cost`` object too: the
+    monthly estimate before (committed output) and after, per release (docs/cost.md)."""
+    data = plan_json(plan)
+    if cost is not None:
+        data["cost"] = change_json(cost)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def format_sh(plan: Plan, meshfile: str) -> str:
@@ -302,9 +309,11 @@ def _sh_step(step: Step) -> list[str]:
     return lines
 
 
-def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain) -> str:
+def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain,
+                cost: CostChange | None = None) -> str:
     """The plan for people: waves, namespaces, protection, and — with ``review`` — what each
-    release changes against the committed output, field by field."""
+    release changes against the committed output, field by field; with ``cost``, it ends with
+    the monthly estimate before and after."""
     facts = []
     if plan.protected:
         facts.append(paint("protected", "warn") + ": applying asks for confirmation")
@@ -346,6 +355,8 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain)
         lines += [f"  - {note}" for note in plan.notes]
     if review is not None:
         lines += ["", review.summary]
+    if cost is not None:
+        lines += ["", change_text(cost).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
