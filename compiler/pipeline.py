@@ -154,6 +154,9 @@ def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diag
     except OutsideProject as exc:
         diags.error(f"output {exc}", span)
         return
+    except OSError as exc:  # a symlink loop
+        diags.error(f"output folder '{project.output}' is {exc.strerror}", span)
+        return
     if normal in ("", "."):
         diags.error("output cannot be the project directory itself", span)
 

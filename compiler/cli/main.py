@@ -30,7 +30,7 @@ from .support import Options, Tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-f", "--file", "meshfile", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-f", "--file", "meshfile", type=click.Path(path_type=Path),
               default=Path("meshfile.yaml"), show_default=True, help="The meshfile to compile.")
 @click.option("--limit", "limit_flags", multiple=True, metavar="NAME=VALUE",
               help="Raise or lower a resource limit (templateSteps=5000000, fileSize=64Mi, "

@@ -304,17 +304,48 @@ class _Resolver:
         if self.files.is_dir(ref.value):
             return self.local_chart(spec, self.files.normalize(ref.value))
         if spec.repo is None and not ref.value.startswith("oci://"):
+            if self.unreadable_chart(spec):
+                return Chart(ref.value, False, None, None, kind="helm")
             looks_local = "/" in ref.value or ref.value.startswith(".")
             self.diags.error(
                 f"chart '{ref.value}' of release '{spec.name}' is not a folder of the project "
                 "and has no 'repo:'", ref.span,
-                "create the folder for a local chart" if looks_local else
-                "add 'repo: https://…' and 'version:' for a remote chart")
+                self.near_folder(ref.value) or
+                ("create the folder for a local chart" if looks_local else
+                 "add 'repo: https://…' and 'version:' for a remote chart"))
+            return Chart(ref.value, False, None, None, kind="helm")  # one error, not two
         if spec.version is None:
             self.diags.error(f"remote chart '{ref.value}' of release '{spec.name}' needs a "
                              "'version:'", ref.span, "pin the chart version, e.g. version: \"1.2.3\"")
         return Chart(ref.value, False, spec.repo.value if spec.repo else None,
                      spec.version.value if spec.version else None, kind="helm")
+
+    def near_folder(self, path: str) -> str | None:
+        """"did you mean 'templates/registry'?" for a chart path one typo away from a folder."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        try:
+            folders = self.files.list_folders(parent or ".")
+        except (OSError, OutsideProject):
+            return None
+        hint = did_you_mean(name, (folder.rpartition("/")[2] for folder in folders))
+        return hint and hint.replace(" '", f" '{parent}/" if parent else " '", 1)
+
+    def unreadable_chart(self, spec: ReleaseSpec) -> bool:
+        """Whether a chart path without ``repo:`` leaves the project or goes round a symlink
+        loop (an error, said so, instead of "not a folder of the project")."""
+        ref = spec.chart
+        try:
+            self.files.locate(ref.value)
+        except OutsideProject as exc:
+            self.diags.error(f"chart of release '{spec.name}': {exc}", ref.span,
+                             "a local chart is a folder inside the project; a remote one has "
+                             "'repo:' and 'version:'")
+        except OSError as exc:
+            self.diags.error(f"chart '{ref.value}' of release '{spec.name}' is "
+                             f"{exc.strerror}", ref.span)
+        else:
+            return False
+        return True
 
     def local_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
         if spec.repo is not None or spec.version is not None:
