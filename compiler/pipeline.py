@@ -46,6 +46,7 @@ from .secrets.secrets import (
     secret_functions,
     secret_stand_ins,
 )
+from .syntax.keypath import blocked_at, format_key_path
 from .syntax.yamlsrc import Path as ValuePath
 from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
 from .values.chart_schema import check_chart_schema
@@ -54,10 +55,12 @@ from .values.values import (
     ENV_WIDE_KEYS,
     EnvValues,
     ValueSet,
+    describe_value,
     environment_values,
     file_values,
     lookup,
     release_values,
+    set_at,
 )
 
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
@@ -283,13 +286,24 @@ def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> t
     if release.condition is None:
         return True, ""
     path = parse_values_key(release.condition.value)
+    where = f"in environment '{env_values.env.name}'"
+    blocked = blocked_at(env_values.tree, path)
+    if blocked is not None:
+        _, found = lookup(env_values.tree, blocked)
+        diags.error(f"condition '{release.condition.value}' of release '{release.name}' goes "
+                    f"through '{format_key_path(blocked)}', which is {describe_value(found)} "
+                    f"{where}, not a map", release.condition.span,
+                    related=set_at(env_values, blocked),
+                    help="a condition names one true/false value; check the path's spelling")
+        return False, ""
     present, value = lookup(env_values.tree, path)
     if not present or value is None:
         return False, f"{release.condition.value} is not set"
     if not isinstance(value, bool):
         diags.error(f"condition '{release.condition.value}' of release '{release.name}' is "
-                    f"{value!r} in environment '{env_values.env.name}', not true or false",
-                    release.condition.span, help="set it to true or false in the values files")
+                    f"{describe_value(value)} {where}, not true or false",
+                    release.condition.span, related=set_at(env_values, path),
+                    help="set it to true or false in the values files")
         return False, ""
     return value, "" if value else f"{release.condition.value} is false"
 

@@ -60,7 +60,7 @@ def _json_entry(finding: Finding, sources: Mapping[str, str]) -> dict[str, objec
                                 "environment": finding.environment, "message": diag.message}
     entry.update(_position(diag, sources))
     entry["help"] = diag.help
-    entry["notes"] = list(diag.notes)
+    entry["notes"] = [*diag.related_notes(), *diag.notes]
     return entry
 
 
@@ -97,7 +97,7 @@ def format_github(report: CheckReport, sources: Mapping[str, str]) -> str:
             props = [f"file={_prop(str(pos['file']))}", f"line={pos['line']}",
                      f"col={pos['col']}", f"endLine={pos['endLine']}",
                      f"endColumn={pos['endCol']}", *props]
-        body = "\n".join([diag.message, *diag.notes, *([f"help: {diag.help}"] if diag.help
+        body = "\n".join([diag.message, *diag.related_notes(), *diag.notes, *([f"help: {diag.help}"] if diag.help
                                                       else [])])
         lines.append(f"::{command} {','.join(props)}::{_data(body)}")
     lines.append(f"::notice title=meshc check::{_data(summary(report))}")

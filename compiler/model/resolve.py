@@ -283,6 +283,12 @@ class _Resolver:
             if need.name not in names:
                 self.diags.error(f"release '{spec.name}' needs unknown release '{need.name}'",
                                  need.span, did_you_mean(need.name, names))
+        for field, text in (("condition", spec.condition), ("valuesKey", spec.values_key)):
+            problem = text is not None and key_path_problem(text.value, field, spec.name)
+            if problem and text is not None:
+                self.diags.error(problem, text.span,
+                                 "a dotted path of keys, e.g. agents.weather.enabled (`\\.` "
+                                 "for a dot inside a key)")
         key_text = spec.values_key.value if spec.values_key else spec.name
         values: list[ValuesDoc] = []
         for item in spec.values:
@@ -382,6 +388,17 @@ class _Resolver:
             self.diags.error(f"cannot read Helm chart '{folder}': {exc}", spec.chart.span)
             files = ()
         return Chart(folder, True, defaults=defaults, schema=schema, kind="helm", files=files)
+
+
+def key_path_problem(text: str, what: str, release: str) -> str | None:
+    """What is wrong with dotted path ``text`` (a release's condition or valuesKey), or None:
+    an empty key (``a..b``, a leading or trailing dot) names nothing anyone can set."""
+    if text in ("", "."):
+        return None if what == "valuesKey" else f"{what} of release '{release}' is empty"
+    if "" in parse_values_key(text):
+        return (f"{what} '{text}' of release '{release}' has an empty key (two dots in a row, "
+                "or a dot at an end)")
+    return None
 
 
 def parse_values_key(text: str) -> Path:
