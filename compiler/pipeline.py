@@ -391,12 +391,6 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
     if release.chart.is_helm:
-        if release.patches:
-            diags.error(f"release '{release.name}' has patches, but its Helm chart is installed "
-                        "by Helm itself, which would not apply them (what is reviewed must be "
-                        "what is installed)", release.patches[0].span,
-                        "set the chart's values instead, or render the resources from a Jinja "
-                        "chart")
         if compiler.helm is not None and compiler.helm_manifests:
             manifests = _render_helm(compiler, compiler.helm, release, values, env, namespace,
                                      env_secrets, diags)

@@ -296,8 +296,15 @@ class _Resolver:
                 values.append(item.doc)
             else:
                 values.extend(self.values_files([item]))
+        chart = self.chart(spec)
+        if spec.patches and chart.is_helm and (chart.local or chart.repo or chart.version):
+            self.diags.error(f"release '{spec.name}' has patches, but its Helm chart is "
+                             "installed by Helm itself, which would not apply them (what is "
+                             "reviewed must be what is installed)", spec.patches[0].span,
+                             "set the chart's values instead, or render the resources from a "
+                             "Jinja chart")
         return Release(
-            name=spec.name, span=spec.span, chart=self.chart(spec),
+            name=spec.name, span=spec.span, chart=chart,
             values_key=parse_values_key(key_text), values_key_text=key_text,
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
