@@ -34,7 +34,13 @@ from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
 from .render.remote import ChartStore
-from .render.render import Manifest, manifest_from_file, release_context, render_release
+from .render.render import (
+    CLUSTER_SCOPED,
+    Manifest,
+    manifest_from_file,
+    release_context,
+    render_release,
+)
 from .render.templating import Templates
 from .secrets.secrets import (
     EnvSecrets,
@@ -80,6 +86,47 @@ class ReleaseOutput:
     def hooks(self) -> tuple[str, ...]:
         """Its Helm hooks, as ``Kind/name (events)``, in file order."""
         return tuple(f"{m.kind}/{m.name} ({m.hook})" for m in self.manifests or () if m.hook)
+
+    @property
+    def resources(self) -> tuple[Resource, ...]:
+        """The resources it creates (see :func:`resources_of`)."""
+        return resources_of(self.manifests or (), self.namespace)
+
+
+# a resource as Helm owns it: (API group, kind, namespace or "", name), and its template
+Resource = tuple[tuple[str, str, str, str], str]
+
+
+def resources_of(manifests: Iterable[Manifest], namespace: str) -> tuple[Resource, ...]:
+    """Who each manifest is to Helm: ``(group, kind, namespace, name)``, the namespace
+    defaulted to the release's (Helm installs a namespaced resource without one there), "" for
+    cluster-scoped kinds; with the template that wrote it. Hooks are left out: Helm does not
+    own them as release resources."""
+    return tuple(((m.group, m.kind, "" if m.kind in CLUSTER_SCOPED else m.namespace or namespace,
+                   m.name), m.template) for m in manifests if not m.hook)
+
+
+def duplicate_resources(env: Environment, outputs: Sequence[Placed], diags: Diagnostics) -> None:
+    """An error for each resource two releases of ``env`` both create: Helm refuses to install
+    the second ("exists and cannot be imported into the current release"). Located on the
+    second release's chart, with the first's as a related place."""
+    owner: dict[tuple[str, str, str, str], tuple[Release, str]] = {}
+    for output in outputs:
+        for ident, template in output.resources:
+            first = owner.setdefault(ident, (output.release, template))
+            if first[0].name == output.release.name:
+                continue
+            group, kind, namespace, name = ident
+            what = f"{kind}{'.' + group if group else ''}/{name}" + (
+                f" in namespace '{namespace}'" if namespace else "")
+            diags.error(f"releases '{first[0].name}' and '{output.release.name}' both create "
+                        f"{what} in environment '{env.name}': Helm would refuse to install "
+                        f"'{output.release.name}'", output.release.chart_span or output.release.span,
+                        "one release must own it: rename it in one chart, or turn it off there",
+                        notes=(f"'{output.release.name}' writes it in {template}",
+                               f"'{first[0].name}' writes it in {first[1]}"),
+                        related=((f"release '{first[0].name}' creates it first",
+                                  first[0].chart_span or first[0].span),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,11 +556,17 @@ class Placed(Protocol):
     def secrets(self) -> ReleaseSecrets: ...
     @property
     def hooks(self) -> tuple[str, ...]: ...
+    @property
+    def resources(self) -> tuple[Resource, ...]: ...
 
 
 def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
                      disabled: tuple[tuple[str, str], ...]) -> Plan:
-    """The plan of ``env`` from its compiled releases (in meshfile order)."""
+    """The plan of ``env`` from its compiled releases (in meshfile order). Raises
+    :class:`CompileError` when two of them create the same resource."""
+    diags = Diagnostics()
+    duplicate_resources(env, outputs, diags)
+    diags.raise_if_errors()
     output = compiler.project.output.rstrip("/")
     names = {o.release.name for o in outputs}
     targets = []
