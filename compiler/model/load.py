@@ -90,6 +90,7 @@ class _Reader:
     def __init__(self, file: str, diags: Diagnostics) -> None:
         self.file = file
         self.diags = diags
+        self.unloaded: list[str] = []  # releases too broken to load (reported already)
 
     def span(self, node: Node) -> Span:
         return span_from_marks(self.file, node.start_mark, node.end_mark)
@@ -194,7 +195,7 @@ class _Reader:
         version_keys = (self.texts(top["versionKeys"][1], "versionKeys")
                         if "versionKeys" in top else None)
         return Spec(self.file, project.value, output, defaults, environments, releases, features,
-                    policies=policies, version_keys=version_keys)
+                    policies=policies, version_keys=version_keys, unloaded=tuple(self.unloaded))
 
     def api_version(self, top: Entries, root: Node) -> None:
         if "apiVersion" not in top:
@@ -342,6 +343,8 @@ class _Reader:
             release = self.release(name, span, node)
             if release is not None:
                 result.append(release)
+            else:
+                self.unloaded.append(name)
         return tuple(result)
 
     def release(self, name: str, span: Span, node: Node) -> ReleaseSpec | None:
@@ -351,7 +354,9 @@ class _Reader:
         def get(key: str, read: Any, default: Any = None) -> Any:
             return read(e[key][1], f"{what}: {key}") if key in e else default
 
-        if "chart" not in e:
+        typed = [k.value for k, _ in node.value if isinstance(k, ScalarNode)] \
+            if isinstance(node, MappingNode) else []
+        if "chart" not in e and not any(did_you_mean(str(k), ["chart"]) for k in typed):
             self.diags.error(f"{what} has no chart", span,
                              "add 'chart: templates/<folder>' (local) or a remote chart name")
         chart = get("chart", self.text)

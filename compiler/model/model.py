@@ -162,6 +162,7 @@ class Spec:
     limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/core/limits.py)
     allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
+    unloaded: tuple[str, ...] = ()  # releases declared, but too broken to load (no cascades)
 
 
 # --- resolved -------------------------------------------------------------------------------

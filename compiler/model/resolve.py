@@ -280,7 +280,7 @@ class _Resolver:
     def release(self, spec: ReleaseSpec) -> Release:
         names = [r.name for r in self.spec.releases]
         for need in spec.needs:
-            if need.name not in names:
+            if need.name not in names and need.name not in self.spec.unloaded:
                 self.diags.error(f"release '{spec.name}' needs unknown release '{need.name}'",
                                  need.span, did_you_mean(need.name, names))
         for field, text in (("condition", spec.condition), ("valuesKey", spec.values_key)):
