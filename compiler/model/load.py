@@ -405,12 +405,55 @@ class _Reader:
             text = self.text(value_node, f"patch target {key}")
             if text:
                 fields.append((key, text.value))
-        ops = build_value(e["ops"][1], self.file, self.diags)
+        ops_node = e["ops"][1]
+        ops = build_value(ops_node, self.file, self.diags)
         if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
             self.diags.error("patch ops must be a list of RFC 6902 operations",
-                             self.span(e["ops"][1]))
+                             self.span(ops_node))
             return None
-        return Patch(tuple(fields), tuple(ops), self.span(node))
+        op_nodes = ops_node.value if isinstance(ops_node, SequenceNode) else []
+        spans = tuple(self.span(item) for item in op_nodes)
+        if not all([self.patch_op(op, item) for op, item in zip(ops, op_nodes, strict=True)]):
+            return None
+        return Patch(tuple(fields), tuple(ops), self.span(node), spans)
+
+    def patch_op(self, op: dict[str, Any], node: Node) -> bool:
+        """Whether one RFC 6902 operation is well-formed; errors located on it (on its ``op``
+        or its path when that is what is wrong)."""
+        def at(key: str) -> Span:
+            if isinstance(node, MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, ScalarNode) and key_node.value == key:
+                        return self.span(value_node)
+            return self.span(node)
+
+        name = op.get("op")
+        if name not in PATCH_OPS:
+            self.diags.error(f"unknown patch operation {name!r}" if "op" in op else
+                             "a patch operation needs 'op'", at("op"),
+                             " ".join(filter(None, (
+                                 did_you_mean(str(name), PATCH_OPS),
+                                 f"RFC 6902 operations: {', '.join(PATCH_OPS)}"))))
+            return False
+        needed = ["path", *PATCH_OPS[name]]
+        missing = [key for key in needed if key not in op]
+        if missing:
+            self.diags.error(f"patch operation '{name}' needs "
+                             + " and ".join(f"'{key}'" for key in missing), self.span(node))
+            return False
+        ok = True
+        for key in ("path", "from"):
+            pointer = op.get(key)
+            if key in op and (not isinstance(pointer, str) or pointer[:1] not in ("", "/")):
+                self.diags.error(f"patch '{key}' must be a JSON pointer starting with '/' "
+                                 f"(e.g. /metadata/labels/app), not {pointer!r}", at(key))
+                ok = False
+        return ok
+
+
+# RFC 6902's operations and what each needs besides 'path'
+PATCH_OPS: dict[str, tuple[str, ...]] = {"add": ("value",), "remove": (), "replace": ("value",),
+                                         "move": ("from",), "copy": ("from",), "test": ("value",)}
 
 
 # What users of other tools write, and what meshc calls it.

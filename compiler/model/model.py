@@ -66,6 +66,7 @@ class Patch:
     target: tuple[tuple[str, str], ...]  # (field, expected) pairs: kind, name, namespace, apiVersion
     ops: tuple[dict[str, Any], ...]
     span: Span
+    op_spans: tuple[Span, ...] = ()  # each op's own place in the meshfile
 
 
 @dataclass(frozen=True, slots=True)
