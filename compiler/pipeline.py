@@ -9,12 +9,20 @@ problem found.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .core.diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
+from .core.diagnostics import (
+    WHOLE_LINE,
+    CompileError,
+    Diagnostic,
+    Diagnostics,
+    choose_from,
+    did_you_mean,
+)
 from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
 from .core.limits import activate as activate_limits
 from .core.process import HelmTool
@@ -306,7 +314,10 @@ def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any]
     text = compiler.templates.render_file(
         name, {"env": env_ctx, "values": base, "global": base.get("global", {})})
     label = f"{name} (rendered for {env.name})"
-    docs = load_documents(text, label)
+    try:
+        docs = load_documents(text, label)
+    except CompileError as exc:
+        raise _in_template(exc, label, text, name, compiler.files.read(name)) from None
     data = docs[0] if docs else {}
     if len(docs) > 1 or not isinstance(data, dict):
         raise CompileError([_at(f"the features template must render one YAML map for "
@@ -314,6 +325,51 @@ def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any]
     spans: dict[ValuePath, Span] = {}
     _record_set_spans({"features": data}, spans, Span(name, 1, 1))
     return ValuesDoc(name, {"features": data}, spans)
+
+
+def _in_template(exc: CompileError, label: str, rendered: str, name: str,
+                 source: str) -> CompileError:
+    """``exc``'s diagnostics about text rendered from template ``name``, located on the
+    template's own line where a rendered line can be traced back to one (it appears there,
+    literally or with its ``{{ }}`` filled in, exactly once), and on the rendered text, shown,
+    otherwise."""
+    rendered_lines = rendered.split("\n")
+    template_lines = source.split("\n")
+    moved = []
+
+    def back(span: Span) -> Span | None:
+        if span.file != label or not 0 < span.line <= len(rendered_lines):
+            return None
+        found = _template_line(rendered_lines[span.line - 1], template_lines)
+        if found is None:
+            return None
+        same = found[1] == rendered_lines[span.line - 1]
+        return Span(name, found[0], span.col if same else 1, found[0],
+                    span.end_col if same and span.end_line == span.line else WHOLE_LINE)
+
+    for diag in exc.diagnostics:
+        span = back(diag.span) if diag.span is not None else None
+        related = tuple((text, back(where) or where) for text, where in diag.related)
+        note = f"in the YAML the template renders for this environment ({diag.span})" \
+            if span is not None else None
+        moved.append(Diagnostic(diag.severity, diag.message, span or diag.span, diag.help,
+                                (*diag.notes, *([note] if note else [])), related))
+    return CompileError(moved, {**exc.sources, label: rendered})
+
+
+def _template_line(line: str, template: list[str]) -> tuple[int, str] | None:
+    """(1-based number, text) of the one template line ``line`` was rendered from, if there
+    is exactly one that matches (its ``{{ … }}`` parts matching anything)."""
+    if not line.strip():
+        return None
+    matches = []
+    for number, text in enumerate(template, 1):
+        parts = re.split(r"\{\{.*?\}\}", text)
+        if not "".join(parts).strip():  # nothing literal to recognise it by
+            continue
+        if text == line or re.fullmatch(".*?".join(map(re.escape, parts)), line):
+            matches.append((number, text))
+    return matches[0] if len(matches) == 1 else None
 
 
 def _at(message: str, span: Span) -> Diagnostic:
