@@ -217,6 +217,23 @@ def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diag
         return
     if normal in ("", "."):
         diags.error("output cannot be the project directory itself", span)
+        return
+    for named, what in _inputs_named(project):  # a render replaces the output folder wholesale
+        if named == normal or named.startswith(normal + "/"):
+            diags.error(f"output '{project.output}' holds {what} '{named}', which a render "
+                        "would replace", span, "choose a folder of its own (default: rendered)")
+            return
+
+
+def _inputs_named(project: Project) -> list[tuple[str, str]]:
+    """The project's inputs the meshfile names: charts, values and secrets files, features."""
+    found = [(r.chart.ref, "the chart") for r in project.releases if r.chart.local]
+    found += [(doc.file, "the values file") for env in project.environments for doc in env.values]
+    found += [(doc.file, "the values file") for r in project.releases for doc in r.values]
+    found += [(s.value, "the secrets file") for env in project.environments for s in env.secrets]
+    if project.features is not None:
+        found.append((project.features.value, "the features template"))
+    return sorted(set(found))
 
 
 def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]

@@ -233,6 +233,9 @@ class _Reader:
         for name, span, node in self.named_sections(entry[1], "environments"):
             self.check_name(name, span, "environment", DNS_LABEL_MAX)
             result.append(self.environment(name, span, node))
+        if not result and isinstance(entry[1], MappingNode):
+            self.diags.error("the meshfile declares no environments", self.span(entry[1]),
+                             "add one, e.g. development: {values: [...]}")
         return tuple(result)
 
     def environment(self, name: str, span: Span, node: Node) -> EnvironmentSpec:

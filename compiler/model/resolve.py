@@ -131,9 +131,9 @@ class _Resolver:
                 continue
             result.append(self.flatten(spec, [self.by_name[n] for n in chain], chain))
         self.check_promotion(result)
-        if not any(not env.abstract for env in self.spec.environments):
+        if self.spec.environments and all(env.abstract for env in self.spec.environments):
             self.diags.error("the meshfile has no deployable environment",
-                             Span(self.spec.file, 1, 1), "every environment is abstract")
+                             self.spec.environments[0].span, "every environment is abstract")
         return tuple(result)
 
     def flatten(self, spec: EnvironmentSpec, layers: list[EnvironmentSpec],
