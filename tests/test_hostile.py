@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -117,7 +117,7 @@ class FifoWatch:
                 os.close(fd)
                 self.opened.add(fifo.name)
 
-    def __enter__(self) -> FifoWatch:
+    def __enter__(self) -> Self:
         if self.fifos:
             self._thread.start()
         return self

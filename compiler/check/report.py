@@ -4,9 +4,9 @@ commands for inline pull-request annotations."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from ..core.diagnostics import WHOLE_LINE, Diagnostic, format_all, format_diagnostic
+from ..core.diagnostics import WHOLE_LINE, CompileError, Diagnostic, format_all, format_diagnostic
 from ..core.source import source_line
 from .context import CheckReport, Finding
 
@@ -110,3 +110,12 @@ def _data(text: str) -> str:
 
 def _prop(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def compile_failure(exc: CompileError, environments: Iterable[str] = ()) -> CheckReport:
+    """The report of a check that could not run because the project does not compile: each
+    diagnostic a finding of rule ``compile``, so that ``-o json`` and ``-o github`` still tell
+    CI what is wrong, and where."""
+    return CheckReport(tuple(environments), tuple(Finding("compile", None, diag)
+                                                  for diag in exc.diagnostics),
+                       0, {}, (), dict(exc.sources))

@@ -68,11 +68,15 @@ def _report(exc: CompileError, sources: dict[str, str]) -> NoReturn:
 
 
 @contextmanager
-def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterator[None]:
+def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles,
+                 also: Callable[[CompileError, dict[str, str]], None] | None = None
+                 ) -> Iterator[None]:
     try:
         yield
     except CompileError as exc:
         sources = compiler_holder[0].sources if compiler_holder else files.texts
+        if also is not None:  # e.g. `check -o json`: the errors on stdout too, for CI
+            also(exc, {**sources, **exc.sources})
         _report(exc, {**sources, **exc.sources})
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -175,12 +179,14 @@ class _Session:
         self.holder: list[Compiler] = []
         self.runner = options.tools.runner
         self.unrendered: list[str] = []  # Helm-chart releases, when there is no helm
+        # told of a CompileError before it is printed (check's structured outputs)
+        self.on_error: Callable[[CompileError, dict[str, str]], None] | None = None
 
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True,
                  manifests: bool = True) -> Compiler:
         """The project, loaded. ``manifests=False``: values only (Helm charts are not
         rendered, helm is not looked for)."""
-        with _diagnostics(self.holder, self.files):
+        with _diagnostics(self.holder, self.files, self.on_error):
             parsed = ParsedValues(self.files.root / CACHE_DIR) if cache else None
             with _collector_paused():
                 compiler = load_project(self.files, self.name, parsed)
@@ -202,7 +208,7 @@ class _Session:
             return compiler
 
     def run(self, func: Callable[[], Any]) -> Any:
-        with _diagnostics(self.holder, self.files):
+        with _diagnostics(self.holder, self.files, self.on_error):
             result = func()
         if self.unrendered:  # it worked without helm: the committed review stood in
             click.echo(f"warning: no helm: the Helm-chart releases ({', '.join(self.unrendered)})"

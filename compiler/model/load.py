@@ -416,7 +416,8 @@ class _Reader:
             return None
         op_nodes = ops_node.value if isinstance(ops_node, SequenceNode) else []
         spans = tuple(self.span(item) for item in op_nodes)
-        if not all([self.patch_op(op, item) for op, item in zip(ops, op_nodes, strict=True)]):
+        well_formed = [self.patch_op(op, item) for op, item in zip(ops, op_nodes, strict=True)]
+        if not all(well_formed):  # every op checked, each error reported
             return None
         return Patch(tuple(fields), tuple(ops), self.span(node), spans)
 

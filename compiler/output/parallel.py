@@ -153,7 +153,14 @@ def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) 
     """Prepare ``envs`` and look every enabled release up in ``cache``. Where the cache holds
     nothing for an environment (a first render), nothing can hit: its keys are left to the
     workers, which compute them in parallel."""
-    prepared = [prepare(compiler, env) for env in envs]
+    prepared = []
+    broken = Diagnostics()  # every environment's errors, not only the first's
+    for env in envs:
+        try:
+            prepared.append(prepare(compiler, env))
+        except CompileError as exc:
+            broken.absorb(exc, f"in environment '{env.name}'")
+    broken.raise_if_errors()
     work = Work(prepared, [], [], {}, {}, set())
     for e, prep in enumerate(prepared):
         cold = cache is not None and cache.is_empty(prep.env.name)
@@ -304,11 +311,16 @@ def _assemble(compiler: Compiler, prepared: list[Prepared],
     for prep in prepared:
         env = prep.env.name
         ordered = tuple(by_key[(env, r.name)] for r in prep.enabled)
-        plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        try:
+            plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        except CompileError as exc:
+            diags.absorb(exc)
+            continue
         if plans is not None:
             plans[env] = plan
         files[f"{env}/plan.json"] = format_json(plan)
         for p in ordered:
             files.update(p.files)
+    diags.raise_if_errors()
     return files
 
