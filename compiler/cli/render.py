@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,9 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         return
     session = _Session(options, journal=journaled)
     compiler = session.compiler(flags, cache=not no_cache)
+    if out is not None:  # plan.json's paths point where the files are: DIR, from the project
+        where = os.path.relpath(out.resolve(), compiler.files.root).replace(os.sep, "/")
+        compiler = replace(compiler, plan_output=where)
 
     def work() -> int:
         project = compiler.project
