@@ -156,7 +156,6 @@ class Compiler:
     helm: HelmTool | None = None   # renders Helm charts; the CLI finds it ($MESHC_HELM, PATH)
     helm_manifests: bool = True    # False: Helm charts get values only (values, explain, graph)
     charts: ChartStore | None = None  # remote charts: the lock and the chart cache (the CLI's)
-    plan_output: str | None = None  # where plans point (render --out); None: project.output
 
     @property
     def sources(self) -> dict[str, str]:
@@ -641,7 +640,7 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
     diags = Diagnostics()
     duplicate_resources(env, outputs, diags)
     diags.raise_if_errors()
-    output = (compiler.plan_output or compiler.project.output).rstrip("/")
+    output = compiler.project.output.rstrip("/")
     names = {o.release.name for o in outputs}
     targets = []
     for o in outputs:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +81,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 @click.command()
 @click.argument("environments", nargs=-1)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write here instead of the meshfile's output directory.")
+              help="Write here instead of the meshfile's output directory: the same bytes, "
+                   "so plan.json still names the output directory's paths (for comparing, "
+                   "e.g. in CI; apply from the output directory).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to compile with (default: one per core; small projects use one).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True,
@@ -117,9 +117,6 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
         return
     session = _Session(options, journal=journaled)
     compiler = session.compiler(flags, cache=not no_cache)
-    if out is not None:  # plan.json's paths point where the files are: DIR, from the project
-        where = os.path.relpath(out.resolve(), compiler.files.root).replace(os.sep, "/")
-        compiler = replace(compiler, plan_output=where)
 
     def work() -> int:
         project = compiler.project
