@@ -501,6 +501,12 @@ def test_canary_finds_a_secret_value_copied_into_values_and_rendered(project):
     assert all(API_KEY not in d.message for d in found)
     code, _, err = meshc(root, "check", "--no-stale", env={"SOPS_AGE_KEY_FILE": str(key)})
     assert code == 1 and "[secret-canary]" in err
+    # a secret whose value is public on purpose (a database user name) is declared so
+    meshfile = root / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text() + "policies:\n  secret-canary:\n"
+                        "    public: [api.db.apiKey]\n")
+    code, _, err = meshc(root, "check", "--no-stale", env={"SOPS_AGE_KEY_FILE": str(key)})
+    assert "[secret-canary]" not in err, err
 
 
 def test_example_development_secrets_decrypt_with_the_test_key_and_plan_runs(tmp_path):
