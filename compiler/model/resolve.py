@@ -57,6 +57,7 @@ def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None =
     environments = resolver.environments()
     releases = tuple(resolver.release(r) for r in spec.releases)
     resolver.check_features()
+    resolver.check_version_keys()
     if diags is None:
         resolver.diags.raise_if_errors()
     return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
@@ -270,6 +271,16 @@ class _Resolver:
             if self.read(ref, what) is not None:
                 result.append(Text(self.files.normalize(ref.value), ref.span))
         return result
+
+    def check_version_keys(self) -> None:
+        """Every ``versionKeys:`` entry (top level, releases) names a path: no empty key."""
+        lists = [self.spec.version_keys, *(r.version_keys for r in self.spec.releases)]
+        for texts in lists:
+            for text in texts or ():
+                if not text.value or "" in parse_values_key(text.value):
+                    self.diags.error(f"versionKeys entry '{text.value}' has an empty key (two "
+                                     "dots in a row, a dot at an end, or nothing)", text.span,
+                                     "a dotted values path, e.g. image.tag")
 
     def check_features(self) -> None:
         if self.spec.features is not None:
