@@ -277,7 +277,7 @@ class _Resolver:
         lists = [self.spec.version_keys, *(r.version_keys for r in self.spec.releases)]
         for texts in lists:
             for text in texts or ():
-                if not text.value or "" in parse_values_key(text.value):
+                if text.value in ("", ".") or "" in parse_values_key(text.value):
                     self.diags.error(f"versionKeys entry '{text.value}' has an empty key (two "
                                      "dots in a row, a dot at an end, or nothing)", text.span,
                                      "a dotted values path, e.g. image.tag")
