@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from compiler.syntax.yamlsrc import STR, resolve_plain
 from conftest import pin_charts, run_meshc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from compiler.syntax.yamlsrc import STR, resolve_plain
 
 # examples per test: the hypothesis profile's (conftest.py: "ci" 30, HYPOTHESIS_PROFILE=long)
 BOUNDED = settings(deadline=None,
