@@ -9,12 +9,20 @@ problem found.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .core.diagnostics import CompileError, Diagnostic, Diagnostics, choose_from, did_you_mean
+from .core.diagnostics import (
+    WHOLE_LINE,
+    CompileError,
+    Diagnostic,
+    Diagnostics,
+    choose_from,
+    did_you_mean,
+)
 from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
 from .core.limits import activate as activate_limits
 from .core.process import HelmTool
@@ -34,7 +42,13 @@ from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
 from .render.remote import ChartStore
-from .render.render import Manifest, manifest_from_file, release_context, render_release
+from .render.render import (
+    CLUSTER_SCOPED,
+    Manifest,
+    manifest_from_file,
+    release_context,
+    render_release,
+)
 from .render.templating import Templates
 from .secrets.secrets import (
     EnvSecrets,
@@ -46,6 +60,7 @@ from .secrets.secrets import (
     secret_functions,
     secret_stand_ins,
 )
+from .syntax.keypath import blocked_at, format_key_path
 from .syntax.yamlsrc import Path as ValuePath
 from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
 from .values.chart_schema import check_chart_schema
@@ -54,10 +69,12 @@ from .values.values import (
     ENV_WIDE_KEYS,
     EnvValues,
     ValueSet,
+    describe_value,
     environment_values,
     file_values,
     lookup,
     release_values,
+    set_at,
 )
 
 ENVIRONMENT_WIDE = "(global, features)"  # the pseudo-release of environment-wide values
@@ -77,6 +94,47 @@ class ReleaseOutput:
     def hooks(self) -> tuple[str, ...]:
         """Its Helm hooks, as ``Kind/name (events)``, in file order."""
         return tuple(f"{m.kind}/{m.name} ({m.hook})" for m in self.manifests or () if m.hook)
+
+    @property
+    def resources(self) -> tuple[Resource, ...]:
+        """The resources it creates (see :func:`resources_of`)."""
+        return resources_of(self.manifests or (), self.namespace)
+
+
+# a resource as Helm owns it: (API group, kind, namespace or "", name), and its template
+Resource = tuple[tuple[str, str, str, str], str]
+
+
+def resources_of(manifests: Iterable[Manifest], namespace: str) -> tuple[Resource, ...]:
+    """Who each manifest is to Helm: ``(group, kind, namespace, name)``, the namespace
+    defaulted to the release's (Helm installs a namespaced resource without one there), "" for
+    cluster-scoped kinds; with the template that wrote it. Hooks are left out: Helm does not
+    own them as release resources."""
+    return tuple(((m.group, m.kind, "" if m.kind in CLUSTER_SCOPED else m.namespace or namespace,
+                   m.name), m.template) for m in manifests if not m.hook)
+
+
+def duplicate_resources(env: Environment, outputs: Sequence[Placed], diags: Diagnostics) -> None:
+    """An error for each resource two releases of ``env`` both create: Helm refuses to install
+    the second ("exists and cannot be imported into the current release"). Located on the
+    second release's chart, with the first's as a related place."""
+    owner: dict[tuple[str, str, str, str], tuple[Release, str]] = {}
+    for output in outputs:
+        for ident, template in output.resources:
+            first = owner.setdefault(ident, (output.release, template))
+            if first[0].name == output.release.name:
+                continue
+            group, kind, namespace, name = ident
+            what = f"{kind}{'.' + group if group else ''}/{name}" + (
+                f" in namespace '{namespace}'" if namespace else "")
+            diags.error(f"releases '{first[0].name}' and '{output.release.name}' both create "
+                        f"{what} in environment '{env.name}': Helm would refuse to install "
+                        f"'{output.release.name}'", output.release.chart_span or output.release.span,
+                        "one release must own it: rename it in one chart, or turn it off there",
+                        notes=(f"'{output.release.name}' writes it in {template}",
+                               f"'{first[0].name}' writes it in {first[1]}"),
+                        related=((f"release '{first[0].name}' creates it first",
+                                  first[0].chart_span or first[0].span),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +222,28 @@ def _check_output(project: Project, span: Span, files: ProjectFiles, diags: Diag
     except OutsideProject as exc:
         diags.error(f"output {exc}", span)
         return
+    except OSError as exc:  # a symlink loop
+        diags.error(f"output folder '{project.output}' is {exc.strerror}", span)
+        return
     if normal in ("", "."):
         diags.error("output cannot be the project directory itself", span)
+        return
+    for named, what in _inputs_named(project):  # a render replaces the output folder wholesale
+        if named == normal or named.startswith(normal + "/"):
+            diags.error(f"output '{project.output}' holds {what} '{named}', which a render "
+                        "would replace", span, "choose a folder of its own (default: rendered)")
+            return
+
+
+def _inputs_named(project: Project) -> list[tuple[str, str]]:
+    """The project's inputs the meshfile names: charts, values and secrets files, features."""
+    found = [(r.chart.ref, "the chart") for r in project.releases if r.chart.local]
+    found += [(doc.file, "the values file") for env in project.environments for doc in env.values]
+    found += [(doc.file, "the values file") for r in project.releases for doc in r.values]
+    found += [(s.value, "the secrets file") for env in project.environments for s in env.secrets]
+    if project.features is not None:
+        found.append((project.features.value, "the features template"))
+    return sorted(set(found))
 
 
 def parse_set_flags(flags: Iterable[SetFlag], read_file: Callable[[str], str]
@@ -263,7 +341,10 @@ def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any]
     text = compiler.templates.render_file(
         name, {"env": env_ctx, "values": base, "global": base.get("global", {})})
     label = f"{name} (rendered for {env.name})"
-    docs = load_documents(text, label)
+    try:
+        docs = load_documents(text, label)
+    except CompileError as exc:
+        raise _in_template(exc, label, text, name, compiler.files.read(name)) from None
     data = docs[0] if docs else {}
     if len(docs) > 1 or not isinstance(data, dict):
         raise CompileError([_at(f"the features template must render one YAML map for "
@@ -271,6 +352,51 @@ def features_layer(compiler: Compiler, env: Environment, env_ctx: dict[str, Any]
     spans: dict[ValuePath, Span] = {}
     _record_set_spans({"features": data}, spans, Span(name, 1, 1))
     return ValuesDoc(name, {"features": data}, spans)
+
+
+def _in_template(exc: CompileError, label: str, rendered: str, name: str,
+                 source: str) -> CompileError:
+    """``exc``'s diagnostics about text rendered from template ``name``, located on the
+    template's own line where a rendered line can be traced back to one (it appears there,
+    literally or with its ``{{ }}`` filled in, exactly once), and on the rendered text, shown,
+    otherwise."""
+    rendered_lines = rendered.split("\n")
+    template_lines = source.split("\n")
+    moved = []
+
+    def back(span: Span) -> Span | None:
+        if span.file != label or not 0 < span.line <= len(rendered_lines):
+            return None
+        found = _template_line(rendered_lines[span.line - 1], template_lines)
+        if found is None:
+            return None
+        same = found[1] == rendered_lines[span.line - 1]
+        return Span(name, found[0], span.col if same else 1, found[0],
+                    span.end_col if same and span.end_line == span.line else WHOLE_LINE)
+
+    for diag in exc.diagnostics:
+        span = back(diag.span) if diag.span is not None else None
+        related = tuple((text, back(where) or where) for text, where in diag.related)
+        note = f"in the YAML the template renders for this environment ({diag.span})" \
+            if span is not None else None
+        moved.append(Diagnostic(diag.severity, diag.message, span or diag.span, diag.help,
+                                (*diag.notes, *([note] if note else [])), related))
+    return CompileError(moved, {**exc.sources, label: rendered})
+
+
+def _template_line(line: str, template: list[str]) -> tuple[int, str] | None:
+    """(1-based number, text) of the one template line ``line`` was rendered from, if there
+    is exactly one that matches (its ``{{ … }}`` parts matching anything)."""
+    if not line.strip():
+        return None
+    matches = []
+    for number, text in enumerate(template, 1):
+        parts = re.split(r"\{\{.*?\}\}", text)
+        if not "".join(parts).strip():  # nothing literal to recognise it by
+            continue
+        if text == line or re.fullmatch(".*?".join(map(re.escape, parts)), line):
+            matches.append((number, text))
+    return matches[0] if len(matches) == 1 else None
 
 
 def _at(message: str, span: Span) -> Diagnostic:
@@ -290,13 +416,24 @@ def is_enabled(release: Release, env_values: EnvValues, diags: Diagnostics) -> t
     if release.condition is None:
         return True, ""
     path = parse_values_key(release.condition.value)
+    where = f"in environment '{env_values.env.name}'"
+    blocked = blocked_at(env_values.tree, path)
+    if blocked is not None:
+        _, found = lookup(env_values.tree, blocked)
+        diags.error(f"condition '{release.condition.value}' of release '{release.name}' goes "
+                    f"through '{format_key_path(blocked)}', which is {describe_value(found)} "
+                    f"{where}, not a map", release.condition.span,
+                    related=set_at(env_values, blocked),
+                    help="a condition names one true/false value; check the path's spelling")
+        return False, ""
     present, value = lookup(env_values.tree, path)
     if not present or value is None:
         return False, f"{release.condition.value} is not set"
     if not isinstance(value, bool):
         diags.error(f"condition '{release.condition.value}' of release '{release.name}' is "
-                    f"{value!r} in environment '{env_values.env.name}', not true or false",
-                    release.condition.span, help="set it to true or false in the values files")
+                    f"{describe_value(value)} {where}, not true or false",
+                    release.condition.span, related=set_at(env_values, path),
+                    help="set it to true or false in the values files")
         return False, ""
     return value, "" if value else f"{release.condition.value} is false"
 
@@ -385,12 +522,6 @@ def _compile_release(compiler: Compiler, release: Release, prepared: Prepared,
     manifests = None
     secret_objects: dict[str, SecretObject] = {}
     if release.chart.is_helm:
-        if release.patches:
-            diags.error(f"release '{release.name}' has patches, but its Helm chart is installed "
-                        "by Helm itself, which would not apply them (what is reviewed must be "
-                        "what is installed)", release.patches[0].span,
-                        "set the chart's values instead, or render the resources from a Jinja "
-                        "chart")
         if compiler.renderer is not None and compiler.helm_manifests:
             manifests = _render_helm(compiler, compiler.renderer, release, values, env, namespace,
                                      env_secrets, diags)
@@ -509,11 +640,17 @@ class Placed(Protocol):
     def secrets(self) -> ReleaseSecrets: ...
     @property
     def hooks(self) -> tuple[str, ...]: ...
+    @property
+    def resources(self) -> tuple[Resource, ...]: ...
 
 
 def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
                      disabled: tuple[tuple[str, str], ...]) -> Plan:
-    """The plan of ``env`` from its compiled releases (in meshfile order)."""
+    """The plan of ``env`` from its compiled releases (in meshfile order). Raises
+    :class:`CompileError` when two of them create the same resource."""
+    diags = Diagnostics()
+    duplicate_resources(env, outputs, diags)
+    diags.raise_if_errors()
     output = compiler.project.output.rstrip("/")
     names = {o.release.name for o in outputs}
     targets = []

@@ -327,6 +327,11 @@ def test_select_steps_keeps_wave_numbers_and_drops_skipped_needs(shop: Env) -> N
     assert [s.release for s in chosen.steps] == ["db", "metrics", "api", "web"]
     with pytest.raises(CompileError):
         select_steps(plan, compiler.project, [parse_selector("name=web")], "error")
+    # chart= is the meshfile's chart: as written (not the rendered wrapper chart's path)
+    chosen = select_steps(plan, compiler.project, [parse_selector("chart=prometheus")], "skip")
+    assert [s.release for s in chosen.steps] == ["metrics"]
+    chosen = select_steps(plan, compiler.project, [parse_selector("chart=charts/app")], "skip")
+    assert [s.release for s in chosen.steps] == ["db", "api", "worker", "web"]
 
 
 # --- reviewed plans ------------------------------------------------------------------------------

@@ -114,3 +114,91 @@ def test_any_template_gives_a_result_or_a_diagnostic(pieces: list[str]) -> None:
                                 for p in sorted((root / out).rglob("*")) if p.is_file()})
         if len(outputs) == 2:
             assert outputs[0] == outputs[1], "rendering twice gave different bytes"
+
+
+# --- issue 20: special files at every input path; malformed dotted paths ------------------------
+
+INPUT_PATHS = {  # where a project reads a file or folder → the meshfile line naming it
+    "values.yaml": "", "extra.yaml": "    values: [extra.yaml]\n",
+    "features.yaml.j2": "features: features.yaml.j2\n", "charts/app/cm.yaml.j2": "",
+    "charts/app/values.yaml": "", "charts/app/_inc.j2": "", "charts/app": "",
+    "charts/app/values.schema.json": "", "meshfile.yaml": "",
+}
+SPECIAL = st.sampled_from(["loop", "dangling", "fifo", "socket"])
+
+
+def _make_special(path: Path, kind: str) -> None:
+    import os
+    import socket
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "dangling":
+        path.symlink_to("nowhere")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        old = Path.cwd()
+        os.chdir(path.parent)  # AF_UNIX paths are short: bind by relative name
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(path.name)
+        finally:
+            os.chdir(old)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(INPUT_PATHS)), SPECIAL,
+       st.sampled_from(["plan", "render", "check", "values"]))
+def test_special_file_at_any_input_path_is_a_located_error(rel: str, kind: str,
+                                                           command: str) -> None:
+    """A symlink loop, a dangling symlink, a FIFO or a socket where an input should be: a
+    diagnostic (exit 1), never a traceback, and never a hang — a FIFO opened for reading is
+    unblocked by a watch (tests/test_hostile.py) and fails the example."""
+    from test_hostile import FifoWatch
+
+    template = TEMPLATE_HEAD + "{% include 'charts/app/_inc.j2' %}\n"
+    with project(VALUES.encode(), template) as root:
+        top = INPUT_PATHS["features.yaml.j2"] if rel == "features.yaml.j2" else ""
+        env = INPUT_PATHS["extra.yaml"] if rel == "extra.yaml" else ""
+        (root / "meshfile.yaml").write_text(
+            MESHFILE.replace("allowEnv:", top + "allowEnv:").replace(
+                "  dev: {values: [values.yaml]}\n", "  dev:\n    values: [values.yaml]\n" + env),
+            encoding="utf-8")
+        (root / "charts/app/_inc.j2").write_text("", encoding="utf-8")
+        _make_special(root / rel, kind)
+        args = {"plan": ["plan", "dev"], "render": ["render", "--out", str(root / "out")],
+                "check": ["check", "--no-stale"], "values": ["values", "dev", "app"]}[command]
+        with FifoWatch([root / rel] if kind == "fifo" else []) as watch:
+            code, _, err = run(root, *args)
+        assert not watch.opened, f"meshc opened the FIFO at {rel}"
+        assert code == 1, f"{kind} at {rel}: exit {code}\n{err}"
+
+
+KEY_TEXT = st.text(st.sampled_from("ab.\\ "), max_size=6)
+
+
+@FUZZ
+@given(KEY_TEXT, KEY_TEXT, KEY_TEXT)
+def test_any_dotted_path_gives_a_result_or_a_diagnostic(condition: str, values_key: str,
+                                                        version_key: str) -> None:
+    """Malformed dotted paths everywhere the meshfile takes one (condition, valuesKey,
+    versionKeys): a result or a located diagnostic; an empty key is always an error."""
+    import json
+
+    text = MESHFILE.replace("app: {chart: charts/app}", "app:\n    chart: charts/app\n"
+                            f"    condition: {json.dumps(condition)}\n"
+                            f"    valuesKey: {json.dumps(values_key)}\n"
+                            f"    versionKeys: [{json.dumps(version_key)}]")
+    with project(b"a:\n  b: true\n  ab: {x: 1}\n", TEMPLATE_HEAD + "x\n") as root:
+        (root / "meshfile.yaml").write_text(text, encoding="utf-8")
+        code, _, err = run(root, "plan", "dev")
+        for path in (condition, version_key):
+            if not path or ".." in path.replace("\\.", "") or path.startswith(".") \
+                    or (path.endswith(".") and not path.endswith("\\.")):
+                assert code == 1 and "empty" in err, f"{path!r} accepted:\n{err}"

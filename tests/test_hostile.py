@@ -8,7 +8,13 @@ rewrites it), or, where the text depends on the machine (``golden: false``), the
 ``expect`` lists. Set up at run time in a scratch copy: ``symlinks`` (path → target, pointing
 out of the project), ``big`` (path → size: a sparse file, so a 100 MB input costs nothing),
 ``environ`` (process environment), ``limit`` (``--limit`` flags), ``poison_cache`` (a committed
-render cache holding a pickle that would run code). ``subprocess: true`` runs meshc as a process
+render cache holding a pickle that would run code), ``special`` (path → ``fifo``, ``socket``:
+files git cannot hold). A FIFO is watched while meshc runs: should meshc ever open one (and so
+block for ever, waiting for a writer), the watch opens it for writing, which lets meshc go on,
+and the case fails — a hang becomes a failure, not a stuck suite, and no time is measured.
+A symlink pointing at itself (``symlinks: {a.yaml: a.yaml}``) is a symlink loop.
+Issue 20's cases (``item: 20``) say which ``kind`` of its sweep they cover: ``traceback``,
+``hang``, ``exit``, ``silent``, ``message``. ``subprocess: true`` runs meshc as a process
 (cases that exhaust memory), ``platform`` restricts a case to one OS. Every case must finish within ``max_seconds`` (default 10), exit
 with its code (never 2, the usage error) and never print a traceback.
 
@@ -18,14 +24,18 @@ more than a project: they live in ``test_hostile_output.py`` and ``test_atomic_r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -62,12 +72,60 @@ def prepare(case: str, scratch: Path) -> Path:
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         with open(project / rel, "wb") as handle:
             handle.truncate(size)
+    for rel, kind in (spec.get("special") or {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        if kind == "fifo":
+            os.mkfifo(project / rel)
+        else:  # a socket, bound and closed (the file stays); short relative name: AF_UNIX
+            with socket.socket(socket.AF_UNIX) as sock, _cwd(project):
+                sock.bind(rel)
     if spec.get("poison_cache"):
         cache = project / ".meshc-cache"
         cache.mkdir()
         for name in ("dev.pickle", "output.pickle"):
             (cache / name).write_bytes(pickle.dumps(_Pwn(str(scratch / PWNED))))
     return project
+
+
+@contextlib.contextmanager
+def _cwd(folder: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+class FifoWatch:
+    """Notes every FIFO of ``fifos`` that someone opened for reading while it ran, and
+    unblocks that reader (a writer's open, then close: the reader sees end of file)."""
+
+    def __init__(self, fifos: list[Path]) -> None:
+        self.fifos = fifos
+        self.opened: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            for fifo in self.fifos:
+                try:  # succeeds only while a reader has it open
+                    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                os.close(fd)
+                self.opened.add(fifo.name)
+
+    def __enter__(self) -> Self:
+        if self.fifos:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.fifos:
+            self._thread.join()
 
 
 def run_case(case: str, project: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
@@ -92,9 +150,12 @@ def test_hostile_case(case: str, tmp_path: Path, update_goldens: bool,
     if spec.get("platform", sys.platform) != sys.platform:
         pytest.skip(f"needs {spec['platform']} (e.g. RLIMIT_AS for the memory limit)")
     project = prepare(case, tmp_path)
+    fifos = [project / rel for rel, kind in (spec.get("special") or {}).items() if kind == "fifo"]
     start = time.monotonic()
-    code, out, err = run_case(case, project, monkeypatch)
+    with FifoWatch(fifos) as watch:
+        code, out, err = run_case(case, project, monkeypatch)
     took = time.monotonic() - start
+    assert not watch.opened, f"meshc opened FIFO {sorted(watch.opened)} (and blocked)"
     err = err.replace(str(project), "{project}")
     assert "Traceback" not in out + err, err
     assert code == spec.get("exit", 1), f"exit {code}, expected {spec.get('exit', 1)}:\n{err}"
@@ -113,6 +174,8 @@ def test_hostile_case(case: str, tmp_path: Path, update_goldens: bool,
 
 def test_corpus_covers_every_item() -> None:
     items = {_spec(case)["item"] for case in CASES}
-    assert items >= {2, 3, 4, 5, 6}, items
+    assert items >= {2, 3, 4, 5, 6, 20}, items
+    kinds = {_spec(case).get("kind") for case in CASES if _spec(case)["item"] == 20}
+    assert kinds >= {"traceback", "hang", "exit", "silent", "message"}, kinds
     for case in CASES:
         assert _spec(case).get("what"), f"{case}: say what the case tries"

@@ -22,6 +22,8 @@ from conftest import pin_charts, run_meshc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compiler.syntax.yamlsrc import STR, resolve_plain
+
 # examples per test: the hypothesis profile's (conftest.py: "ci" 30, HYPOTHESIS_PROFILE=long)
 BOUNDED = settings(deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -79,6 +81,36 @@ def extra_keys(allowed: list[str]) -> st.SearchStrategy[dict[str, Any]]:
                            WEIRD, max_size=2)
 
 
+class _Meant(yaml.SafeDumper):
+    """PyYAML's dumper, writing a string quoted wherever meshc (Go's YAML rules) would read
+    it bare as something else: ``y``, ``N``, ``0777``, ``1_000``. PyYAML quotes only what YAML
+    1.1 reads otherwise, so a generated ``description: Y`` became a boolean."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    quoted = bool(text) and resolve_plain(text)[0] != STR
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'" if quoted else None)
+
+
+_Meant.add_representer(str, _represent_str)
+
+
+def meant_yaml(data: Any, sort_keys: bool = True) -> str:
+    """``data`` as YAML text that meshc reads back as ``data``: a generator writes only what it
+    means (see :class:`_Meant`)."""
+    return yaml.dump(data, Dumper=_Meant, sort_keys=sort_keys, allow_unicode=True)
+
+
+@given(st.one_of(st.sampled_from(["Y", "n", "NO", "Off", "0777", "1_000", "0x1F", ".5", "~",
+                                   "", "+1", "1e3", "-.inf", "<<", "null"]), st.text(max_size=8)))
+def test_generated_yaml_means_what_the_generator_meant(text: str) -> None:
+    """The flaky-generator fix (issue 20): what the generators write, meshc reads back."""
+    from compiler.syntax.yamlsrc import load_values_text
+
+    assert load_values_text(meant_yaml({"k": text, text or "e": 1}), "x.yaml") == \
+        {"k": text, text or "e": 1}
+
+
 @st.composite
 def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """A project meshc must accept: valid names, needs on earlier releases only, inherits and
@@ -110,8 +142,8 @@ def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], lis
             "protected": st.booleans(),
             "kubeContext": st.sampled_from(["ctx-1", "prod-main"]),
             "namespace": st.sampled_from(["ns-{{ env.name }}", "{{ env.name }}-apps"]),
-            # a text PyYAML writes bare but Go's YAML reads as a boolean (y, n) is no string
-            "description": st.text(max_size=10).filter(lambda t: t.lower() not in ("y", "n")),
+            # any text: meant_yaml quotes what Go's YAML would read as another type (Y, 0777)
+            "description": st.text(max_size=10),
         })))
         environments[name] = env
         data: dict[str, Any] = {rel: draw(st.fixed_dictionaries({}, optional={
@@ -121,7 +153,7 @@ def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], lis
                                     st.text(max_size=6), max_size=2)}))
             for rel in rel_names}
         data["global"] = {"owner": draw(st.sampled_from(["t", "on", "1:30"]))}
-        files[f"env/{name}.yaml"] = yaml.safe_dump(data, allow_unicode=True)
+        files[f"env/{name}.yaml"] = meant_yaml(data)
     releases: dict[str, Any] = {}
     for i, name in enumerate(rel_names):
         release: dict[str, Any] = {"chart": "charts/app"}
@@ -146,6 +178,9 @@ def valid_projects(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], lis
         })))
         if "repo" in release:
             release.pop("patches", None)  # a Helm chart is installed as itself: never patched
+            # the stand-in chart names its ConfigMap after the chart, not the release: two
+            # releases of it in one namespace would both own it, which Helm (and meshc) refuse
+            release["namespace"] = "r-{{ release.name }}"
         releases[name] = release
     spec: dict[str, Any] = {"apiVersion": "meshc/v1", "project": "p",
                             "environments": environments, "releases": releases}
@@ -276,7 +311,7 @@ def test_any_meshfile_gives_a_result_or_diagnostics(
         project: tuple[dict[str, Any], dict[str, str], list[str]], data: st.DataObject) -> None:
     spec, files, deployable = project
     env = data.draw(st.sampled_from([*deployable, *deployable, "d", "nope", "base"]), "env")
-    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    text = meant_yaml(spec, sort_keys=False)
     with project_dir(text, files) as root:
         run_all(root, [["plan", env], ["plan", env, "-o", "json"],
                        ["render", "--out", str(root / "out")], ["render"],
@@ -325,7 +360,7 @@ def test_any_set_flag_gives_a_result_or_diagnostics(flags: list[tuple[str, str]]
 def test_valid_projects_compile_and_render_deterministically(
         project: tuple[dict[str, Any], dict[str, str], list[str]]) -> None:
     spec, files, deployable = project
-    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    text = meant_yaml(spec, sort_keys=False)
     with project_dir(text, files) as root:
         meshfile = str(root / "meshfile.yaml")
         pin_charts(root)  # its remote charts, as `meshc charts update` pins them

@@ -105,6 +105,8 @@ def _repository_meshfiles() -> list[Any]:
     paths = [ROOT / "meshfile.yaml", *sorted((ROOT / "tests").rglob("meshfile.yaml"))]
     accepted = []
     for path in paths:
+        if not path.is_file():  # tests/hostile/meshfile-directory: a folder in its place
+            continue
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:

@@ -408,6 +408,28 @@ def test_keygen_writes_a_private_key_file(tmp_path):
     assert code == 1 and "cannot create" in err
 
 
+def test_keygen_creates_the_key_folder_private(tmp_path):
+    """The README's first command on a fresh machine: ~/.config/meshc/ does not exist yet."""
+    code, _, err = meshc(tmp_path, "secrets", "keygen", "-o", "home/.config/meshc/key.txt")
+    assert code == 0, err
+    for folder in ("home", "home/.config", "home/.config/meshc"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((tmp_path / "home/.config/meshc/key.txt").stat().st_mode) == 0o600
+
+
+def test_keygen_refuses_a_key_file_inside_a_git_repository(tmp_path):
+    """The help promises the key file is never inside a git repository: one `git add .` from a
+    committed private key. --force writes it anyway (for a git-ignored folder)."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)  # what git looks for; no git binary needed
+    code, _, err = meshc(repo, "secrets", "keygen", "-o", "keys/key.txt")
+    assert code == 1 and "refusing to write a private key inside the git repository" in err
+    assert not (repo / "keys").exists(), "nothing written, not even the folder"
+    code, _, err = meshc(repo, "secrets", "keygen", "-o", "keys/key.txt", "--force")
+    assert code == 0 and err.startswith("public key: age1"), err
+    assert (repo / "keys/key.txt").read_text().splitlines()[-1].startswith("AGE-SECRET-KEY-1")
+
+
 # --- leak detection -------------------------------------------------------------------------
 
 SEED_STAGING_MONITORING = """\
@@ -479,6 +501,12 @@ def test_canary_finds_a_secret_value_copied_into_values_and_rendered(project):
     assert all(API_KEY not in d.message for d in found)
     code, _, err = meshc(root, "check", "--no-stale", env={"SOPS_AGE_KEY_FILE": str(key)})
     assert code == 1 and "[secret-canary]" in err
+    # a secret whose value is public on purpose (a database user name) is declared so
+    meshfile = root / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text() + "policies:\n  secret-canary:\n"
+                        "    public: [api.db.apiKey]\n")
+    code, _, err = meshc(root, "check", "--no-stale", env={"SOPS_AGE_KEY_FILE": str(key)})
+    assert "[secret-canary]" not in err, err
 
 
 def test_example_development_secrets_decrypt_with_the_test_key_and_plan_runs(tmp_path):

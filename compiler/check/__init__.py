@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..core.diagnostics import Diagnostic
+from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..model.model import Environment
 from ..pipeline import Compiler
 from .context import CheckContext, CheckOptions, CheckReport, Finding, HelmSummary, Resource
@@ -60,6 +60,13 @@ def run_checks(compiler: Compiler, environments: Sequence[Environment],
     check finding is in the returned report instead.
     """
     ctx = CheckContext(compiler, environments, options or CheckOptions())
+    broken = Diagnostics()  # every environment compiled first: all their errors, not the first's
+    for env in ctx.environments:
+        try:
+            ctx.output(env)
+        except CompileError as exc:
+            broken.absorb(exc)
+    broken.raise_if_errors()
     findings: list[Finding] = list(ctx.setting_errors)
     for name, check in checks:
         for item in check(ctx):

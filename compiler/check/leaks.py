@@ -43,8 +43,9 @@ def check_leaks(ctx: CheckContext) -> Iterable[Finding | Diagnostic]:
     if decrypt is None or not readable or ctx.level("secret-canary", None) == "off":
         return
     output = project.output.rstrip("/")
+    public = ctx.option("secret-canary", None, "public") or ()
     for diag in canary_leaks(files, project, readable, decrypt,
-                             rendered_texts(files.root / output, output)):
+                             rendered_texts(files.root / output, output), public):
         if diag.severity == "warning":  # a file this key cannot decrypt: not a leak
             yield Finding("secret-canary", None, diag)
         else:

@@ -4,9 +4,9 @@ commands for inline pull-request annotations."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from ..core.diagnostics import WHOLE_LINE, Diagnostic, format_all, format_diagnostic
+from ..core.diagnostics import WHOLE_LINE, CompileError, Diagnostic, format_all, format_diagnostic
 from ..core.source import source_line
 from .context import CheckReport, Finding
 
@@ -60,7 +60,7 @@ def _json_entry(finding: Finding, sources: Mapping[str, str]) -> dict[str, objec
                                 "environment": finding.environment, "message": diag.message}
     entry.update(_position(diag, sources))
     entry["help"] = diag.help
-    entry["notes"] = list(diag.notes)
+    entry["notes"] = [*diag.related_notes(), *diag.notes]
     return entry
 
 
@@ -97,7 +97,7 @@ def format_github(report: CheckReport, sources: Mapping[str, str]) -> str:
             props = [f"file={_prop(str(pos['file']))}", f"line={pos['line']}",
                      f"col={pos['col']}", f"endLine={pos['endLine']}",
                      f"endColumn={pos['endCol']}", *props]
-        body = "\n".join([diag.message, *diag.notes, *([f"help: {diag.help}"] if diag.help
+        body = "\n".join([diag.message, *diag.related_notes(), *diag.notes, *([f"help: {diag.help}"] if diag.help
                                                       else [])])
         lines.append(f"::{command} {','.join(props)}::{_data(body)}")
     lines.append(f"::notice title=meshc check::{_data(summary(report))}")
@@ -110,3 +110,12 @@ def _data(text: str) -> str:
 
 def _prop(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def compile_failure(exc: CompileError, environments: Iterable[str] = ()) -> CheckReport:
+    """The report of a check that could not run because the project does not compile: each
+    diagnostic a finding of rule ``compile``, so that ``-o json`` and ``-o github`` still tell
+    CI what is wrong, and where."""
+    return CheckReport(tuple(environments), tuple(Finding("compile", None, diag)
+                                                  for diag in exc.diagnostics),
+                       0, {}, (), dict(exc.sources))

@@ -91,7 +91,8 @@ RULES: tuple[Rule, ...] = (
          "an annotation: readable in clear text in the cluster)"),
     Rule("secret-canary", "secrets", "error", "error",
          "with an age key available: no secret value occurs in the committed output or in "
-         "values files", scope="project"),
+         "values files (`public` lists secret keys whose values are not secret, e.g. "
+         "registry.database.username)", {"public": []}, scope="project"),
     Rule("values-file-unused", "graph", "warning", "warning",
          "every YAML file beside the meshfile's values files is named in the meshfile, and "
          "every named values file reaches a deployable environment", scope="project"),

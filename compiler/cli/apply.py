@@ -136,7 +136,7 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
-        text = plan_file.read_text(encoding="utf-8") if plan_file is not None else None
+        text = _read_plan(plan_file) if plan_file is not None else None
         plan = prepare_apply(compiler, env, text, str(plan_file), parsed,
                              "include" if include_needs else "skip" if skip_needs else "error")
         if dry_run:
@@ -176,3 +176,18 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         return EXIT_INVALID
 
     sys.exit(session.run(work))
+
+
+def _read_plan(path: Path) -> str:
+    """The reviewed plan's text: a regular file only (a FIFO is refused, never waited on),
+    within limits.fileSize, UTF-8."""
+    from ..core.diagnostics import CompileError, Diagnostic
+    from ..core.files import decode_text, read_bounded
+
+    try:
+        return decode_text(read_bounded(path))
+    except UnicodeDecodeError as exc:
+        raise CompileError([Diagnostic("error", f"{path} is {exc}")]) from None
+    except OSError as exc:
+        raise CompileError([Diagnostic("error", f"cannot read the plan {path}: "
+                                                f"{exc.strerror or exc}")]) from None

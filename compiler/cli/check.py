@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..core.diagnostics import CompileError
 from ..pipeline import (
     find_environment,
 )
@@ -36,9 +37,16 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
              meshc check production -o github
     """
     from ..check import CheckOptions, run_checks
-    from ..check.report import format_github, format_json, format_text
+    from ..check.report import compile_failure, format_github, format_json, format_text
 
     session = _Session(options)
+    if fmt != "text":  # a project that does not compile: CI still gets the errors, located
+        def structured(exc: CompileError, sources: dict[str, str]) -> None:
+            report = compile_failure(exc, environments)
+            show = format_json if fmt == "json" else format_github
+            click.echo(show(report, {**sources, **report.sources}), nl=False)
+
+        session.on_error = structured
     compiler = session.compiler()
 
     def work() -> int:

@@ -31,10 +31,59 @@ from .schema import schema
 from .secrets import secrets
 from .support import Options, Tools
 
+_GLOBAL_WITH_VALUE = ("-f", "--file", "--limit")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-f", "--file", "meshfile", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("meshfile.yaml"), show_default=True, help="The meshfile to compile.")
+
+def _options_of(command: click.Command) -> set[str]:
+    """Every option name ``command`` (and, for a group, any command under it) declares."""
+    names = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _options_of(sub)
+    return names
+
+
+def hoist_file_option(group: click.Group, args: list[str]) -> list[str]:
+    """``args`` with a ``-f/--file PATH`` written after the command moved before it, where
+    the group's option is parsed: ``meshc plan prod -f x.yaml`` as Helmfile users type it. A
+    command with a ``--file`` of its own (``secrets edit --file``) keeps it."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        i += 2 if args[i] in _GLOBAL_WITH_VALUE else 1
+    if i >= len(args) or args[i] == "--":
+        return args
+    command = group.commands.get(args[i])
+    own = _options_of(command) if command is not None else set()
+    head, rest, moved = args[:i + 1], args[i + 1:], []
+    kept: list[str] = []
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg == "--":
+            kept += rest[j:]
+            break
+        if arg in ("-f", "--file") and arg not in own and j + 1 < len(rest):
+            moved += [arg, rest[j + 1]]
+            j += 2
+            continue
+        if arg.startswith("--file=") and "--file" not in own:
+            moved.append(arg)
+        else:
+            kept.append(arg)
+        j += 1
+    return [*moved, *head, *kept] if moved else args
+
+
+class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_file_option(self, list(args)))
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-f", "--file", "meshfile", type=click.Path(path_type=Path),
+              default=Path("meshfile.yaml"), show_default=True,
+              help="The meshfile to compile (before or after the command).")
 @click.option("--limit", "limit_flags", multiple=True, metavar="NAME=VALUE",
               help="Raise or lower a resource limit (templateSteps=5000000, fileSize=64Mi, "
                    "memory=4Gi, …; see docs/security.md). Beyond the meshfile's limits.")

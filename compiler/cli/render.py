@@ -97,7 +97,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 @click.command()
 @click.argument("environments", nargs=-1)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write here instead of the meshfile's output directory.")
+              help="Write here instead of the meshfile's output directory: the same bytes, "
+                   "so plan.json still names the output directory's paths (for comparing, "
+                   "e.g. in CI; apply from the output directory).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to compile with (default: one per core; small projects use one).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True,

@@ -21,7 +21,13 @@ from ..pipeline import (
     release_output,
     values_yaml,
 )
-from ..plan.diff import env_diff_json, format_env_diff, unified_diff
+from ..plan.diff import (
+    env_diff_json,
+    format_env_diff,
+    paint_unified,
+    rendered_diff_json,
+    unified_diff,
+)
 from ..syntax.keypath import KeyPathError, parse_key_path
 from ..values.explain import explain_value, explanation_json, format_explanation
 from .support import (
@@ -160,7 +166,7 @@ def explain(options: Options, /, environment: str, release: str, key_path: str, 
               help="Only these releases (repeatable).")
 @click.option("--rendered", is_flag=True,
               help="With one ENV: a unified diff of the committed output against a fresh "
-                   "compile.")
+                   "compile (-o json: the files that change, each with its diff).")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 3 when there are differences.")
@@ -196,8 +202,16 @@ def diff(options: Options, /, environments: tuple[str, ...], releases: tuple[str
                 keep = tuple(f"{envs[0].name}/{r}/" for r in releases)
                 files = {p: t for p, t in files.items() if p.startswith(keep)}
                 committed = {p: t for p, t in committed.items() if p.startswith(keep)}
-            text = unified_diff(files, committed, compiler.project.output.rstrip("/"))
-            _echo(text)
+            root = compiler.project.output.rstrip("/")
+            if fmt == "json":
+                data = rendered_diff_json(envs[0].name, files, committed, root)
+                click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+                return EXIT_CHANGES if exit_code and data["changed"] else 0
+            text = unified_diff(files, committed, root)
+            _echo(paint_unified(text, _paint()))
+            if not text:  # on stderr: stdout stays a diff (empty) for `git apply` and friends
+                click.echo(f"no changes: a render would leave {root}/{envs[0].name} as it is",
+                           err=True)
             return EXIT_CHANGES if exit_code and text else 0
         diffs = compare_environments(compiler.project, results[0], results[1], releases)
         if fmt == "json":

@@ -120,27 +120,23 @@ def secrets_edit(options: Options, /, environment: str, file: str | None) -> Non
 
 @secrets.command("keygen")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the key file here (mode 0600; never inside a git repository).")
-def secrets_keygen(output: Path | None) -> None:
+              help="Write the key file here (mode 0600; missing folders are created 0700). "
+                   "Refused inside a git repository, and never over an existing file.")
+@click.option("--force", is_flag=True,
+              help="Write the key file even inside a git repository (git-ignore it first).")
+def secrets_keygen(output: Path | None, force: bool) -> None:
     """Make an age key: the key file to stdout (or -o FILE), its public key (the recipient to
     list under `sops: {age: […]}`) to stderr."""
+    from ..ops.secret_commands import KeyFileRefused, keygen
 
-    from ..secrets.sops import age_key_file_text, generate_age_key
-
-    private, public = generate_age_key()
-    text = age_key_file_text(private, public)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        try:
-            handle = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            click.echo(f"error: cannot create {output}: {exc.strerror}", err=True)
-            raise Failed("") from None
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-    click.echo(f"public key: {public}", err=True)
-
+    try:
+        key = keygen(output, force)
+    except KeyFileRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise Failed("") from None
+    if key.path is None:
+        click.echo(key.text, nl=False)
+    click.echo(f"public key: {key.public}", err=True)
 
 
 # --- meshc versions, promote, env (compiler/ops/versions.py, promote.py, scaffold.py) ----------

@@ -68,11 +68,15 @@ def _report(exc: CompileError, sources: dict[str, str]) -> NoReturn:
 
 
 @contextmanager
-def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles) -> Iterator[None]:
+def _diagnostics(compiler_holder: list[Compiler], files: ProjectFiles,
+                 also: Callable[[CompileError, dict[str, str]], None] | None = None
+                 ) -> Iterator[None]:
     try:
         yield
     except CompileError as exc:
         sources = compiler_holder[0].sources if compiler_holder else files.texts
+        if also is not None:  # e.g. `check -o json`: the errors on stdout too, for CI
+            also(exc, {**sources, **exc.sources})
         _report(exc, {**sources, **exc.sources})
     except EmitError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -195,12 +199,14 @@ class _Session:
         self.runner = options.tools.runner
         self.unrendered: list[str] = []  # Helm-chart releases, when there is no helm
         self.helm3: HelmTool | None = None  # the helm found, when it is not Helm 4
+        # told of a CompileError before it is printed (check's structured outputs)
+        self.on_error: Callable[[CompileError, dict[str, str]], None] | None = None
 
     def compiler(self, flags: list[SetFlag] | None = None, cache: bool = True,
                  manifests: bool = True) -> Compiler:
         """The project, loaded. ``manifests=False``: values only (Helm charts are not
         rendered, helm is not looked for)."""
-        with _diagnostics(self.holder, self.files):
+        with _diagnostics(self.holder, self.files, self.on_error):
             parsed = ParsedValues(self.files.root / CACHE_DIR) if cache else None
             with _collector_paused():
                 compiler = load_project(self.files, self.name, parsed)
@@ -223,7 +229,7 @@ class _Session:
             return compiler
 
     def run(self, func: Callable[[], Any]) -> Any:
-        with _diagnostics(self.holder, self.files):
+        with _diagnostics(self.holder, self.files, self.on_error):
             result = func()
         if self.unrendered:  # it worked without helm: the committed review stood in
             why = (f"{self.helm3.path} is Helm {self.helm3.version}, and meshc renders Helm "

@@ -28,6 +28,13 @@ class Diagnostic:
     span: Span | None = None
     help: str | None = None
     notes: tuple[str, ...] = ()
+    # other places that matter, each printed with its excerpt: ("to match this", the span of
+    # an opening bracket), ("set here", the values file line behind a value)
+    related: tuple[tuple[str, Span], ...] = ()
+
+    def related_notes(self) -> tuple[str, ...]:
+        """:attr:`related` as plain notes (``label: file:line:col``) for one-line outputs."""
+        return tuple(f"{label}: {span}" for label, span in self.related)
 
 
 class MeshcError(Exception):
@@ -56,8 +63,8 @@ class Diagnostics:
         self.sources: dict[str, str] = {}  # texts not in the project (rendered output, flags)
 
     def error(self, message: str, span: Span | None = None, help: str | None = None,
-              notes: tuple[str, ...] = ()) -> None:
-        self.items.append(Diagnostic("error", message, span, help, notes))
+              notes: tuple[str, ...] = (), related: tuple[tuple[str, Span], ...] = ()) -> None:
+        self.items.append(Diagnostic("error", message, span, help, notes, related))
 
     def warning(self, message: str, span: Span | None = None, help: str | None = None) -> None:
         self.items.append(Diagnostic("warning", message, span, help))
@@ -69,7 +76,8 @@ class Diagnostics:
         """Take over a raised error's diagnostics (each with ``note`` added) and sources."""
         for diag in exc.diagnostics:
             notes = (*diag.notes, note) if note else diag.notes
-            self.items.append(Diagnostic(diag.severity, diag.message, diag.span, diag.help, notes))
+            self.items.append(Diagnostic(diag.severity, diag.message, diag.span, diag.help, notes,
+                                         diag.related))
         self.sources.update(exc.sources)
 
     @property
@@ -103,6 +111,9 @@ def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str]) -> str:
     else:
         lines = [f"{_located(diag.span, sources.get(diag.span.file))}: {head}"]
         lines.extend(_excerpt(diag.span, sources.get(diag.span.file)))
+    for label, span in diag.related:
+        lines.append(f"{_located(span, sources.get(span.file))}: note: {label}")
+        lines.extend(_excerpt(span, sources.get(span.file)))
     lines.extend(f"  = note: {note}" for note in diag.notes)
     if diag.help:
         lines.append(f"  = help: {diag.help}")
@@ -148,11 +159,12 @@ def _merge_duplicates(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """
     merged: dict[tuple[object, ...], Diagnostic] = {}
     for diag in diagnostics:
-        key = (diag.severity, diag.message, diag.span, diag.help)
+        key = (diag.severity, diag.message, diag.span, diag.help, diag.related)
         if key in merged:
             old = merged[key]
             notes = old.notes + tuple(n for n in diag.notes if n not in old.notes)
-            merged[key] = Diagnostic(old.severity, old.message, old.span, old.help, notes)
+            merged[key] = Diagnostic(old.severity, old.message, old.span, old.help, notes,
+                                     old.related)
         else:
             merged[key] = diag
     return list(merged.values())

@@ -6,6 +6,7 @@ that leaves the project (``..``, absolute, or a symlink pointing out) is refused
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import posixpath
@@ -26,6 +27,24 @@ class InputRefused(OSError):
     An OSError, so every reader's existing error handling reports it with the file."""
 
 
+class SymlinkLoop(InputRefused):
+    """A path through a symlink that points, directly or through others, back at itself."""
+
+    def __init__(self, rel: str) -> None:
+        super().__init__(errno.ELOOP, "a symlink loop (a symlink that leads back to itself)",
+                         rel)
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISDIR, "a directory"))
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (``a FIFO (named pipe)``)."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 class NotUTF8(UnicodeDecodeError):
     """A file that is not UTF-8, with the line and column of the first bad byte."""
 
@@ -44,10 +63,27 @@ def read_bounded(path: Path | str) -> bytes:
     """The bytes of regular file ``path``, refused without reading it when it is larger than
     ``limits.fileSize`` (or is a FIFO, a device…). Raises OSError (:class:`InputRefused`)."""
     limit = limits.current().file_size
-    with open(path, "rb") as handle:
+    try:
+        mode = os.stat(path).st_mode  # before opening: opening a FIFO blocks until a writer comes
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkLoop(str(path)) from None
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            raise InputRefused(errno.ENOENT, f"a dangling symlink (to '{os.readlink(path)}', "
+                                             "which does not exist)", str(path)) from None
+        raise
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+    if not stat.S_ISREG(mode):
+        raise InputRefused(0, f"{file_kind(mode)}, not a regular file", str(path))
+    # O_NONBLOCK: should a FIFO take the file's place between the stat and the open, the open
+    # returns at once and the fstat below refuses it; on a regular file the flag changes nothing
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise InputRefused(0, "not a regular file", str(path))
+            raise InputRefused(0, f"{file_kind(info.st_mode)}, not a regular file",
+                               str(path))
         if info.st_size > limit:
             raise InputRefused(0, f"file too large: {info.st_size:,} bytes, over "
                                   f"{limits.describe('file_size', limit)}", str(path))
@@ -83,18 +119,22 @@ class ProjectFiles:
         given: Mapping[str, str] = environ if environ is not None else {}
         self.environ: Mapping[str, str] = given if journal is None else _Watched(given, journal)
         self.texts: dict[str, str] = {}
-        self._located: dict[str, Path | OutsideProject] = {}
+        self._located: dict[str, Path | OutsideProject | SymlinkLoop] = {}
 
     def _note(self, kind: str, rel: str, seen: Any) -> None:
         if self.journal is not None:
             self.journal.setdefault((kind, rel), seen)
 
     def locate(self, rel: str) -> Path:
-        """The absolute path of project-relative ``rel``; raises OutsideProject if it escapes."""
+        """The absolute path of project-relative ``rel``; raises OutsideProject if it escapes,
+        :class:`SymlinkLoop` (an OSError) if resolving it goes round a symlink loop."""
         try:
             target = self._locate(rel)
         except OutsideProject:
             self._note("path", rel, "!outside")
+            raise
+        except SymlinkLoop:
+            self._note("path", rel, "!loop")
             raise
         self._note("path", rel, str(target))
         return target
@@ -104,10 +144,10 @@ class ProjectFiles:
         if found is None:
             try:
                 found = self._resolve(rel)
-            except OutsideProject as exc:
+            except (OutsideProject, SymlinkLoop) as exc:
                 found = exc
             self._located[rel] = found
-        if isinstance(found, OutsideProject):
+        if isinstance(found, (OutsideProject, SymlinkLoop)):
             raise found
         return found
 
@@ -115,7 +155,14 @@ class ProjectFiles:
         pure = PurePosixPath(rel.replace(os.sep, "/"))
         if pure.is_absolute() or rel.startswith("~"):
             raise OutsideProject(f"'{rel}' is an absolute path; paths are relative to the project")
-        target = (self.root / pure).resolve()
+        try:
+            target = (self.root / pure).resolve()
+        except RuntimeError:  # pathlib's "Symlink loop from …" (Python < 3.13)
+            raise SymlinkLoop(rel) from None
+        except OSError as exc:  # Python ≥ 3.13 raises ELOOP itself
+            if exc.errno == errno.ELOOP:
+                raise SymlinkLoop(rel) from None
+            raise
         if target != self.root and self.root not in target.parents:
             raise OutsideProject(f"'{rel}' points outside the project directory")
         return target
@@ -131,6 +178,14 @@ class ProjectFiles:
             return self.texts[rel]
         try:
             data = read_bounded(self.locate(rel))
+        except FileNotFoundError as exc:
+            link = self.root / rel
+            if not os.path.islink(link):
+                self._note("read", rel, f"!{type(exc).__name__} {exc.errno}")
+                raise
+            self._note("read", rel, "!dangling")
+            raise InputRefused(errno.ENOENT, f"a dangling symlink (to '{os.readlink(link)}', "
+                                             "which does not exist)", rel) from None
         except (OSError, OutsideProject) as exc:
             self._note("read", rel, f"!{type(exc).__name__} {getattr(exc, 'errno', '')}")
             raise
@@ -142,21 +197,37 @@ class ProjectFiles:
     def is_dir(self, rel: str) -> bool:
         try:
             found = self.locate(rel).is_dir()
-        except OutsideProject:
+        except (OutsideProject, OSError):
             found = False
         self._note("is_dir", rel, found)
         return found
 
     def list_dir(self, rel: str) -> list[str]:
-        """Sorted project-relative names of the regular files directly in folder ``rel``."""
+        """Sorted project-relative names of the entries directly in folder ``rel`` that are not
+        folders: its regular files, and whatever else stands where a file could (a dangling or
+        looping symlink, a FIFO), so that reading one reports it instead of skipping it."""
         try:
             folder = self.locate(rel)
-            names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+            names = sorted(entry.name for entry in folder.iterdir() if not _is_folder(entry))
         except (OSError, OutsideProject) as exc:
             self._note("list_dir", rel, f"!{type(exc).__name__}")
             raise
         self._note("list_dir", rel, names)
         return [f"{rel.rstrip('/')}/{name}" for name in names]
+
+    def list_folders(self, rel: str) -> list[str]:
+        """Sorted project-relative names of the folders directly in folder ``rel`` (hidden
+        ones left out): the candidates for a mistyped chart path."""
+        try:
+            folder = self.locate(rel)
+            names = sorted(entry.name for entry in folder.iterdir()
+                           if _is_folder(entry) and not entry.name.startswith("."))
+        except (OSError, OutsideProject) as exc:
+            self._note("list_folders", rel, f"!{type(exc).__name__}")
+            raise
+        self._note("list_folders", rel, names)
+        prefix = "" if rel in ("", ".") else f"{rel.rstrip('/')}/"
+        return [f"{prefix}{name}" for name in names]
 
     def tool_stamp(self, path: str) -> str:
         """Size and modification time of the external tool at absolute ``path`` (helm): noted,
@@ -178,9 +249,7 @@ class ProjectFiles:
             for here, dirs, names in os.walk(folder):
                 dirs.sort()
                 for name in sorted(names):
-                    path = os.path.join(here, name)
-                    if not os.path.isfile(path):
-                        continue
+                    path = os.path.join(here, name)  # read_bounded refuses a FIFO, a loop…
                     sub = os.path.relpath(path, folder).replace(os.sep, "/")
                     digest = hashlib.sha256(read_bounded(path)).hexdigest()
                     found.append((f"{rel.rstrip('/')}/{sub}", digest))
@@ -203,6 +272,13 @@ class ProjectFiles:
                       if n.endswith(".j2")]
         self._note("all_templates", "", found)
         return found
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a symlink loop (Python ≥ 3.13 no longer hides it)
+        return False
 
 
 class _Watched(Mapping[str, str]):

@@ -74,10 +74,20 @@ def check_needs(project: Project, diags: Diagnostics) -> None:
     # an edge a -> b means "b needs a"; reversed, a cycle reads in "needs" order
     for cycle in sorted(_canonical(list(reversed(c))) for c in nx.simple_cycles(graph)):
         path = " -> ".join([*cycle, cycle[0]])
-        needer, needed = cycle[0], cycle[1 % len(cycle)]
-        need = next(n for n in by_name[needer].needs if n.name == needed)
-        diags.error(f"releases need each other in a cycle: {path}", need.span,
-                    help="a release can only need releases that do not need it back")
+        edges = []  # every `needs` entry of the cycle, in file order
+        for i, needer in enumerate(cycle):
+            needed = cycle[(i + 1) % len(cycle)]
+            need = next(n for n in by_name[needer].needs if n.name == needed)
+            edges.append((need.span.file, need.span.line, need.span.col, needer, need))
+        edges.sort(key=lambda edge: edge[:3])
+        # the entry written last closes the cycle as one reads the file (most often, the one
+        # just added); the others are shown with it
+        *others, (_, _, _, needer, last) = edges
+        diags.error(f"releases need each other in a cycle: {path}", last.span,
+                    help=f"a release can only need releases that do not need it back: drop "
+                         f"'{last.name}' from the needs of '{needer}', or another edge",
+                    related=tuple((f"'{who}' needs '{need.name}' here", need.span)
+                                  for _, _, _, who, need in others))
 
 
 def _canonical(cycle: list[str]) -> list[str]:

@@ -106,6 +106,7 @@ class _Reader:
     def __init__(self, file: str, diags: Diagnostics) -> None:
         self.file = file
         self.diags = diags
+        self.unloaded: list[str] = []  # releases too broken to load (reported already)
 
     def span(self, node: Node) -> Span:
         return span_from_marks(self.file, node.start_mark, node.end_mark)
@@ -225,7 +226,8 @@ class _Reader:
         helm_version = (self.helm_version(top["helmVersion"][1], "helmVersion")
                         if "helmVersion" in top else None)
         return Spec(self.file, project.value, output, defaults, environments, releases, features,
-                    policies=policies, version_keys=version_keys, helm_version=helm_version)
+                    policies=policies, version_keys=version_keys, helm_version=helm_version,
+                    unloaded=tuple(self.unloaded))
 
     def api_version(self, top: Entries, root: Node) -> None:
         if "apiVersion" not in top:
@@ -263,6 +265,9 @@ class _Reader:
         for name, span, node in self.named_sections(entry[1], "environments"):
             self.check_name(name, span, "environment", DNS_LABEL_MAX)
             result.append(self.environment(name, span, node))
+        if not result and isinstance(entry[1], MappingNode):
+            self.diags.error("the meshfile declares no environments", self.span(entry[1]),
+                             "add one, e.g. development: {values: [...]}")
         return tuple(result)
 
     def environment(self, name: str, span: Span, node: Node) -> EnvironmentSpec:
@@ -461,6 +466,8 @@ class _Reader:
             release = self.release(name, span, node)
             if release is not None:
                 result.append(release)
+            else:
+                self.unloaded.append(name)
         return tuple(result)
 
     def release(self, name: str, span: Span, node: Node) -> ReleaseSpec | None:
@@ -470,7 +477,9 @@ class _Reader:
         def get(key: str, read: Any, default: Any = None) -> Any:
             return read(e[key][1], f"{what}: {key}") if key in e else default
 
-        if "chart" not in e:
+        typed = [k.value for k, _ in node.value if isinstance(k, ScalarNode)] \
+            if isinstance(node, MappingNode) else []
+        if "chart" not in e and not any(did_you_mean(str(k), ["chart"]) for k in typed):
             self.diags.error(f"{what} has no chart", span,
                              "add 'chart: templates/<folder>' (local) or a remote chart name")
         chart = get("chart", self.text)
@@ -551,12 +560,56 @@ class _Reader:
             text = self.text(value_node, f"patch target {key}")
             if text:
                 fields.append((key, text.value))
-        ops = build_value(e["ops"][1], self.file, self.diags)
+        ops_node = e["ops"][1]
+        ops = build_value(ops_node, self.file, self.diags)
         if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
             self.diags.error("patch ops must be a list of RFC 6902 operations",
-                             self.span(e["ops"][1]))
+                             self.span(ops_node))
             return None
-        return Patch(tuple(fields), tuple(ops), self.span(node))
+        op_nodes = ops_node.value if isinstance(ops_node, SequenceNode) else []
+        spans = tuple(self.span(item) for item in op_nodes)
+        well_formed = [self.patch_op(op, item) for op, item in zip(ops, op_nodes, strict=True)]
+        if not all(well_formed):  # every op checked, each error reported
+            return None
+        return Patch(tuple(fields), tuple(ops), self.span(node), spans)
+
+    def patch_op(self, op: dict[str, Any], node: Node) -> bool:
+        """Whether one RFC 6902 operation is well-formed; errors located on it (on its ``op``
+        or its path when that is what is wrong)."""
+        def at(key: str) -> Span:
+            if isinstance(node, MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, ScalarNode) and key_node.value == key:
+                        return self.span(value_node)
+            return self.span(node)
+
+        name = op.get("op")
+        if name not in PATCH_OPS:
+            self.diags.error(f"unknown patch operation {name!r}" if "op" in op else
+                             "a patch operation needs 'op'", at("op"),
+                             " ".join(filter(None, (
+                                 did_you_mean(str(name), PATCH_OPS),
+                                 f"RFC 6902 operations: {', '.join(PATCH_OPS)}"))))
+            return False
+        needed = ["path", *PATCH_OPS[name]]
+        missing = [key for key in needed if key not in op]
+        if missing:
+            self.diags.error(f"patch operation '{name}' needs "
+                             + " and ".join(f"'{key}'" for key in missing), self.span(node))
+            return False
+        ok = True
+        for key in ("path", "from"):
+            pointer = op.get(key)
+            if key in op and (not isinstance(pointer, str) or pointer[:1] not in ("", "/")):
+                self.diags.error(f"patch '{key}' must be a JSON pointer starting with '/' "
+                                 f"(e.g. /metadata/labels/app), not {pointer!r}", at(key))
+                ok = False
+        return ok
+
+
+# RFC 6902's operations and what each needs besides 'path'
+PATCH_OPS: dict[str, tuple[str, ...]] = {"add": ("value",), "remove": (), "replace": ("value",),
+                                         "move": ("from",), "copy": ("from",), "test": ("value",)}
 
 
 # What users of other tools write, and what meshc calls it.

@@ -94,6 +94,7 @@ class Patch:
     target: tuple[tuple[str, str], ...]  # (field, expected) pairs: kind, name, namespace, apiVersion
     ops: tuple[dict[str, Any], ...]
     span: Span
+    op_spans: tuple[Span, ...] = ()  # each op's own place in the meshfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,7 @@ class Spec:
     allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
     helm_version: HelmVersion | None = None        # top-level `helmVersion:` (None: 4)
+    unloaded: tuple[str, ...] = ()  # releases declared, but too broken to load (no cascades)
 
 
 # --- resolved -------------------------------------------------------------------------------

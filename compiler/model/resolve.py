@@ -60,6 +60,7 @@ def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None =
     environments = resolver.environments()
     releases = tuple(resolver.release(r) for r in spec.releases)
     resolver.check_features()
+    resolver.check_version_keys()
     if diags is None:
         resolver.diags.raise_if_errors()
     return Project(spec.file, spec.project, spec.output.value, spec.defaults, environments,
@@ -134,9 +135,9 @@ class _Resolver:
                 continue
             result.append(self.flatten(spec, [self.by_name[n] for n in chain], chain))
         self.check_promotion(result)
-        if not any(not env.abstract for env in self.spec.environments):
+        if self.spec.environments and all(env.abstract for env in self.spec.environments):
             self.diags.error("the meshfile has no deployable environment",
-                             Span(self.spec.file, 1, 1), "every environment is abstract")
+                             self.spec.environments[0].span, "every environment is abstract")
         return tuple(result)
 
     def flatten(self, spec: EnvironmentSpec, layers: list[EnvironmentSpec],
@@ -281,6 +282,16 @@ class _Resolver:
                 result.append(Text(self.files.normalize(ref.value), ref.span))
         return result
 
+    def check_version_keys(self) -> None:
+        """Every ``versionKeys:`` entry (top level, releases) names a path: no empty key."""
+        lists = [self.spec.version_keys, *(r.version_keys for r in self.spec.releases)]
+        for texts in lists:
+            for text in texts or ():
+                if text.value in ("", ".") or "" in parse_values_key(text.value):
+                    self.diags.error(f"versionKeys entry '{text.value}' has an empty key (two "
+                                     "dots in a row, a dot at an end, or nothing)", text.span,
+                                     "a dotted values path, e.g. image.tag")
+
     def check_features(self) -> None:
         if self.spec.features is not None:
             self.read(self.spec.features, "features template")
@@ -290,9 +301,15 @@ class _Resolver:
     def release(self, spec: ReleaseSpec) -> Release:
         names = [r.name for r in self.spec.releases]
         for need in spec.needs:
-            if need.name not in names:
+            if need.name not in names and need.name not in self.spec.unloaded:
                 self.diags.error(f"release '{spec.name}' needs unknown release '{need.name}'",
                                  need.span, did_you_mean(need.name, names))
+        for field, text in (("condition", spec.condition), ("valuesKey", spec.values_key)):
+            problem = text is not None and key_path_problem(text.value, field, spec.name)
+            if problem and text is not None:
+                self.diags.error(problem, text.span,
+                                 "a dotted path of keys, e.g. agents.weather.enabled (`\\.` "
+                                 "for a dot inside a key)")
         key_text = spec.values_key.value if spec.values_key else spec.name
         values: list[ValuesDoc] = []
         for item in spec.values:
@@ -300,8 +317,15 @@ class _Resolver:
                 values.append(item.doc)
             else:
                 values.extend(self.values_files([item]))
+        chart = self.chart(spec)
+        if spec.patches and chart.is_helm and (chart.local or chart.repo or chart.version):
+            self.diags.error(f"release '{spec.name}' has patches, but its Helm chart is "
+                             "installed by Helm itself, which would not apply them (what is "
+                             "reviewed must be what is installed)", spec.patches[0].span,
+                             "set the chart's values instead, or render the resources from a "
+                             "Jinja chart")
         return Release(
-            name=spec.name, span=spec.span, chart=self.chart(spec),
+            name=spec.name, span=spec.span, chart=chart,
             values_key=parse_values_key(key_text), values_key_text=key_text,
             condition=spec.condition, needs=spec.needs, labels=spec.labels, values=tuple(values),
             namespace=spec.namespace, helm=spec.helm, patches=spec.patches,
@@ -315,17 +339,48 @@ class _Resolver:
         if self.files.is_dir(ref.value):
             return self.local_chart(spec, self.files.normalize(ref.value))
         if spec.repo is None and not ref.value.startswith("oci://"):
+            if self.unreadable_chart(spec):
+                return Chart(ref.value, False, None, None, kind="helm")
             looks_local = "/" in ref.value or ref.value.startswith(".")
             self.diags.error(
                 f"chart '{ref.value}' of release '{spec.name}' is not a folder of the project "
                 "and has no 'repo:'", ref.span,
-                "create the folder for a local chart" if looks_local else
-                "add 'repo: https://…' and 'version:' for a remote chart")
+                self.near_folder(ref.value) or
+                ("create the folder for a local chart" if looks_local else
+                 "add 'repo: https://…' and 'version:' for a remote chart"))
+            return Chart(ref.value, False, None, None, kind="helm")  # one error, not two
         if spec.version is None:
             self.diags.error(f"remote chart '{ref.value}' of release '{spec.name}' needs a "
                              "'version:'", ref.span, "pin the chart version, e.g. version: \"1.2.3\"")
         return Chart(ref.value, False, spec.repo.value if spec.repo else None,
                      spec.version.value if spec.version else None, kind="helm")
+
+    def near_folder(self, path: str) -> str | None:
+        """"did you mean 'templates/registry'?" for a chart path one typo away from a folder."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        try:
+            folders = self.files.list_folders(parent or ".")
+        except (OSError, OutsideProject):
+            return None
+        hint = did_you_mean(name, (folder.rpartition("/")[2] for folder in folders))
+        return hint and hint.replace(" '", f" '{parent}/" if parent else " '", 1)
+
+    def unreadable_chart(self, spec: ReleaseSpec) -> bool:
+        """Whether a chart path without ``repo:`` leaves the project or goes round a symlink
+        loop (an error, said so, instead of "not a folder of the project")."""
+        ref = spec.chart
+        try:
+            self.files.locate(ref.value)
+        except OutsideProject as exc:
+            self.diags.error(f"chart of release '{spec.name}': {exc}", ref.span,
+                             "a local chart is a folder inside the project; a remote one has "
+                             "'repo:' and 'version:'")
+        except OSError as exc:
+            self.diags.error(f"chart '{ref.value}' of release '{spec.name}' is "
+                             f"{exc.strerror}", ref.span)
+        else:
+            return False
+        return True
 
     def local_chart(self, spec: ReleaseSpec, folder: str) -> Chart:
         if spec.repo is not None or spec.version is not None:
@@ -362,6 +417,17 @@ class _Resolver:
             self.diags.error(f"cannot read Helm chart '{folder}': {exc}", spec.chart.span)
             files = ()
         return Chart(folder, True, defaults=defaults, schema=schema, kind="helm", files=files)
+
+
+def key_path_problem(text: str, what: str, release: str) -> str | None:
+    """What is wrong with dotted path ``text`` (a release's condition or valuesKey), or None:
+    an empty key (``a..b``, a leading or trailing dot) names nothing anyone can set."""
+    if text in ("", "."):
+        return None if what == "valuesKey" else f"{what} of release '{release}' is empty"
+    if "" in parse_values_key(text):
+        return (f"{what} '{text}' of release '{release}' has an empty key (two dots in a row, "
+                "or a dot at an end)")
+    return None
 
 
 def parse_values_key(text: str) -> Path:

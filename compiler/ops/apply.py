@@ -88,10 +88,13 @@ def parse_selector(text: str) -> Selector:
 
 def step_labels(project: Project, step: Step) -> dict[str, str]:
     """What selectors match a step against: the release's labels, plus ``name``,
-    ``namespace`` and ``chart`` (helmfile's built-in labels)."""
+    ``namespace`` and ``chart`` (helmfile's built-in labels). ``chart`` is the meshfile's
+    ``chart:`` as written (``templates/agent``, ``prometheus``), not the rendered wrapper chart
+    a local chart's step installs."""
     release = project.release(step.release)
     labels = dict(release.labels) if release is not None else {}
-    labels.update(name=step.release, namespace=step.namespace, chart=step.chart)
+    labels.update(name=step.release, namespace=step.namespace,
+                  chart=release.chart.ref if release is not None else step.chart)
     return labels
 
 

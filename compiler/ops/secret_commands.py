@@ -9,11 +9,12 @@ re-encryption happens inside sops.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
+from ..core.diagnostics import CompileError, Diagnostic, Diagnostics, MeshcError
 from ..core.files import OutsideProject
 from ..core.source import Span, file_span
 from ..model.model import Environment, Project, SecretsFile
@@ -175,3 +176,63 @@ def edit_secrets(compiler: Compiler, sops: Sops, key: AgeKey, env: Environment,
         warning = (f"'{source.path}' is encrypted to other recipients than the meshfile lists: "
                    f"run `meshc secrets rotate {source.owner}`")
     return source.path, changed, warning
+
+
+# --- meshc secrets keygen --------------------------------------------------------------------
+
+
+class KeyFileRefused(MeshcError):
+    """A key file meshc will not write (inside a git repository, already there, unwritable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A fresh age key: its public key, and the file it went to (None: printed instead)."""
+
+    public: str
+    text: str
+    path: Path | None
+
+
+def git_repository(path: Path) -> Path | None:
+    """The git work tree holding ``path`` (a ``.git`` folder or file in it or above), or None."""
+    here = path.absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def make_parents(path: Path) -> None:
+    """Create the missing folders above ``path``, each 0700 (a key's folder is private)."""
+    missing = [folder for folder in path.absolute().parents if not folder.exists()]
+    for folder in reversed(missing):
+        os.mkdir(folder, 0o700)
+        os.chmod(folder, 0o700)  # whatever the umask
+
+
+def keygen(output: Path | None, force: bool = False) -> NewKey:
+    """A new age key, written to ``output`` (created 0600, with missing parent folders 0700;
+    an existing file is never replaced) or, without ``output``, only returned. A file inside a
+    git repository is refused unless ``force``: one ``git add .`` would commit the private
+    key. Raises :class:`KeyFileRefused`."""
+    from ..secrets.sops import age_key_file_text, generate_age_key
+
+    private, public = generate_age_key()
+    text = age_key_file_text(private, public)
+    if output is None:
+        return NewKey(public, text, None)
+    repo = git_repository(output.parent)
+    if repo is not None and not force:
+        raise KeyFileRefused(
+            f"refusing to write a private key inside the git repository {repo}: one "
+            "`git add` away from committing it; write it outside (e.g. "
+            "~/.config/meshc/age-key.txt), or pass --force if it is git-ignored on purpose")
+    try:
+        make_parents(output)
+        handle = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise KeyFileRefused(f"cannot create {output}: {exc.strerror}") from None
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return NewKey(public, "", output)

@@ -170,6 +170,8 @@ def still_holds(root: Path, journal: dict[tuple[str, str], Any],
                 probe.is_dir(rel)
             elif kind == "list_dir":
                 probe.list_dir(rel)
+            elif kind == "list_folders":
+                probe.list_folders(rel)
             elif kind == "all_templates":
                 probe.all_templates()
             elif kind == "tree":

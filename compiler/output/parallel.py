@@ -22,6 +22,7 @@ from ..pipeline import (
     Compiler,
     Prepared,
     ReleaseSecrets,
+    Resource,
     committed_review,
     compile_releases,
     plan_environment,
@@ -49,6 +50,7 @@ class Placed:
     secrets: ReleaseSecrets
     files: dict[str, str]
     hooks: tuple[str, ...] = ()
+    resources: tuple[Resource, ...] = ()  # what Helm would own (pipeline.resources_of)
 
 
 # Set in the parent just before forking, read by the forked children (never mutated there).
@@ -57,7 +59,7 @@ _SHARED: tuple[Compiler, Work, Path | None, Cache | None] | None = None
 
 # (environment, release, namespace, helm, secrets, files, hooks, cache key or None)
 Done = tuple[int, int, str, HelmOptions, ReleaseSecrets, dict[str, str], tuple[str, ...],
-             str | None]
+             tuple[Resource, ...], str | None]
 
 
 Written = dict[str, tuple[int, int]]  # path → size and modification time (ns) as written
@@ -107,7 +109,7 @@ def _work(chunk: list[tuple[int, int]]) -> Chunk:
             if cache is None:
                 files = dict.fromkeys(files, "")
         placed.append((env_index, release_index, output.namespace, output.helm, output.secrets,
-                       files, output.hooks, key))
+                       files, output.hooks, output.resources, key))
     observed = ({k: v for k, v in journal.items() if k not in known_before}
                 if journal is not None else {})
     return Chunk(placed, diags.items, diags.sources, written, observed)
@@ -129,10 +131,10 @@ def _require_helm(compiler: Compiler, work: Work) -> None:
 
 
 def _placed(prepared: list[Prepared], done: Done) -> Placed:
-    env_index, release_index, namespace, helm, secrets, files, hooks, _ = done
+    env_index, release_index, namespace, helm, secrets, files, hooks, resources, _ = done
     prep = prepared[env_index]
     return Placed(prep.env.name, prep.enabled[release_index], namespace, helm, secrets, files,
-                  hooks)
+                  hooks, resources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,14 @@ def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) 
     """Prepare ``envs`` and look every enabled release up in ``cache``. Where the cache holds
     nothing for an environment (a first render), nothing can hit: its keys are left to the
     workers, which compute them in parallel."""
-    prepared = [prepare(compiler, env) for env in envs]
+    prepared = []
+    broken = Diagnostics()  # every environment's errors, not only the first's
+    for env in envs:
+        try:
+            prepared.append(prepare(compiler, env))
+        except CompileError as exc:
+            broken.absorb(exc, f"in environment '{env.name}'")
+    broken.raise_if_errors()
     work = Work(prepared, [], [], {}, {}, set())
     for e, prep in enumerate(prepared):
         cold = cache is not None and cache.is_empty(prep.env.name)
@@ -280,10 +289,11 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
 
 def _remember(cache: Cache, work: Work, raw: list[Chunk]) -> None:
     for chunk in raw:
-        for env_index, release_index, namespace, helm, secrets, files, hooks, key in chunk.done:
+        for (env_index, release_index, namespace, helm, secrets, files, hooks, resources,
+             key) in chunk.done:
             if key is not None:
                 env = work.prepared[env_index].env.name
-                cache.put(env, key, (namespace, helm, secrets, files, hooks))
+                cache.put(env, key, (namespace, helm, secrets, files, hooks, resources))
 
 
 def _assemble(compiler: Compiler, prepared: list[Prepared],
@@ -301,11 +311,16 @@ def _assemble(compiler: Compiler, prepared: list[Prepared],
     for prep in prepared:
         env = prep.env.name
         ordered = tuple(by_key[(env, r.name)] for r in prep.enabled)
-        plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        try:
+            plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+        except CompileError as exc:
+            diags.absorb(exc)
+            continue
         if plans is not None:
             plans[env] = plan
         files[f"{env}/plan.json"] = format_json(plan)
         for p in ordered:
             files.update(p.files)
+    diags.raise_if_errors()
     return files
 

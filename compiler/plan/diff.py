@@ -247,6 +247,23 @@ def unified_diff(files: Mapping[str, str], committed: Mapping[str, str], root: s
     return "".join(chunks)
 
 
+def rendered_diff_json(env: str, files: Mapping[str, str], committed: Mapping[str, str],
+                       root: str) -> dict[str, Any]:
+    """``meshc diff --rendered ENV -o json``: each file a render would add, remove or change
+    in the committed output, with its unified diff."""
+    changes = []
+    for path in sorted(set(files) | set(committed)):
+        old, new = committed.get(path), files.get(path)
+        if old == new:
+            continue
+        change = "added" if old is None else "removed" if new is None else "changed"
+        changes.append({"path": f"{root}/{path}", "change": change,
+                        "diff": unified_diff({path: new} if new is not None else {},
+                                             {path: old} if old is not None else {}, root)})
+    return {"apiVersion": "meshc/v1", "kind": "RenderedDiff", "environment": env,
+            "changed": bool(changes), "files": changes}
+
+
 # --- environment against environment ----------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +388,14 @@ def diff_summary(source: str, target: str, diffs: list[ReleaseDiff]) -> str:
     def n(items: list[Any], kind: str) -> int:
         return sum(1 for c in items if c.change == kind)
 
-    return (f"summary: {len(diffs)} releases; {sum(1 for d in both if d.differs)} differ, "
+    # the environment-wide values (global, features) come as a pseudo-release: not counted
+    wide = [d for d in both if d.release.startswith("(")]
+    both = [d for d in both if d not in wide]
+    releases = [d for d in diffs if d not in wide]
+    shared = f"; environment-wide values {'differ' if any(d.differs for d in wide) else 'same'}" \
+        if wide else ""
+    return (f"summary: {len(releases)} release{'s' * (len(releases) != 1)}{shared}; "
+            f"{sum(1 for d in both if d.differs)} differ, "
             f"{sum(1 for d in both if not d.differs)} same, "
             f"{sum(1 for d in diffs if d.presence == 'only-from')} only in {source}, "
             f"{sum(1 for d in diffs if d.presence == 'only-to')} only in {target}; values: "
@@ -415,3 +439,14 @@ def review_lines(review: ReleaseReview, indent: str, paint: Paint = _plain) -> l
     lines += resource_lines(review.resources, indent, paint)
     lines += [f"{indent}{paint('~', 'warn')} {path}" for path in review.files]
     return lines
+
+
+def paint_unified(text: str, paint: Paint = _plain) -> str:
+    """A unified diff coloured as git colours one: headers bold, hunks cyan, + green, - red."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        role = ("title" if body.startswith(("--- ", "+++ ")) else "key" if body.startswith("@@")
+                else "good" if body.startswith("+") else "bad" if body.startswith("-") else None)
+        lines.append((paint(body, role) if role else body) + end)
+    return "".join(lines)

@@ -212,12 +212,8 @@ def _apply_patches(docs: list[_Doc], patches: tuple[Patch, ...], diags: Diagnost
                         notes=(f"resources: {names}",))
             continue
         for i in hits:
-            try:
-                patched = jsonpatch.apply_patch(docs[i].data, list(patch.ops))
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException,
-                    TypeError, ValueError) as exc:
-                diags.error(f"patch failed on {docs[i].data['kind']}/"
-                            f"{docs[i].data['metadata']['name']}: {exc}", patch.span)
+            patched = _patched(docs[i].data, patch, diags)
+            if patched is None:
                 continue
             if _object_problem(patched):
                 diags.error(f"patch leaves {docs[i].data['kind']} without a valid "
@@ -225,6 +221,37 @@ def _apply_patches(docs: list[_Doc], patches: tuple[Patch, ...], diags: Diagnost
                 continue
             docs[i] = _Doc(patched, docs[i].template)
     return docs
+
+
+def _patched(data: dict[str, Any], patch: Patch, diags: Diagnostics) -> dict[str, Any] | None:
+    """``data`` with ``patch``'s ops applied one by one, so that a failure is located on its
+    op and said in words (not jsonpatch's, which can dump the whole resource); None if one
+    fails."""
+    what = f"{data['kind']}/{data['metadata']['name']}"
+    for n, op in enumerate(patch.ops):
+        try:
+            data = jsonpatch.apply_patch(data, [op])
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException,
+                TypeError, ValueError) as exc:
+            span = patch.op_spans[n] if n < len(patch.op_spans) else patch.span
+            diags.error(f"patch operation {n + 1} ('{op.get('op')}' {op.get('path')!r}) failed "
+                        f"on {what}: {_patch_reason(op, exc)}", span)
+            return None
+    return data
+
+
+def _patch_reason(op: dict[str, Any], exc: Exception) -> str:
+    if isinstance(exc, jsonpatch.JsonPatchTestFailed):
+        return f"the value there is not {op.get('value')!r}"
+    if isinstance(exc, (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException)):
+        if op.get("op") in ("move", "copy") and "from" in op and str(op["from"]) in str(exc):
+            return f"'from' {op['from']!r} does not exist in the resource"
+        if op.get("op") == "add":
+            return f"the parent of {op.get('path')!r} does not exist in the resource (add " \
+                   "creates the last key only)"
+        return f"{op.get('path')!r} does not exist in the resource"
+    text = str(exc)
+    return text if len(text) <= 120 else text[:120] + "…"
 
 
 def _name_files(docs: list[_Doc], diags: Diagnostics) -> tuple[Manifest, ...]:

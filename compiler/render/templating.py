@@ -31,6 +31,11 @@ class TemplateFailure(Exception):
     """Raised by ``fail()`` / ``required()`` inside a template."""
 
 
+class TemplateUnreadable(jinja2.TemplateNotFound):
+    """A template that is there but cannot be read: outside the project, a symlink loop, a
+    FIFO, too large."""
+
+
 class _ProjectLoader(jinja2.BaseLoader):
     def __init__(self, files: ProjectFiles) -> None:
         self.files = files
@@ -40,14 +45,14 @@ class _ProjectLoader(jinja2.BaseLoader):
         try:
             return self.files.read(template), template, lambda: True
         except OutsideProject as exc:
-            raise jinja2.TemplateNotFound(f"{template} ({exc})") from None
+            raise TemplateUnreadable(f"{template}: {exc}") from None
         except FileNotFoundError:
             raise jinja2.TemplateNotFound(template) from None
         except NotUTF8 as exc:  # at the bad byte's line
             raise jinja2.TemplateSyntaxError(str(exc), exc.line, template, template) from None
         except (OSError, UnicodeDecodeError) as exc:  # too large, not UTF-8, unreadable
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise jinja2.TemplateNotFound(f"{template} ({reason})") from None
+            raise TemplateUnreadable(f"{template}: {reason}") from None
 
 
 class _Environment(GuardedSandbox):
@@ -178,6 +183,9 @@ def template_diagnostic(exc: BaseException, name: str) -> Diagnostic:
         file = exc.name or exc.filename or name
         return Diagnostic("error", f"template syntax error: {exc.message}",
                           Span(file, exc.lineno or 1, 1, exc.lineno or 1, WHOLE_LINE))
+    if isinstance(exc, TemplateUnreadable):
+        return Diagnostic("error", f"cannot read template {exc.message}",
+                          _traceback_span(exc, name))
     if isinstance(exc, jinja2.TemplateNotFound):
         return Diagnostic("error", f"template not found: {exc.message}", _traceback_span(exc, name))
     help = None

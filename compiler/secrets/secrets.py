@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -590,11 +590,14 @@ def unencrypted_secrets(files: ProjectFiles, envs: Sequence[Environment],
 
 
 def canary_leaks(files: ProjectFiles, project: Project, sources: Sequence[SecretsFile],
-                 decrypt: Decrypt, rendered: Mapping[str, str]) -> list[Diagnostic]:
+                 decrypt: Decrypt, rendered: Mapping[str, str],
+                 public: Iterable[str] = ()) -> list[Diagnostic]:
     """Decrypt ``sources`` (in memory) and look for every secret value of at least
     ``CANARY_MIN_LENGTH`` characters, as is or base64-encoded, in ``rendered`` and in the
     values files. A file the key cannot decrypt is skipped with a warning (CI often holds
-    one environment's key only); any other failure (tampered, damaged) is an error."""
+    one environment's key only); any other failure (tampered, damaged) is an error.
+    ``public``: dotted secret keys (``registry.database.username``) whose values are not
+    secret, and so not looked for (the rule's ``public`` option)."""
     from .sops import SopsError
 
     found: list[Diagnostic] = []
@@ -609,17 +612,20 @@ def canary_leaks(files: ProjectFiles, project: Project, sources: Sequence[Secret
                 "warning" if skipped else "error",
                 f"canary scan skipped '{source.path}': {exc.message}" if skipped else exc.message,
                 source.span, exc.help))
-    return found + _canary(files, project, plaintexts, scanned, rendered)
+    return found + _canary(files, project, plaintexts, scanned, rendered, frozenset(public))
 
 
 def _canary(files: ProjectFiles, project: Project, plaintexts: list[bytes],
-            sources: list[SecretsFile], rendered: Mapping[str, str]) -> list[Diagnostic]:
+            sources: list[SecretsFile], rendered: Mapping[str, str],
+            public: frozenset[str] = frozenset()) -> list[Diagnostic]:
     """The canary scan proper (``plaintexts``: JSON, one per source)."""
     import base64
 
     needles: dict[str, str] = {}
     for source, plain in zip(sources, plaintexts, strict=True):
         for path, value in _scalars(json.loads(plain or b"{}"), ()):
+            if ".".join(map(str, path)) in public:
+                continue
             text = value if isinstance(value, str) else json.dumps(value)
             if len(text) >= CANARY_MIN_LENGTH:
                 name = f"'{'.'.join(map(str, path))}' of {source.path}"

@@ -44,14 +44,45 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _unclosed(text: str, end: int) -> tuple[int, int, str] | None:
+    """(line, column, bracket) of the innermost ``{`` or ``[`` still open at offset ``end``
+    (strings skipped), or None: where the construct the parser gave up in started."""
+    stack: list[int] = []
+    in_string = escaped = False
+    for at, char in enumerate(text[:end]):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string, escaped = True, False
+        elif char in "{[":
+            stack.append(at)
+        elif char in "}]" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    at = stack[-1]
+    line = text.count("\n", 0, at) + 1
+    return line, at - (text.rfind("\n", 0, at) + 1) + 1, text[at]
+
+
 def load_json_doc(text: str, file: str) -> ValuesDoc:
     """The JSON object ``text`` holds, with lazy spans; raises :class:`CompileError` located on
     the first syntax error, or when the document is not an object."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
+        opener = _unclosed(text, exc.pos)
+        related = () if opener is None or opener[0] == exc.lineno else (
+            (f"to match this '{opener[2]}'", Span(file, opener[0], opener[1])),)
         raise CompileError([Diagnostic("error", f"{file} is not valid JSON: {exc.msg}",
-                                       Span(file, exc.lineno, exc.colno))]) from None
+                                       Span(file, exc.lineno, exc.colno),
+                                       related=related)]) from None
     except ValueError as exc:  # NaN, Infinity: Python reads them, JSON (and Go) do not
         raise CompileError([Diagnostic("error", f"{file} is not valid JSON: {exc}",
                                        file_span(file))]) from None

@@ -82,6 +82,20 @@ def leaf_paths(value: object, prefix: Path = ()) -> list[Path]:
     return [prefix]
 
 
+def blocked_at(tree: object, path: Path) -> Path | None:
+    """The part of ``path`` that holds a value no key can be looked up in (a scalar or a list
+    where a map is needed to go on), or None when ``path`` can be followed or just ends
+    early. ``a.b.c`` with ``a.b: true`` → ``("a", "b")``."""
+    node = tree
+    for depth, part in enumerate(path):
+        if not isinstance(node, dict):
+            return None if node is None or depth == 0 else path[:depth]
+        if part not in node:
+            return None
+        node = node[part]
+    return None
+
+
 def lookup(tree: object, path: Path) -> tuple[bool, object]:
     """(True, value) if ``path`` exists in ``tree`` (maps by key, lists by index), else
     (False, None)."""

@@ -421,7 +421,7 @@ def compose_documents(text: str, file: str) -> list[Node]:
                 docs.append(node)
         return docs
     except yaml.MarkedYAMLError as exc:
-        raise CompileError([_syntax_diagnostic(exc, file)]) from None
+        raise CompileError([_syntax_diagnostic(exc, file, text)]) from None
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a position too
         raise CompileError([_reader_diagnostic(exc, text, file)]) from None
     finally:
@@ -442,12 +442,36 @@ def _reader_diagnostic(exc: yaml.YAMLError, text: str, file: str) -> Diagnostic:
                       Span(file, line, col, line, col + 1))
 
 
-def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, text: str = "") -> Diagnostic:
+    """A YAML syntax error where PyYAML gave up, and, when that is another line, where the
+    construct it was reading started (an unclosed ``[``: "to match this", as compilers say)."""
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "syntax error"
     context = f" ({exc.context})" if exc.context else ""
     span = span_from_marks(file, mark) if mark is not None else Span(file, 1, 1)
-    return Diagnostic("error", f"invalid YAML: {problem}{context}", span)
+    if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        return Diagnostic("error", "invalid YAML: a tab character, where YAML allows only "
+                                   "spaces (for indentation, and to start a token)", span,
+                          help="indent with spaces; YAML forbids tabs there")
+    related: tuple[tuple[str, Span], ...] = ()
+    start = exc.context_mark
+    if exc.problem_mark is not None and start is not None and (
+            start.line, start.column) != (mark.line, mark.column):
+        what = (exc.context or "this").removeprefix("while parsing ").removeprefix(
+            "while scanning ")
+        opener = _char_at(text, start.line, start.column)
+        label = (f"to match this '{opener}'" if opener in ("[", "{", "'", '"') else
+                 f"{what} starts here")
+        related = ((label, span_from_marks(file, start)),)
+    return Diagnostic("error", f"invalid YAML: {problem}{context}", span, related=related)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at 0-based ``line`` and ``column`` of ``text`` ("" past the end)."""
+    lines = text.split("\n", line + 1)
+    if line >= len(lines):
+        return ""
+    return lines[line][column:column + 1]
 
 
 def build_value(node: Node, file: str, diags: Diagnostics,

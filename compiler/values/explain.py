@@ -15,7 +15,7 @@ from ..core.diagnostics import CompileError, Diagnostic, did_you_mean
 from ..core.source import COMMAND_LINE, Span, source_line
 from ..syntax.keypath import format_key_path, leaf_paths
 from ..syntax.yamlsrc import Path
-from .values import Link, ValueSet, lookup
+from .values import Link, ValueSet, describe_value, lookup
 
 LAYER_NAMES = {"chart": "chart default", "environment": "environment values",
                "features": "features template", "release": "release values",
@@ -91,6 +91,8 @@ def _missing(values: ValueSet, path: Path) -> Diagnostic:
         notes = (f"keys at {where}: {', '.join(sorted(parent)) or '(none)'}",)
     elif isinstance(parent, list):
         notes = (f"{where} is a list of {len(parent)} item{'s' * (len(parent) != 1)}",)
+    else:  # the path goes through a scalar
+        notes = (f"{where} is {describe_value(parent)}, which holds no keys",)
     candidates = [format_key_path(p) for p in leaf_paths(values.values)]
     return Diagnostic("error", f"'{format_key_path(path)}' is not a value of release "
                       f"'{values.release}' in '{values.env}'", None,

@@ -24,7 +24,7 @@ from ..core.diagnostics import Diagnostics
 from ..core.source import COMMAND_LINE, Span
 from ..model.model import Environment, Release
 from ..syntax.helmvalues import coalesce_values, merge_maps
-from ..syntax.keypath import format_key_path, lookup
+from ..syntax.keypath import blocked_at, format_key_path, lookup
 from ..syntax.yamlsrc import Path, ValuesDoc
 from .flags import FlagFailure, SetFlags, apply_flags, flag_diagnostic
 
@@ -249,16 +249,54 @@ def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a map"
 
 
+def describe_value(value: Any) -> str:
+    """A value in a few words for a message: ``a bool (true)``, ``a list of 3``, ``a map``."""
+    if isinstance(value, bool):
+        return f"a bool ({str(value).lower()})"
+    if isinstance(value, dict):
+        return f"a map of {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f"a string ({shown!r})"
+    return f"{'an' if type(value).__name__[0] in 'aeiou' else 'a'} {type(value).__name__} ({value!r})"
+
+
+def env_origin(env_values: EnvValues, path: Path) -> Span | None:
+    """Where the value at ``path`` of an environment's tree was set: the strongest layer (an
+    environment's values file, the features template, a flag) that holds it."""
+    for layer in reversed(env_values.layers):
+        present, _ = layer.holds(path)
+        if present:
+            return layer.doc.spans.get(path) or Span(layer.doc.file, 1, 1)
+    return None
+
+
+def set_at(env_values: EnvValues | None, path: Path) -> tuple[tuple[str, Span], ...]:
+    """Where ``path`` was set, as a diagnostic's ``related`` place (none if unknown)."""
+    span = env_origin(env_values, path) if env_values is not None else None
+    return ((f"{format_key_path(path)} is set here", span),) if span is not None else ()
+
+
 def env_view(tree: dict[str, Any], key: Path, diags: Diagnostics, span: Span,
-             what: str) -> dict[str, Any]:
+             what: str, env_values: EnvValues | None = None) -> dict[str, Any]:
     """The part of an environment-wide tree one release sees: the subtree at ``key`` plus the
-    environment-wide keys (global, features)."""
+    environment-wide keys (global, features). A ``key`` that runs into a scalar or a list, or
+    names one, is an error located on the release (and noted where that value was set)."""
     present, sub = lookup(tree, key)
-    if not present or sub is None:
+    blocked = blocked_at(tree, key)
+    if blocked is not None:
+        _, found = lookup(tree, blocked)
+        diags.error(f"values key '{format_key_path(key)}' goes through "
+                    f"'{format_key_path(blocked)}', which is {describe_value(found)}, not a "
+                    f"map, in {what}", span, related=set_at(env_values, blocked))
+        sub = {}
+    elif not present or sub is None:
         sub = {}
     elif not isinstance(sub, dict):
-        diags.error(f"values key '{'.'.join(map(str, key))}' is {type(sub).__name__}, not a map, "
-                    f"in {what}", span)
+        diags.error(f"values key '{format_key_path(key)}' is {describe_value(sub)}, not a map, "
+                    f"in {what}", span, related=set_at(env_values, key))
         sub = {}
     view = dict(sub)
     for name in ENV_WIDE_KEYS:
@@ -270,7 +308,7 @@ def env_view(tree: dict[str, Any], key: Path, diags: Diagnostics, span: Span,
 def release_values(release: Release, env_values: EnvValues, diags: Diagnostics) -> ValueSet:
     """Compute the values ``release``'s chart receives in ``env_values``' environment."""
     where = f"environment '{env_values.env.name}'"
-    user = env_view(env_values.base, release.values_key, diags, release.span, where)
+    user = env_view(env_values.base, release.values_key, diags, release.span, where, env_values)
     layers: list[Layer] = []
     if release.chart.defaults is not None:
         layers.append(Layer("chart", release.chart.defaults, "release"))
