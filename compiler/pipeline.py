@@ -27,6 +27,7 @@ from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
 from .core.limits import activate as activate_limits
 from .core.process import HelmTool
 from .core.source import COMMAND_LINE, Span
+from .model.bluegreen import groups_of, load_state
 from .model.graph import check_needs, waves
 from .model.load import DNS_LABEL, load_meshfile
 from .model.model import Environment, HelmOptions, HelmVersion, Project, Release, Text
@@ -63,6 +64,7 @@ from .secrets.secrets import (
 from .syntax.keypath import blocked_at, format_key_path
 from .syntax.yamlsrc import Path as ValuePath
 from .syntax.yamlsrc import ValuesDoc, dump_yaml, load_documents
+from .values.bluegreen import SlotStatus, with_slot_layers
 from .values.chart_schema import check_chart_schema
 from .values.flags import SetFlag, SetFlags, parse_flags
 from .values.values import (
@@ -448,6 +450,7 @@ class Prepared:
     env_secrets: EnvSecrets
     enabled: tuple[Release, ...]
     disabled: tuple[tuple[str, str], ...]
+    slots: tuple[SlotStatus, ...] = ()   # blue-green releases: live slot, pending version
 
 
 def prepare(compiler: Compiler, env: Environment) -> Prepared:
@@ -467,8 +470,18 @@ def prepare(compiler: Compiler, env: Environment) -> Prepared:
             enabled.append(release)
         elif why:
             disabled.append((release.name, why))
+    slots: tuple[SlotStatus, ...] = ()
+    if any(r.slot is not None for r in enabled):
+        try:
+            state = load_state(compiler.files, env.name, groups_of(compiler.project.releases))
+            layered, slots = with_slot_layers(enabled, env_values, state,
+                                              compiler.project.root_file, diags)
+            enabled = list(layered)
+        except CompileError as exc:
+            diags.absorb(exc)
     diags.raise_if_errors()
-    return Prepared(env, env_values, env_ctx, env_secrets, tuple(enabled), tuple(disabled))
+    return Prepared(env, env_values, env_ctx, env_secrets, tuple(enabled), tuple(disabled),
+                    slots)
 
 
 def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[Release],

@@ -305,6 +305,20 @@ VERIFY_CHECK = Obj("verifyCheck", "verify check", (
                               "/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH."),
 ), required=("http",), nullable=False)
 
+BLUE_GREEN = Obj("blueGreen", "blue-green", (
+    Field("router", STRING, "The router chart (a local chart folder): a release named as this "
+                            "one that owns the live Service (and Ingress) and selects the live "
+                            "slot's pods; it receives blueGreen.liveSlot."),
+    Field("idleReplicas", Num(), "Replicas of the idle slot after a switch (slots receive "
+                                 "blueGreen.idleReplicas); unset, the idle slot keeps running."),
+), required=("router",), nullable=False)
+
+STRATEGY = Obj("strategy", "strategy", (
+    Field("blueGreen", BLUE_GREEN, "Deploy as two slot releases, NAME-blue and NAME-green, and "
+                                   "a router release NAME; bluegreen/ENV.yaml says which slot "
+                                   "is live (meshc switch)."),
+), nullable=False)
+
 RELEASE_VALUES = AnyOf((STRING, ANY_MAP, ListOf(AnyOf((STRING, ANY_MAP)))))
 
 RELEASE = Obj("release", "release", (
@@ -331,6 +345,8 @@ RELEASE = Obj("release", "release", (
                                           "workloads rolled out, e.g. {http: {service: registry, "
                                           "port: 8080, path: /health}}."),
     Field("cost", RELEASE_COST, "For meshc cost: an estimate of what the release runs."),
+    Field("strategy", STRATEGY, "How the release is deployed: {blueGreen: {router: CHART}} "
+                                "(docs/topology.md)."),
 ), required=("chart",), nullable=False)
 
 

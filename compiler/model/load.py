@@ -32,6 +32,7 @@ from ..syntax.yamlsrc import (
 )
 from . import fields
 from .model import (
+    BlueGreen,
     CostEstimate,
     CostSettings,
     Defaults,
@@ -496,7 +497,27 @@ class _Reader:
             version_keys=get("versionKeys", self.texts, None),
             verify=get("verify", self.health_checks, ()),
             cost_estimate=get("cost", self.release_cost, None),
+            blue_green=get("strategy", self.strategy, None),
         )
+
+    def strategy(self, node: Node, what: str) -> BlueGreen | None:
+        """A release's ``strategy: {blueGreen: {router, idleReplicas}}``."""
+        entries = self.entries(node, what, fields.STRATEGY.keys)
+        if "blueGreen" not in entries:
+            return None
+        key, value = entries["blueGreen"]
+        name = f"{what}.blueGreen"
+        inner = self.entries(value, name, fields.BLUE_GREEN.keys)
+        if "router" not in inner:
+            if isinstance(value, MappingNode) or _is_null(value):
+                self.diags.error(f"{name} needs a 'router:' chart", self.span(key),
+                                 "router: templates/router (a local chart owning the live "
+                                 "Service; docs/topology.md)")
+            return None
+        router = self.text(inner["router"][1], f"{name}.router")
+        replicas = (self.number(inner["idleReplicas"][1], f"{name}.idleReplicas", whole=True)
+                    if "idleReplicas" in inner else None)
+        return BlueGreen(router, replicas, self.span(key)) if router is not None else None
 
     def health_checks(self, node: Node, what: str) -> tuple[HealthCheck, ...]:
         if not isinstance(node, SequenceNode):

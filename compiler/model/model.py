@@ -137,6 +137,34 @@ class CostEstimate:
 
 
 @dataclass(frozen=True, slots=True)
+class BlueGreen:
+    """A release's ``strategy: {blueGreen: …}`` as written: the router chart, and the idle
+    slot's replicas after a switch (None: the idle slot keeps running)."""
+
+    router: Text
+    idle_replicas: Text | None
+    span: Span
+
+
+SLOTS = ("blue", "green")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """What a resolved release is to a blue-green release ``group``: one of its two slots
+    (``blue``, ``green``) or its ``router``."""
+
+    group: str
+    role: str                          # "blue", "green" or "router"
+    idle_replicas: int | None
+    span: Span                         # the meshfile's `blueGreen:`
+
+    @property
+    def is_router(self) -> bool:
+        return self.role == "router"
+
+
+@dataclass(frozen=True, slots=True)
 class Defaults:
     namespace: Text | None = None
     helm: HelmOptions = HelmOptions()
@@ -216,6 +244,7 @@ class ReleaseSpec:
     version_keys: tuple[Text, ...] | None = None   # `versionKeys:` (None: the project's)
     verify: tuple[HealthCheck, ...] = ()           # `verify:` health checks (meshc verify)
     cost_estimate: CostEstimate | None = None       # `cost: {estimate: …}`
+    blue_green: BlueGreen | None = None             # `strategy: {blueGreen: …}`
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +347,7 @@ class Release:
     chart_span: Span | None = None    # the release's `chart:` in the meshfile
     verify: tuple[HealthCheck, ...] = ()   # `verify:` health checks (meshc verify)
     cost_estimate: CostEstimate | None = None   # `cost: {estimate: …}` (meshc cost)
+    slot: Slot | None = None          # a blue-green release's slot or router (docs/topology.md)
 
 
 @dataclass(frozen=True, slots=True)

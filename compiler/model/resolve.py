@@ -7,6 +7,7 @@ aliases, releases, files), locates charts and loads every values file exactly on
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from ..core.diagnostics import CompileError, Diagnostics, did_you_mean
@@ -14,8 +15,9 @@ from ..core.files import OutsideProject, ProjectFiles
 from ..core.source import Span
 from ..syntax.jsondoc import load_json_doc
 from ..syntax.yamlsrc import Path, ValuesDoc, load_values_doc
-from .fields import DEFAULT_HELM_MAJOR
+from .fields import DEFAULT_HELM_MAJOR, RELEASE_NAME_MAX
 from .model import (
+    SLOTS,
     Chart,
     CostSettings,
     Environment,
@@ -28,6 +30,7 @@ from .model import (
     Release,
     ReleaseSpec,
     SecretsFile,
+    Slot,
     Spec,
     Text,
 )
@@ -58,7 +61,7 @@ def resolve_project(spec: Spec, files: ProjectFiles, diags: Diagnostics | None =
     """
     resolver = _Resolver(spec, files, diags if diags is not None else Diagnostics(), parsed)
     environments = resolver.environments()
-    releases = tuple(resolver.release(r) for r in spec.releases)
+    releases = tuple(found for r in spec.releases for found in resolver.releases_of(r))
     resolver.check_features()
     resolver.check_version_keys()
     if diags is None:
@@ -297,6 +300,55 @@ class _Resolver:
             self.read(self.spec.features, "features template")
 
     # --- releases -------------------------------------------------------------------------
+
+    def releases_of(self, spec: ReleaseSpec) -> tuple[Release, ...]:
+        """The release ``spec`` declares; a blue-green one expands into its two slots and its
+        router (named as the release), in that order."""
+        release = self.release(spec)
+        bg = spec.blue_green
+        if bg is None:
+            return (release,)
+        replicas = int(bg.idle_replicas.value) if bg.idle_replicas is not None else None
+        longest = f"{spec.name}-green"
+        if len(longest) > RELEASE_NAME_MAX:
+            self.diags.error(f"blue-green release '{spec.name}' is too long for its slots: "
+                             f"'{longest}' has {len(longest)} characters, over Helm's "
+                             f"{RELEASE_NAME_MAX}", spec.span,
+                             f"a blue-green release's name has at most "
+                             f"{RELEASE_NAME_MAX - len('-green')} characters")
+        taken = {r.name for r in self.spec.releases}
+        for role in SLOTS:
+            if f"{spec.name}-{role}" in taken:
+                self.diags.error(f"release '{spec.name}-{role}' is also the {role} slot of "
+                                 f"blue-green release '{spec.name}'", bg.span,
+                                 "rename one of them")
+        if not release.chart.local:
+            self.diags.error(
+                f"blue-green release '{spec.name}' has remote chart '{release.chart.ref}', "
+                "which cannot take the slot values", spec.chart.span,
+                "both slots install the same chart side by side: it must name its resources "
+                "by release and select its pods by release (or by blueGreen.slot); use a "
+                "chart of the project, e.g. a Helm chart folder wrapping it")
+        slots = tuple(replace(release, name=f"{spec.name}-{role}", verify=(),
+                              slot=Slot(spec.name, role, replicas, bg.span))
+                      for role in SLOTS)
+        router_chart = self.router_chart(spec, bg.router)
+        router = replace(release, chart=router_chart, chart_span=bg.router.span,
+                         needs=tuple(Ref(s.name, bg.span) for s in slots), patches=(),
+                         version_keys=(), cost_estimate=None,
+                         slot=Slot(spec.name, "router", replicas, bg.span))
+        return (*slots, router)
+
+    def router_chart(self, spec: ReleaseSpec, ref: Text) -> Chart:
+        """The router's chart: a folder of the project."""
+        if not self.files.is_dir(ref.value):
+            self.diags.error(f"router chart '{ref.value}' of blue-green release '{spec.name}' "
+                             "is not a folder of the project", ref.span,
+                             self.near_folder(ref.value) or
+                             "a local chart that owns the live Service (docs/topology.md)")
+            return Chart(ref.value, True, templates=())
+        return self.local_chart(replace(spec, chart=ref, repo=None, version=None),
+                                self.files.normalize(ref.value))
 
     def release(self, spec: ReleaseSpec) -> Release:
         names = [r.name for r in self.spec.releases]
