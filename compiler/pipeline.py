@@ -38,7 +38,15 @@ from .plan.diff import (
     manifest_resources,
     read_tree,
 )
-from .plan.plan import HELM4_ONLY, Plan, Target, build_plan, format_json, helm3_unsupported
+from .plan.plan import (
+    HELM4_ONLY,
+    Plan,
+    SlotRole,
+    Target,
+    build_plan,
+    format_json,
+    helm3_unsupported,
+)
 from .render import wrapper_chart
 from .render.helm_chart import no_helm, render_helm_release, with_deletions
 from .render.inputs import inputs_digest
@@ -514,7 +522,7 @@ def compile_releases(compiler: Compiler, prepared: Prepared, releases: Iterable[
 def finish(compiler: Compiler, prepared: Prepared,
            outputs: tuple[ReleaseOutput, ...]) -> EnvironmentOutput:
     """The environment's output once its releases are compiled: adds the plan."""
-    plan = plan_environment(compiler, prepared.env, outputs, prepared.disabled)
+    plan = plan_environment(compiler, prepared.env, outputs, prepared.disabled, prepared.slots)
     return EnvironmentOutput(prepared.env, outputs, plan)
 
 
@@ -658,8 +666,10 @@ class Placed(Protocol):
 
 
 def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Placed],
-                     disabled: tuple[tuple[str, str], ...]) -> Plan:
-    """The plan of ``env`` from its compiled releases (in meshfile order). Raises
+                     disabled: tuple[tuple[str, str], ...],
+                     slots: Sequence[SlotStatus] = ()) -> Plan:
+    """The plan of ``env`` from its compiled releases (in meshfile order); ``slots``: where
+    its blue-green releases stand (:attr:`Prepared.slots`). Raises
     :class:`CompileError` when two of them create the same resource."""
     diags = Diagnostics()
     duplicate_resources(env, outputs, diags)
@@ -679,12 +689,25 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs,
             helm_chart=r.chart.ref if r.chart.is_helm else None, hooks=o.hooks,
             digest=compiler.charts.digest(r, env) if compiler.charts is not None
-            and not r.chart.local else None))
+            and not r.chart.local else None, blue_green=slot_role(r, slots)))
     generations = waves(o.release for o in outputs)
     digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
     check_helm_options(env, outputs)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled, digest, env.helm_version.major)
+
+
+def slot_role(release: Release, slots: Sequence[SlotStatus]) -> SlotRole | None:
+    """What ``release`` is to its blue-green release, if anything, for the plan."""
+    slot = release.slot
+    status = next((s for s in slots if slot is not None and s.group == slot.group), None)
+    if slot is None or status is None:
+        return None
+    if slot.is_router:
+        return SlotRole(slot.group, "router", live_slot=status.live)
+    live = slot.role == status.live
+    return SlotRole(slot.group, slot.role, live=live, pending=not live and status.pending,
+                    scaled=not live and not status.pending and slot.idle_replicas is not None)
 
 
 def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:

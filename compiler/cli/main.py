@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..core import limits
 from .apply import apply
+from .bluegreen import switch
 from .charts import charts
 from .check import check
 from .completion import completion
@@ -100,7 +101,7 @@ def main(ctx: click.Context, meshfile: Path, limit_flags: tuple[str, ...]) -> No
 
 
 for command in (plan, render, values, graph, explain, diff, check, secrets, versions, promote,
-                env_group, apply, status, drift, history, rollback, verify, charts,
+                switch, env_group, apply, status, drift, history, rollback, verify, charts,
                 export_group, ci_group, cost, schema, completion):
     main.add_command(command)
 

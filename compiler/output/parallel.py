@@ -312,7 +312,7 @@ def _assemble(compiler: Compiler, prepared: list[Prepared],
         env = prep.env.name
         ordered = tuple(by_key[(env, r.name)] for r in prep.enabled)
         try:
-            plan = plan_environment(compiler, prep.env, ordered, prep.disabled)
+            plan = plan_environment(compiler, prep.env, ordered, prep.disabled, prep.slots)
         except CompileError as exc:
             diags.absorb(exc)
             continue

@@ -21,6 +21,36 @@ API_VERSION = "meshc/v1"
 
 
 @dataclass(frozen=True, slots=True)
+class SlotRole:
+    """A step's part in a blue-green release ``group``: a slot (``blue``, ``green``; ``live``
+    or idle, ``pending`` when it holds versions the live slot does not run, ``scaled`` when
+    it is idle and scaled to ``idleReplicas``) or the ``router`` (sending traffic to
+    ``live_slot``)."""
+
+    group: str
+    role: str
+    live: bool = False
+    pending: bool = False
+    scaled: bool = False
+    live_slot: str = ""
+
+    def json(self) -> dict[str, Any]:
+        if self.role == "router":
+            return {"release": self.group, "role": "router", "liveSlot": self.live_slot}
+        return {"release": self.group, "role": "slot", "slot": self.role, "live": self.live,
+                "newVersion": self.pending}
+
+    def text(self) -> str:
+        if self.role == "router":
+            return f"router of {self.group}: traffic to {self.group}-{self.live_slot}"
+        if self.live:
+            return f"live slot of {self.group}"
+        what = ("gets the new version" if self.pending else
+                "scaled to idleReplicas" if self.scaled else "keeps its version")
+        return f"idle slot of {self.group}: {what} (meshc switch makes it live)"
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """What the plan needs to know about one enabled release."""
 
@@ -38,6 +68,7 @@ class Target:
     helm_chart: str | None = None   # a Helm chart (folder or remote name): installed as itself
     hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
     digest: str | None = None       # a remote chart's package, as the lock pins it
+    blue_green: SlotRole | None = None   # a blue-green release's slot or router
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +85,7 @@ class Step:
     helm_chart: str | None = None   # a Helm chart (folder or remote name): installed as itself
     hooks: tuple[str, ...] = ()     # rendered resources Helm runs as hooks: Kind/name (events)
     digest: str | None = None       # a remote chart's package, as the lock pins it
+    blue_green: SlotRole | None = None   # a blue-green release's slot or router
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +171,8 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
              by_name[name].chart, helm_argv(by_name[name], kube_context, helm_version),
              by_name[name].remote,
              secrets=by_name[name].secrets, helm_chart=by_name[name].helm_chart,
-             hooks=by_name[name].hooks, digest=by_name[name].digest)
+             hooks=by_name[name].hooks, digest=by_name[name].digest,
+             blue_green=by_name[name].blue_green)
         for index, wave in enumerate(generations) for name in wave)
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
@@ -158,7 +191,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                    "secrets": [{"file": i.file, "extract": i.extract} for i in s.secrets],
                    **({"helmChart": s.helm_chart} if s.helm_chart else {}),
                    **({"chartDigest": s.digest} if s.digest else {}),
-                   **({"hooks": list(s.hooks)} if s.hooks else {})}
+                   **({"hooks": list(s.hooks)} if s.hooks else {}),
+                   **({"blueGreen": s.blue_green.json()} if s.blue_green else {})}
                   for s in plan.steps],
         "kubeContext": plan.kube_context,
         "disabled": [{"release": name, "reason": why} for name, why in plan.disabled],
@@ -334,6 +368,8 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain,
             status = f"  [{_status(found)}]" if found else ""
             lines.append(f"  {step.release:<{width}}  {step.namespace:<{ns_width}}  "
                          f"{_chart_text(step)}{needs}{status}")
+            if step.blue_green:
+                lines.append(f"      {paint('blue-green', 'dim')}: {step.blue_green.text()}")
             if step.hooks:
                 lines.append(f"      {paint('hooks', 'dim')}: {', '.join(step.hooks)}")
             if step.secrets:

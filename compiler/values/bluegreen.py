@@ -38,11 +38,15 @@ class SlotStatus:
     live: str                      # the live slot
     recorded: tuple[str, ...]      # the slots the state file records
     pending: bool                  # the idle slot carries versions the live one does not run
-    versions: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]  # slot → (key, version)
+    versions: tuple[tuple[str, tuple[tuple[Path, Any], ...]], ...]  # slot → (key, version)
 
     @property
     def idle(self) -> str:
         return SLOTS[1 - SLOTS.index(self.live)]
+
+    def versions_of(self, slot: str) -> dict[Path, Any]:
+        """The versions ``slot`` runs here, by values path."""
+        return dict(dict(self.versions).get(slot, ()))
 
 
 def with_slot_layers(releases: Sequence[Release], env_values: EnvValues,
@@ -96,7 +100,7 @@ def _group(group: str, members: dict[str, Release], env_values: EnvValues,
         layers.append(_doc(file, {"blueGreen": marker}, where))
         out[member.name] = replace(member, values=(*member.values, *layers))
         runs = running[role] if pin is not None else wanted
-        versions.append((role, tuple(sorted(runs.items()))))
+        versions.append((role, tuple(sorted(runs.items(), key=lambda kv: tuple(map(str, kv[0]))))))
     router = members.get("router")
     if router is not None:
         out[router.name] = replace(router, values=(
@@ -126,9 +130,9 @@ def _version_keys(release: Release, values: dict[str, Any]) -> tuple[Path, ...]:
 
 
 def _versions(desired: dict[str, Any], pin: ValuesDoc | None,
-              keys: tuple[Path, ...]) -> dict[str, Any]:
+              keys: tuple[Path, ...]) -> dict[Path, Any]:
     values = merge_maps(desired, pin.data) if pin is not None else desired
-    return {".".join(map(str, key)): lookup(values, key)[1] for key in keys}
+    return {key: lookup(values, key)[1] for key in keys}
 
 
 def _doc(file: str, data: dict[str, Any], span: Span) -> ValuesDoc:
