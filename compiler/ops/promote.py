@@ -143,6 +143,8 @@ def _edits(compiler: Compiler, src: EnvVersions, dst: EnvVersions, releases: Seq
     for release in project.releases:
         if releases and release.name not in releases:
             continue
+        if release.slot is not None and not release.slot.is_router:
+            continue  # a slot runs what the state file says; its release (the router) promotes
         if release.name not in dst.enabled or release.name not in src.enabled:
             where = dst.env.name if release.name not in dst.enabled else src.env.name
             why = f"{release.name} (not in {where})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..check.semver import parse_semver
@@ -21,7 +21,7 @@ from ..core.diagnostics import Diagnostics
 from ..core.source import Span
 from ..model.graph import _promotion_chain, promotion_order
 from ..model.load import load_meshfile
-from ..model.model import Environment, Project, Release
+from ..model.model import SLOTS, Environment, Project, Release
 from ..pipeline import Compiler, prepare
 from ..syntax.yamlsrc import Path as ValuePath
 from ..values.values import ENV_WIDE_KEYS, ValueSet, lookup, release_values
@@ -31,7 +31,9 @@ CHART = "chart"   # the key under which a remote chart's own version is listed
 # states of a cell, compared with the environment's source
 IN_SYNC, BEHIND, AHEAD, UNORDERABLE = "in-sync", "behind", "ahead", "unorderable"
 NO_SOURCE, NOT_IN_SOURCE, DISABLED, UNSET = "no-source", "not-in-source", "disabled", "unset"
-MARKS = {IN_SYNC: "=", BEHIND: "<", AHEAD: ">", UNORDERABLE: "?", NOT_IN_SOURCE: "*"}
+LIVE, IDLE = "live", "idle"   # a blue-green slot: what it runs, not compared (its release is)
+MARKS = {IN_SYNC: "=", BEHIND: "<", AHEAD: ">", UNORDERABLE: "?", NOT_IN_SOURCE: "*",
+         LIVE: "live", IDLE: "idle"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class EnvVersions:
     enabled: frozenset[str]
     versions: dict[tuple[str, str], Version]
     values: dict[str, ValueSet]
+    live: dict[str, str] = field(default_factory=dict)   # blue-green slot → LIVE or IDLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,16 +163,28 @@ def environment_versions(compiler: Compiler, env: Environment,
                 where, span = spans.where(env, release)
                 versions[(release.name, CHART)] = Version(release.name, CHART, None, version,
                                                           where, span)
-        values = release_values(release, prepared.env_values, diags)
+        keys = release.version_keys
+        if release.slot is not None and release.slot.is_router:
+            # a blue-green release's versions are the environment's (the idle slot gets them
+            # when they are new): what promote compares and edits; its slots show what runs
+            plain = compiler.project.release(f"{release.slot.group}-{SLOTS[0]}")
+            if plain is None:
+                continue
+            values, keys = release_values(plain, prepared.env_values, diags), plain.version_keys
+        else:
+            values = release_values(release, prepared.env_values, diags)
         value_sets[release.name] = values
-        for path in version_paths(values.values, release.version_keys):
+        for path in version_paths(values.values, keys):
             origin = values.origin(path)
             where = str(origin.span) if origin and origin.span else "?"
             _, value = lookup(values.values, path)
             versions[(release.name, dotted(path))] = Version(
                 release.name, dotted(path), path, value, where, origin.span if origin else None)
     diags.raise_if_errors()
-    return EnvVersions(env, frozenset(r.name for r in prepared.enabled), versions, value_sets)
+    live = {f"{s.group}-{slot}": LIVE if slot == s.live else IDLE
+            for s in prepared.slots for slot in SLOTS}
+    return EnvVersions(env, frozenset(r.name for r in prepared.enabled), versions, value_sets,
+                       live)
 
 
 def version_table(compiler: Compiler, releases: Sequence[str] = (),
@@ -205,6 +220,8 @@ def _cell(release: str, key: str, env: Environment, per_env: dict[str, EnvVersio
         state = DISABLED
     elif version is None:
         state = UNSET
+    elif release in mine.live:
+        state = mine.live[release]
     elif source is None:
         state = NO_SOURCE
     elif theirs is None:
@@ -235,6 +252,9 @@ def format_table(table: VersionTable, project: Project,
     lines.append("")
     lines.append("= in sync with its source   < behind it: promotable   > ahead of it: an error")
     lines.append("? not semantic versions   * its source does not deploy or set it")
+    if any(c.state in (LIVE, IDLE) for c in table.cells.values()):
+        lines.append("live, idle: a blue-green slot, what it runs (meshc switch makes the idle "
+                     "one live)")
     lines += _summary(table, paint)
     return "\n".join(lines) + "\n"
 
