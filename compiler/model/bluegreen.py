@@ -87,14 +87,14 @@ def load_state(files: ProjectFiles, env: str, groups: Mapping[str, Span]) -> Blu
     diags = Diagnostics()
     records = []
     for group, entry in doc.data.items():
-        span = doc.spans.get((group,))
+        span = _key_span(path, text, str(group)) or doc.spans.get((group,))
         if group not in groups:
-            diags.error(f"{path}: '{group}' is not a blue-green release", span,
+            diags.error(f"'{group}' is not a blue-green release (in the blue-green state)", span,
                         did_you_mean(str(group), groups) or
                         f"blue-green releases: {', '.join(sorted(groups)) or 'none'}")
             continue
         if not isinstance(entry, dict):
-            diags.error(f"{path}: the entry of '{group}' must be a map: {{live: blue|green, "
+            diags.error(f"the blue-green state of '{group}' must be a map: {{live: blue|green, "
                         "blue: {…}, green: {…}}", span)
             continue
         record = _record(doc, group, entry, diags)
@@ -106,28 +106,37 @@ def load_state(files: ProjectFiles, env: str, groups: Mapping[str, Span]) -> Blu
 
 def _record(doc: ValuesDoc, group: str, entry: dict[str, Any],
             diags: Diagnostics) -> SlotRecord | None:
-    path = doc.file
     for key in entry:
         if key not in STATE_KEYS:
-            diags.error(f"{path}: unknown key '{key}' in the entry of '{group}'",
+            diags.error(f"unknown key '{key}' in the blue-green state of '{group}'",
                         doc.spans.get((group, key)),
                         did_you_mean(str(key), STATE_KEYS) or f"known keys: {', '.join(STATE_KEYS)}")
     live = entry.get("live", SLOTS[0])
     if live not in SLOTS:
-        diags.error(f"{path}: live slot of '{group}' is {live!r}: blue or green",
-                    doc.spans.get((group, "live")))
-        return None
+        diags.error(f"the live slot of '{group}' is {live!r}: blue or green",
+                    doc.spans.get((group, "live")), "live: blue, or live: green")
     recorded = []
     for slot in SLOTS:
         data = entry.get(slot)
         if data is None:
             continue
         if not isinstance(data, dict):
-            diags.error(f"{path}: '{group}.{slot}' must be a map of the values the slot runs, "
+            diags.error(f"'{group}.{slot}' must be a map of the values the slot runs, "
                         "e.g. {image: {tag: \"1.4.0\"}}", doc.spans.get((group, slot)))
             continue
         recorded.append((slot, sub_doc(doc, (group, slot), data)))
+    if live not in SLOTS:
+        return None
     return SlotRecord(group, live, doc.spans.get((group, "live")), tuple(recorded))
+
+
+def _key_span(file: str, text: str, key: str) -> Span | None:
+    """Where top-level key ``key`` is written (plain or quoted), if it is."""
+    for number, line in enumerate(text.split("\n"), 1):
+        for written in (key, f'"{key}"', f"'{key}'"):
+            if line.startswith(written + ":"):
+                return Span(file, number, 1, number, len(written) + 1)
+    return None
 
 
 def sub_doc(doc: ValuesDoc, at: Path, data: dict[str, Any]) -> ValuesDoc:
