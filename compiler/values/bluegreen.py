@@ -9,7 +9,8 @@ Every slot starts from the release's values (the environment's, as for any relea
   (after a switch, the slot that was live stays as it was, ready to switch back);
 * each slot receives ``blueGreen: {slot, live}`` (and ``idleReplicas`` when it is idle and
   holds no new version, if the meshfile sets ``idleReplicas``); the router receives
-  ``blueGreen: {liveSlot}``.
+  ``blueGreen: {liveSlot}`` and the release's values without its version keys (Helm's null
+  deletes them), so that a new version never changes the router.
 
 The layers are appended to the releases' own ``values:``, so ``explain`` shows where a slot's
 version comes from and the plan's inputs digest covers the state file.
@@ -102,9 +103,14 @@ def _group(group: str, members: dict[str, Release], env_values: EnvValues,
         runs = running[role] if pin is not None else wanted
         versions.append((role, tuple(sorted(runs.items(), key=lambda kv: tuple(map(str, kv[0]))))))
     router = members.get("router")
-    if router is not None:
-        out[router.name] = replace(router, values=(
-            *router.values, _doc(file, {"blueGreen": {"liveSlot": live}}, where)))
+    if router is not None:  # without the versions: a new version never changes the router
+        unversioned: dict[str, Any] = {}
+        for key in keys:
+            unversioned = merge_maps(unversioned, _nested(key, None))
+        declared = router.slot.span if router.slot is not None else router.span
+        layers = [_doc(meshfile, unversioned, declared)] if unversioned else []
+        layers.append(_doc(file, {"blueGreen": {"liveSlot": live}}, where))
+        out[router.name] = replace(router, values=(*router.values, *layers))
     recorded = tuple(s for s, _ in record.recorded) if record is not None else ()
     return out, SlotStatus(group, live, recorded, pending, tuple(versions))
 
@@ -133,6 +139,12 @@ def _versions(desired: dict[str, Any], pin: ValuesDoc | None,
               keys: tuple[Path, ...]) -> dict[Path, Any]:
     values = merge_maps(desired, pin.data) if pin is not None else desired
     return {key: lookup(values, key)[1] for key in keys}
+
+
+def _nested(path: Path, value: Any) -> dict[str, Any]:
+    for key in reversed(path):
+        value = {key: value}
+    return value  # type: ignore[no-any-return]
 
 
 def _doc(file: str, data: dict[str, Any], span: Span) -> ValuesDoc:
