@@ -12,8 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from conftest import GOLDEN, check_text, tree_files
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compiler.cli import main as cli
 from compiler.cli import support as cli_support
@@ -147,6 +150,7 @@ def test_protected_switch_is_confirmed(project: Path, monkeypatch: pytest.Monkey
     assert code == 0, err
     check_text(GOLDEN / "ok-bluegreen" / "switch-staging.state.yaml",
                (project / "bluegreen" / "staging.yaml").read_text(), False)
+    assert "slot: green" in (project / "rendered/staging/web/manifests/service-web.yaml").read_text()
 
 
 def test_promote_reaches_the_idle_slot(project: Path) -> None:
@@ -160,3 +164,34 @@ def test_promote_reaches_the_idle_slot(project: Path) -> None:
     assert row["web-blue"] == ["1.6.0", "live", "1.4.0", "live"]
     assert row["web-green"] == ["1.6.0", "idle", "1.6.0", "idle"]
     assert row["web"] == ["1.6.0", "1.6.0", "="]
+
+
+# any state file: a result or located diagnostics, never a traceback ---------------------------
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(
+    ["blue", "green", "purple", "1.4.0", "", "web", "live"]))
+_KEYS = st.sampled_from(["web", "db", "wbe", "live", "blue", "green", "image", "tag", "x"])
+_DATA = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_DATA)
+def test_any_state_file_gives_values_or_diagnostics(data: object, tmp_path_factory:
+                                                     pytest.TempPathFactory) -> None:
+    from compiler.core.diagnostics import CompileError
+    from compiler.core.files import ProjectFiles
+    from compiler.pipeline import load_project, prepare
+
+    root = tmp_path_factory.mktemp("state")
+    shutil.copytree(PROJECT, root / "p")
+    (root / "p" / STATE).write_text(yaml.safe_dump(data))
+    compiler = load_project(ProjectFiles(root / "p"))
+    try:
+        prepared = prepare(compiler, compiler.project.environment("production"))
+    except CompileError as exc:
+        assert all(d.span is not None and d.span.file == STATE for d in exc.diagnostics), exc
+        return
+    (status,) = prepared.slots
+    assert status.live in ("blue", "green")
