@@ -91,8 +91,7 @@ def test_a_new_version_goes_to_the_idle_slot_only(project: Path) -> None:
     values.write_text(values.read_text().replace("1.5.0", "1.6.0"))
     code, out, err = meshc(project, "plan", "production")
     assert code == 0, err
-    lines = [line for line in out.splitlines() if line.startswith("  web") or
-             line.startswith("  db")]
+    lines = [line for line in out.splitlines() if line.startswith(("  web", "  db"))]
     status = {line.split()[0]: line.rsplit("[", 1)[1] for line in lines}
     assert status == {"db": "unchanged]", "web-blue": "changed: 5 changes]",
                       "web-green": "unchanged]", "web": "unchanged]"}, out
@@ -146,7 +145,7 @@ def test_protected_switch_is_confirmed(project: Path, monkeypatch: pytest.Monkey
     assert code == 0, err
     assert "live: green" in (project / STATE).read_text()
     # staging is not protected: no question; it has no state file yet: the switch writes one
-    code, out, err = meshc(project, "switch", "staging", "web")
+    code, _, err = meshc(project, "switch", "staging", "web")
     assert code == 0, err
     check_text(GOLDEN / "ok-bluegreen" / "switch-staging.state.yaml",
                (project / "bluegreen" / "staging.yaml").read_text(), False)
