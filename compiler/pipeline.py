@@ -297,10 +297,21 @@ def input_paths(compiler: Compiler) -> list[str]:
     return sorted(paths)
 
 
-def find_environment(project: Project, name: str) -> Environment:
-    """The deployable environment ``name`` (or alias); a diagnostic listing valid names if not."""
+def find_environment(project: Project, name: str, regions: bool = False) -> Environment:
+    """The deployable environment ``name`` (or alias; ``ENV/REGION`` for a region); a
+    diagnostic listing valid names if not. An environment deployed through its regions is
+    accepted only with ``regions`` (commands that take its rollout: plan, render)."""
     env = project.environment(name)
     deployable = [e.name for e in project.deployable]
+    group = project.environment(name.partition("/")[0]) if "/" in name else None
+    if env is None and group is not None:
+        regions = [r.region or "" for r in project.regions_of(group)]
+        region = name.partition("/")[2]
+        listing = (f"regions of '{group.name}': {', '.join(regions)}" if regions else
+                   f"'{group.name}' has no regions: meshc plan {group.name}")
+        closest = did_you_mean(region, regions)
+        raise CompileError([_cli_error(f"environment '{group.name}' has no region '{region}'",
+                                       f"{closest} ({listing})" if closest else listing)])
     if env is None:
         candidates = [e.name for e in project.environments]
         candidates += [a for e in project.environments for a in e.aliases]
@@ -311,6 +322,10 @@ def find_environment(project: Project, name: str) -> Environment:
     if env.abstract:
         raise CompileError([_cli_error(f"environment '{env.name}' is abstract (only inherited)",
                                        f"deployable environments: {', '.join(deployable)}")])
+    if env.has_regions and not regions:
+        names = [r.name for r in project.regions_of(env)]
+        raise CompileError([_cli_error(f"environment '{env.name}' is deployed in regions: name "
+                                       "one", f"its regions: {', '.join(names)}")])
     return env
 
 
@@ -332,9 +347,10 @@ def _cli_error(message: str, help: str | None) -> Diagnostic:
 
 def env_context(compiler: Compiler, env: Environment) -> dict[str, Any]:
     """What templates see as ``env``."""
-    context = {"name": env.name, "aliases": list(env.aliases), "labels": dict(env.labels),
-               "protected": env.protected, "kubeContext": env.kube_context,
-               "promotesFrom": env.promotes_from, "namespace": None}
+    context = {"name": env.group or env.name, "aliases": list(env.aliases),
+               "labels": dict(env.labels), "protected": env.protected,
+               "kubeContext": env.kube_context, "promotesFrom": env.promotes_from,
+               "namespace": None, "region": env.region}
     if env.namespace is not None and "release" not in env.namespace.value:
         context["namespace"] = compiler.templates.render_string(
             env.namespace.value, {"env": context}, env.namespace.span)
@@ -694,7 +710,7 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
     digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
     check_helm_options(env, outputs)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
-                      disabled, digest, env.helm_version.major)
+                      disabled, digest, env.helm_version.major, env.region)
 
 
 def slot_role(release: Release, slots: Sequence[SlotStatus]) -> SlotRole | None:

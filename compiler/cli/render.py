@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,15 @@ from ..pipeline import (
 )
 from ..plan.diff import review_environment
 from ..plan.markdown import format_markdown
-from ..plan.plan import Plan, format_json, format_sh, format_text
+from ..plan.plan import (
+    Plan,
+    RolloutPlan,
+    format_json,
+    format_rollout_text,
+    format_sh,
+    format_text,
+    rollout_json,
+)
 from .support import (
     EXIT_CHANGES,
     Options,
@@ -62,7 +71,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
                                  helm_version)
 
     def work() -> int:
-        env = find_environment(compiler.project, environment)
+        env = find_environment(compiler.project, environment, regions=True)
+        if env.has_regions:
+            return _rollout(compiler, env, fmt, exit_code, no_cache)
         plans: dict[str, Plan] = {}
         cache = _cache(compiler, no_cache)
         files = render_files(compiler, [env], cache=cache, plans=plans)
@@ -93,6 +104,43 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 
     code = session.run(work)
     sys.exit(code)
+
+def _targets(project: Any, env: Any) -> tuple[Any, ...]:
+    """What ``meshc render ENV`` renders: the environment, or its regions."""
+    return project.regions_of(env) if env.has_regions else (env,)
+
+
+def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool) -> int:
+    """``meshc plan ENV`` for an environment deployed in regions: its stages, in order."""
+    from ..core.diagnostics import CompileError, Diagnostic
+
+    if fmt in ("sh", "markdown"):
+        raise CompileError([Diagnostic(
+            "error", f"-o {fmt} is made per region: environment '{env.name}' is deployed in "
+                     "regions", help="name one, e.g. meshc plan "
+                                     f"{compiler.project.regions_of(env)[0].name} -o {fmt}")])
+    regions = list(compiler.project.regions_of(env))
+    plans: dict[str, Plan] = {}
+    cache = _cache(compiler, no_cache)
+    files = render_files(compiler, regions, cache=cache, plans=plans)
+    if cache is not None:
+        cache.save()
+    output = compiler.project.output.rstrip("/")
+    reviews = {}
+    for region in regions:
+        own = {k: v for k, v in files.items() if k.startswith(f"{region.name}/")}
+        committed = committed_files(compiler, region.name)
+        reviews[region.name] = review_environment(
+            region.name, [s.release for s in plans[region.name].steps], own, committed,
+            f"{output}/{region.name}")
+    rollout = RolloutPlan(env.name, env.protected, tuple(
+        tuple(plans[name] for name in stage) for stage in env.stages))
+    if fmt == "json":
+        click.echo(json.dumps(rollout_json(rollout), indent=2, ensure_ascii=False))
+    else:
+        _echo(format_rollout_text(rollout, reviews, _paint()))
+    return EXIT_CHANGES if exit_code and any(r.any for r in reviews.values()) else 0
+
 
 @click.command()
 @click.argument("environments", nargs=-1)
@@ -136,8 +184,9 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
 
     def work() -> int:
         project = compiler.project
-        envs = ([find_environment(project, name) for name in environments] if environments
-                else list(project.deployable))
+        envs = ([region for name in environments for region in
+                 _targets(project, find_environment(project, name, regions=True))]
+                if environments else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
         request = RenderRequest(tuple(envs), target, bool(environments), jobs,
                                 kwargs["lock_timeout"], detect_changes=exit_code)

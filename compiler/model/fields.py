@@ -245,6 +245,19 @@ RELEASE_COST = Obj("releaseCost", "release cost", (
                                 "pods an operator creates)."),
 ))
 
+REGION = Obj("region", "region", (
+    Field("kubeContext", STRING, "The region's kubeconfig context: helm --kube-context."),
+    Field("values", TEXTS, "Values files layered after the environment's chain, in this order."),
+    Field("secrets", TEXTS, "SOPS-encrypted values files, after the environment's."),
+    Field("namespace", STRING, "The releases' namespace here; may be Jinja over env and release "
+                               "(env.region names the region)."),
+    Field("labels", LABELS, "Labels, over the environment's (templates: env.labels)."),
+    Field("helm", HELM, "Helm options, over the environment's, key by key."),
+    Field("kubeVersion", Str(KUBE_VERSION, looks='MAJOR.MINOR, quoted: "1.31"'),
+          "The Kubernetes version of the region's cluster, for meshc check."),
+    Field("description", STRING, "Free text, shown by meshc."),
+))
+
 ENVIRONMENT = Obj("environment", "environment", (
     Field("abstract", Bool(), "Only inherited by other environments, never deployed."),
     Field("inherits", STRING, "The parent environment: its layers come first, then these."),
@@ -280,6 +293,14 @@ ENVIRONMENT = Obj("environment", "environment", (
           "The major Helm version this environment's plans are for (3 or 4; inherited, over the "
           "top-level helmVersion:)."),
     Field("cost", COST, "Prices and the node count for meshc cost (inherited, key by key)."),
+    Field("regions", MapOf(REGION, ENVIRONMENT_NAME),
+          "The regions this environment deploys to, by name: each is addressed as ENV/REGION, "
+          "inherits everything from the environment and is rendered to rendered/ENV/REGION/ "
+          "(docs/topology.md)."),
+    Field("rollout", ListOf(AnyOf((ENVIRONMENT_NAME, ListOf(ENVIRONMENT_NAME)))),
+          "The order regions are deployed in: stages of regions, e.g. [[eu-west], [us-east, "
+          "ap-south]]; the regions of a stage run in parallel (default: one region at a time, "
+          "as listed)."),
 ))
 
 TARGET = Obj("patchTarget", "patch target", tuple(

@@ -43,6 +43,7 @@ from .model import (
     InlineValues,
     Patch,
     Ref,
+    RegionSpec,
     ReleaseSpec,
     RuleSetting,
     Spec,
@@ -297,7 +298,45 @@ class _Reader:
             helm_version=get("helmVersion", self.helm_version),
             argocd_cluster=get("argocd", self.argocd_cluster),
             cost=get("cost", self.cost, CostSettings()),
+            regions=get("regions", self.regions, ()),
+            rollout=get("rollout", self.rollout, None),
+            rollout_span=self.span(e["rollout"][0]) if "rollout" in e else None,
         )
+
+    def regions(self, node: Node, what: str) -> tuple[RegionSpec, ...]:
+        """An environment's ``regions: {NAME: {kubeContext, values, …}}``."""
+        result = []
+        for name, span, region in self.named_sections(node, what):
+            self.check_name(name, span, "region", DNS_LABEL_MAX)
+            at = f"{what}.{name}"
+            e = self.entries(region, at, fields.REGION.keys)
+
+            def get(key: str, read: Any, default: Any = None, e: Entries = e,
+                    at: str = at) -> Any:
+                return read(e[key][1], f"{at}: {key}") if key in e else default
+
+            result.append(RegionSpec(
+                name=name, span=span, values=get("values", self.texts, ()),
+                secrets=get("secrets", self.texts, ()), helm=get("helm", self.helm, HelmOptions()),
+                namespace=get("namespace", self.text), kube_context=get("kubeContext", self.text),
+                labels=get("labels", self.labels, ()),
+                kube_version=get("kubeVersion", self.kube_version),
+                description=_value(get("description", self.text))))
+        return tuple(result)
+
+    def rollout(self, node: Node, what: str) -> tuple[tuple[Ref, ...], ...]:
+        """``rollout: [[eu-west], [us-east, ap-south]]``: stages of region names."""
+        if not isinstance(node, SequenceNode):
+            self.diags.error(f"{what} must be a list of stages, found {_kind(node)}",
+                             self.span(node), "e.g. rollout: [[eu-west], [us-east, ap-south]]")
+            return ()
+        stages = []
+        for stage in node.value:
+            if isinstance(stage, ScalarNode) and stage.tag == STR:  # a stage of one region
+                stages.append((Ref(stage.value, self.span(stage)),))
+            else:
+                stages.append(self.names(stage, f"each stage of {what}"))
+        return tuple(stages)
 
     def argocd_cluster(self, node: Node, what: str) -> Text | None:
         """``argocd: {cluster: NAME}``: the Argo CD cluster name of the environment."""

@@ -184,6 +184,22 @@ class HelmVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class RegionSpec:
+    """A region of an environment as written (``regions: {NAME: {…}}``)."""
+
+    name: str
+    span: Span
+    values: tuple[Text, ...] = ()
+    secrets: tuple[Text, ...] = ()
+    helm: HelmOptions = HelmOptions()
+    namespace: Text | None = None
+    kube_context: Text | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    kube_version: Text | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentSpec:
     """An environment as written in the meshfile (before inheritance is applied)."""
 
@@ -209,6 +225,9 @@ class EnvironmentSpec:
     helm_version: HelmVersion | None = None   # `helmVersion:` (None: inherited)
     argocd_cluster: Text | None = None                 # `argocd: {cluster:}` (export argocd)
     cost: CostSettings = CostSettings()
+    regions: tuple[RegionSpec, ...] = ()
+    rollout: tuple[tuple[Ref, ...], ...] | None = None  # `rollout:` stages (None: not set)
+    rollout_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +314,15 @@ class Environment:
     helm_version: HelmVersion = HelmVersion(4)  # the plan's Helm: the chain's nearest, else top
     argocd_cluster: str | None = None           # inherited: the nearest `argocd.cluster`
     cost: CostSettings = CostSettings()         # inherited key by key along the chain
+    region: str | None = None                   # a region's own name (its name is ENV/REGION)
+    group: str | None = None                    # a region: the environment it belongs to
+    stages: tuple[tuple[str, ...], ...] = ()    # an environment with regions: its rollout,
+                                                # stages of region environments' names
+
+    @property
+    def has_regions(self) -> bool:
+        """Deployed through its regions only (``meshc plan ENV`` shows their stages)."""
+        return bool(self.stages)
 
     def chart_version(self, release: Release) -> str | None:
         """The version of ``release``'s remote chart here: the chain's nearest
@@ -365,11 +393,17 @@ class Project:
     policies: tuple[RuleSetting, ...] = ()      # top-level `policies:`
 
     def environment(self, name: str) -> Environment | None:
-        """The environment called ``name`` or having it as an alias."""
+        """The environment called ``name`` or having it as an alias (``ENV/REGION`` for a
+        region, the environment named by name or alias)."""
         for env in self.environments:
             if env.name == name or name in env.aliases:
                 return env
         return None
+
+    def regions_of(self, env: Environment) -> tuple[Environment, ...]:
+        """The region environments of ``env``, in rollout order."""
+        return tuple(found for name in (n for stage in env.stages for n in stage)
+                     if (found := self.environment(name)) is not None)
 
     def release(self, name: str) -> Release | None:
         for release in self.releases:
@@ -379,4 +413,6 @@ class Project:
 
     @property
     def deployable(self) -> tuple[Environment, ...]:
-        return tuple(env for env in self.environments if not env.abstract)
+        """Every environment a plan deploys: not abstract, regions in place of the environment
+        they belong to."""
+        return tuple(env for env in self.environments if not env.abstract and not env.has_regions)

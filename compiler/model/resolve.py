@@ -27,6 +27,7 @@ from .model import (
     InlineValues,
     Project,
     Ref,
+    RegionSpec,
     Release,
     ReleaseSpec,
     SecretsFile,
@@ -136,7 +137,11 @@ class _Resolver:
             chain = self.chain(spec)
             if chain is None:
                 continue
-            result.append(self.flatten(spec, [self.by_name[n] for n in chain], chain))
+            env = self.flatten(spec, [self.by_name[n] for n in chain], chain)
+            regions = tuple(self.region(env, region) for region in spec.regions)
+            stages = self.stages(spec, regions)
+            result.append(replace(env, stages=stages) if stages else env)
+            result.extend(regions)
         self.check_promotion(result)
         if self.spec.environments and all(env.abstract for env in self.spec.environments):
             self.diags.error("the meshfile has no deployable environment",
@@ -192,6 +197,68 @@ class _Resolver:
             chart_versions=tuple(sorted(chart_versions.items())), helm_version=helm_version,
             argocd_cluster=argocd_cluster.value if argocd_cluster else None, cost=cost)
 
+    def region(self, env: Environment, spec: RegionSpec) -> Environment:
+        """Region ``spec`` of ``env``: everything of ``env``, then the region's own settings;
+        its values and secrets files come after the environment's chain."""
+        secrets = self.existing(spec.secrets, "secrets file")
+        labels = dict(env.labels) | dict(spec.labels)
+        return replace(
+            env, name=f"{env.name}/{spec.name}", span=spec.span,
+            aliases=tuple(f"{alias}/{spec.name}" for alias in env.aliases),
+            values=(*env.values, *self.values_files(spec.values)),
+            secrets=(*env.secrets, *secrets), helm=spec.helm.over(env.helm),
+            namespace=spec.namespace or env.namespace,
+            kube_context=spec.kube_context.value if spec.kube_context else env.kube_context,
+            labels=tuple(sorted(labels.items())),
+            description=spec.description or env.description,
+            kube_version=spec.kube_version or env.kube_version,
+            secret_files=(*env.secret_files, *(SecretsFile(t.value, t.span, env.name, env.sops_age)
+                                               for t in secrets)),
+            region=spec.name, group=env.name, stages=())
+
+    def stages(self, spec: EnvironmentSpec,
+               regions: tuple[Environment, ...]) -> tuple[tuple[str, ...], ...]:
+        """The rollout of ``spec``'s regions (names ENV/REGION), checked: every region in
+        exactly one stage; by default one region at a time, as listed."""
+        names = [r.region for r in regions if r.region is not None]
+        if spec.regions and spec.abstract:
+            self.diags.error(f"abstract environment '{spec.name}' has regions, which are not "
+                             "inherited", spec.regions[0].span,
+                             "give the regions to the environments that deploy")
+        if spec.rollout is None:
+            return tuple((f"{spec.name}/{name}",) for name in names)
+        if not spec.regions:
+            self.diags.error(f"environment '{spec.name}' has a rollout but no regions",
+                             spec.rollout_span or spec.span,
+                             "add regions: {NAME: {kubeContext: …}}, or remove the rollout")
+            return ()
+        seen: dict[str, Ref] = {}
+        stages = []
+        for stage in spec.rollout:
+            found = []
+            for ref in stage:
+                if ref.name not in names:
+                    self.diags.error(f"rollout of environment '{spec.name}' names unknown region "
+                                     f"'{ref.name}'", ref.span,
+                                     did_you_mean(ref.name, names) or
+                                     f"regions: {', '.join(names)}")
+                elif ref.name in seen:
+                    self.diags.error(f"region '{ref.name}' is listed twice in the rollout of "
+                                     f"environment '{spec.name}'", ref.span,
+                                     "a region is deployed in one stage",
+                                     related=(("listed first here", seen[ref.name].span),))
+                else:
+                    seen[ref.name] = ref
+                    found.append(f"{spec.name}/{ref.name}")
+            if found:
+                stages.append(tuple(found))
+        for region in spec.regions:
+            if region.name not in seen:
+                self.diags.error(f"region '{region.name}' of environment '{spec.name}' is in no "
+                                 "stage of its rollout", spec.rollout_span or region.span,
+                                 f"add it to a stage, e.g. [{region.name}]")
+        return tuple(stages)
+
     def chart_versions(self, spec: EnvironmentSpec) -> dict[str, str]:
         """An environment's own ``chartVersions:``, checked: remote releases only."""
         releases = {r.name: r for r in self.spec.releases}
@@ -214,6 +281,8 @@ class _Resolver:
     def check_promotion(self, environments: list[Environment]) -> None:
         by_name = {env.name: env for env in environments}
         for env in environments:
+            if env.group is not None:
+                continue  # a region promotes as its environment does
             spec = self.by_name[env.name]
             if env.promotes_from is None or spec.promotes_from is None:
                 continue

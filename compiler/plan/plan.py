@@ -99,6 +99,21 @@ class Plan:
     notes: tuple[str, ...]
     inputs_digest: str = ""  # see compiler/render/inputs.py: `meshc apply --plan` refuses stale plans
     helm_version: int = 4    # the major Helm its command lines are for
+    region: str | None = None  # the region of an environment with regions (docs/topology.md)
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPlan:
+    """The plan of an environment deployed in regions: its stages, in order, each a tuple of
+    its regions' plans (the regions of a stage may run in parallel)."""
+
+    environment: str
+    protected: bool
+    stages: tuple[tuple[Plan, ...], ...]
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        return tuple(plan for stage in self.stages for plan in stage)
 
 
 # Where Helm 3 spells a flag of the plan's otherwise (Helm 4 renamed them).
@@ -162,7 +177,7 @@ def pinned_argv(argv: Sequence[str], package: str) -> list[str]:
 def build_plan(environment: str, protected: bool, kube_context: str | None,
                targets: tuple[Target, ...], generations: tuple[tuple[str, ...], ...],
                disabled: tuple[tuple[str, str], ...], inputs_digest: str = "",
-               helm_version: int = 4) -> Plan:
+               helm_version: int = 4, region: str | None = None) -> Plan:
     """Order ``targets`` by ``generations`` (waves) and build each step's argv, for Helm
     ``helm_version``."""
     by_name = {t.release: t for t in targets}
@@ -177,11 +192,42 @@ def build_plan(environment: str, protected: bool, kube_context: str | None,
     notes = [f"{t.release}: needs {need}, which is not deployed in {environment}: dropped"
              for t in sorted(targets, key=lambda t: t.release) for need in t.dropped_needs]
     return Plan(environment, protected, kube_context, steps, len(generations), disabled,
-                tuple(notes), inputs_digest, helm_version)
+                tuple(notes), inputs_digest, helm_version, region)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan as DESIGN.md's JSON contract (key order as documented, extensions after)."""
+    """The plan as DESIGN.md's JSON contract (key order as documented, extensions after); a
+    region's plan has ``region`` at the top and on every step."""
+    data = _plan_json(plan)
+    if plan.region is not None:
+        data["region"] = plan.region
+        for step in data["steps"]:
+            step["region"] = plan.region
+    return data
+
+
+def rollout_json(rollout: RolloutPlan) -> dict[str, Any]:
+    """An environment's plan through its regions: ``stages`` (lists of region names), then the
+    steps of every region, ordered by stage, region, wave and release, each with its
+    ``region`` and ``stage``; ``regions`` holds each region's own plan facts."""
+    regions = []
+    steps = []
+    for index, stage in enumerate(rollout.stages):
+        for plan in stage:
+            data = plan_json(plan)
+            steps += [{**step, "stage": index} for step in data.pop("steps")]
+            regions.append({"region": plan.region, "stage": index, **{
+                key: data[key] for key in ("environment", "kubeContext", "waves", "disabled",
+                                           "notes", "inputsDigest", "helmVersion")}})
+    return {
+        "apiVersion": API_VERSION, "kind": "Plan", "environment": rollout.environment,
+        "protected": rollout.protected,
+        "stages": [[plan.region for plan in stage] for stage in rollout.stages],
+        "steps": steps, "regions": regions,
+    }
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION, "kind": "Plan", "environment": plan.environment,
         "protected": plan.protected, "waves": plan.waves,
@@ -393,6 +439,28 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain,
         lines += ["", review.summary]
     if cost is not None:
         lines += ["", change_text(cost).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def format_rollout_text(rollout: RolloutPlan, reviews: dict[str, Review | None],
+                        paint: Paint = _plain) -> str:
+    """An environment's plan through its regions, for people: the stages in order, each
+    stage's regions (each with its plan: waves, changes against the committed output)."""
+    count = len(rollout.plans)
+    facts = [(f"{count} region{'s' * (count != 1)} in {len(rollout.stages)} "
+              f"stage{'s' * (len(rollout.stages) != 1)}")]
+    if rollout.protected:
+        facts.insert(0, paint("protected", "warn") + ": applying asks for confirmation once")
+    order = " -> ".join(" + ".join(str(p.region) for p in stage) for stage in rollout.stages)
+    lines = [paint(f"plan for {rollout.environment}", "title"), "  " + " · ".join(facts),
+             f"  rollout: {order} (a failure stops every later stage)"]
+    for index, stage in enumerate(rollout.stages):
+        together = " (its regions in parallel)" if len(stage) > 1 else ""
+        lines += ["", paint(f"stage {index}: {', '.join(str(p.region) for p in stage)}", "key")
+                  + together]
+        for plan in stage:
+            text = format_text(plan, reviews.get(plan.environment), paint)
+            lines += [""] + ["  " + line if line else "" for line in text.rstrip("\n").split("\n")]
     return "\n".join(lines) + "\n"
 
 
