@@ -71,6 +71,9 @@ RULES: tuple[Rule, ...] = (
     Rule("stale-export", "stale", "error", "error",
          "a committed GitOps export (gitops/<engine>/<env>/) equals a fresh export"),
     # graph sanity
+    Rule("region-cluster-shared", "graph", "error", "error",
+         "a region does not deploy into a cluster namespace another deployable target deploys "
+         "into (same kubeContext and namespace): the two would fight over it"),
     Rule("needs-disabled", "graph", "warning", "warning",
          "a release does not need a release that is disabled in the same environment"),
     Rule("enabled-nowhere", "graph", "warning", "warning",

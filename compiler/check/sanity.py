@@ -3,6 +3,8 @@ nobody inherits, values files nobody uses.
 
 Definitions (README, "meshc check"):
 
+- ``region-cluster-shared`` (per environment): a region deploys to the same kube-context and
+  namespace as another deployable target (at the region).
 - ``needs-disabled`` (per environment): a deployed release needs a release that the environment
   does not deploy; the plan drops that need (reported at the ``needs`` entry).
 - ``enabled-nowhere``: a release no deployable environment deploys (at the release).
@@ -28,6 +30,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 def check_sanity(ctx: CheckContext) -> Iterator[Finding]:
     yield from _needs_disabled(ctx)
+    yield from _region_cluster_shared(ctx)
     if {e.name for e in ctx.environments} != {e.name for e in ctx.project.deployable}:
         return
     yield from _enabled_nowhere(ctx)
@@ -55,6 +58,32 @@ def _needs_disabled(ctx: CheckContext) -> Iterator[Finding]:
                                     "dropped need by turning this rule off there")
                 if finding is not None:
                     yield finding
+
+
+def _region_cluster_shared(ctx: CheckContext) -> Iterator[Finding]:
+    """A region sharing a kube-context and a namespace with another deployable target (of
+    those checked): their releases would overwrite each other's."""
+    targets = [env for env in ctx.environments if env.kube_context is not None]
+    if not any(env.region is not None for env in targets):
+        return
+    namespaces = {env.name: {o.namespace for o in ctx.output(env).releases} for env in targets}
+    for index, env in enumerate(targets):
+        for other in targets[:index]:
+            if env.kube_context != other.kube_context or (env.region is None
+                                                          and other.region is None):
+                continue
+            shared = sorted(namespaces[env.name] & namespaces[other.name])
+            if not shared or not ctx.enabled("region-cluster-shared", env):
+                continue
+            finding = ctx.finding(
+                "region-cluster-shared", env,
+                f"'{env.name}' and '{other.name}' both deploy to kube-context "
+                f"'{env.kube_context}', namespace{'s' * (len(shared) > 1)} {', '.join(shared)}: "
+                "their releases would overwrite each other's", env.span,
+                help="give the region a kubeContext of its own, or a namespace of its own "
+                     "(regions: {NAME: {namespace: …}})")
+            if finding is not None:
+                yield finding
 
 
 def _enabled_nowhere(ctx: CheckContext) -> Iterator[Finding]:
