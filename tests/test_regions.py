@@ -4,11 +4,16 @@ of the ``ok-regions`` golden project (its goldens hold the plans and the rendere
 from __future__ import annotations
 
 import json
+import re
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GOLDEN, run_meshc
+
+from compiler.cli import support as cli_support
 
 PROJECT = GOLDEN / "ok-regions" / "project"
 
@@ -68,3 +73,56 @@ def test_a_region_sharing_a_cluster_namespace_is_an_error(project: Path, namespa
               "'prod-eu', namespace maps-production")
     assert (shared in err) is found, err
     assert ("[region-cluster-shared]" in err) is found
+
+
+# --- apply: the rollout, stage by stage, against tests/fakehelm.py (no cluster here) ----------
+
+def _apply(project: Path, tmp_path: Path, config: dict[str, Any], *args: str,
+           input: str | None = None) -> tuple[int, str, str, list[dict[str, Any]]]:
+    import fakehelm
+    from click.testing import CliRunner
+
+    from compiler.cli.main import main
+
+    bin_dir, log, conf = tmp_path / "bin", tmp_path / "helm.log", tmp_path / "helm.json"
+    fakehelm.install(bin_dir)
+    fakehelm.configure(conf, **config)
+    assert meshc(project, "render")[0] == 0
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "FAKE_HELM_LOG": str(log),
+           "FAKE_HELM_CONFIG": str(conf), "MESHC_HELM": None}
+    result = CliRunner().invoke(main, ["-f", str(project / "meshfile.yaml"), "apply",
+                                       "production", *args], input=input, env=env,
+                                catch_exceptions=False)
+    calls = fakehelm.calls(log) if log.exists() else []
+    return result.exit_code, result.stdout, result.stderr, calls
+
+
+def _context(call: dict[str, Any]) -> str:
+    return call["argv"][call["argv"].index("--kube-context") + 1]
+
+
+def test_apply_runs_the_stages_in_order(project: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_support, "can_prompt", lambda: True)
+    code, out, err, calls = _apply(project, tmp_path, {"sleep": {"api": 0.3}},
+                                   input="production\n")
+    assert code == 0, err
+    assert err.count("Type 'production' to apply") == 1  # one confirmation for the rollout
+    eu = [c for c in calls if _context(c) == "prod-eu"]
+    later = [c for c in calls if _context(c) != "prod-eu"]
+    assert [c["release"] for c in eu] == ["db", "api"] and len(later) == 4
+    assert max(c["end"] for c in eu) <= min(c["start"] for c in later)  # stage 0, then 1
+    us = [c for c in later if _context(c) == "prod-us"]
+    ap = [c for c in later if _context(c) == "prod-ap"]
+    assert us[0]["start"] < ap[-1]["end"] and ap[0]["start"] < us[-1]["end"]  # in parallel
+    assert "stage 1 ap-south: done: 2 release(s)" in out and re.search(r"us-east: \[ *[0-9.]+s\]   api: done", out)
+
+
+def test_a_failed_stage_stops_every_later_stage(project: Path, tmp_path: Path) -> None:
+    code, out, err, calls = _apply(project, tmp_path, {"fail": {"api": "Error: boom"}},
+                                   "--yes")
+    assert code == 1 and "Traceback" not in err
+    assert [(c["release"], _context(c)) for c in calls] == [("db", "prod-eu"), ("api", "prod-eu")]
+    assert "stage 0 eu-west: failed: api" in out
+    assert "stage 1 us-east: not started (an earlier stage failed)" in out
+    assert "Error: boom" in err

@@ -135,7 +135,11 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
     compiler = with_helm_version(session.compiler(_flags(kwargs)), helm_version)
 
     def work() -> int:
-        env = find_environment(compiler.project, environment)
+        env = find_environment(compiler.project, environment, regions=True)
+        if env.has_regions:
+            if plan_file is not None or parsed:
+                raise click.UsageError("--plan and -l apply one region: name it (ENV/REGION)")
+            return _apply_rollout(env)
         text = _read_plan(plan_file) if plan_file is not None else None
         plan = prepare_apply(compiler, env, text, str(plan_file), parsed,
                              "include" if include_needs else "skip" if skip_needs else "error")
@@ -175,7 +179,81 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         click.echo(format_all(failure_diagnostics(plan, result), {}), err=True, nl=False)
         return EXIT_INVALID
 
+    def _apply_rollout(env: Any) -> int:
+        """The environment's regions, stage by stage (compiler/ops/rollout.py)."""
+        from ..ops.rollout import execute_rollout, rollout_summary
+
+        regions = {r.name: r for r in compiler.project.regions_of(env)}
+        plans = {name: prepare_apply(compiler, region) for name, region in regions.items()}
+        stages = [[plans[name] for name in stage] for stage in env.stages]
+        if dry_run:
+            for index, stage in enumerate(stages):
+                for plan in stage:
+                    click.echo(f"# stage {index}, region {plan.region}")
+                    click.echo("\n".join(command_lines(plan, helm_path or "helm")))
+            return 0
+        helm = find_helm(helm_path, os.environ.get("PATH"))
+        for region in regions.values():
+            require_helm_version(helm, region.helm_version, region.name, options.tools.runner)
+        packages = {name: pinned_packages(compiler, regions[name], plan)
+                    for name, plan in plans.items()}
+        from ..plan.plan import Plan
+
+        whole = Plan(env.name, env.protected, None,
+                     tuple(s for plan in plans.values() for s in plan.steps), 0, (), ())
+        _confirm_protected(whole, yes)  # once, for the whole rollout
+        decrypt = {}
+        if any(step.secrets for plan in plans.values() for step in plan.steps):
+            sops, key = _sops_tools(need_key=True)
+            for name, plan in plans.items():
+                decrypt[name] = sops_decryptor(compiler, regions[name], sops, key)
+                check_secrets(plan, decrypt[name])
+        import threading
+
+        lock = threading.Lock()
+
+        def run_region(plan: Any) -> Any:
+            name = plan.environment
+            log = LineLog(_Prefixed(sys.stdout, f"{plan.region}: ", lock))
+            after = (_wave_verifier(compiler, plan, kubectl_path, concurrency,
+                                    options.tools.runner) if verify_waves else None)
+            return execute(plan, ApplyOptions(compiler.files.root, helm, concurrency,
+                                              packages=packages[name]),
+                           options.tools.runner, decrypt_file=decrypt.get(name), report=log,
+                           after_wave=after)
+
+        try:
+            with _terminate_as_interrupt():
+                result = execute_rollout(env.name, stages, run_region)
+        except KeyboardInterrupt:
+            click.echo("meshc: interrupted: running helm commands ended, nothing else "
+                       "started", err=True)
+            return EXIT_INTERRUPTED
+        for line in rollout_summary(result):
+            click.echo(line)
+        if result.ok:
+            return 0
+        failures = [d for run in result.runs if run.result is not None and not run.result.ok
+                    for d in failure_diagnostics(run.plan, run.result)]
+        click.echo(format_all(failures, {}), err=True, nl=False)
+        return EXIT_INVALID
+
     sys.exit(session.run(work))
+
+
+class _Prefixed:
+    """A text stream writing each line with a prefix (a region's name), one line at a time."""
+
+    def __init__(self, out: Any, prefix: str, lock: Any) -> None:
+        self.out, self.prefix, self.lock = out, prefix, lock
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            return int(self.out.write("".join(self.prefix + line
+                                              for line in text.splitlines(keepends=True))))
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def _read_plan(path: Path) -> str:
