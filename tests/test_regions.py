@@ -127,3 +127,15 @@ def test_a_failed_stage_stops_every_later_stage(project: Path, tmp_path: Path) -
     assert "stage 0 eu-west: failed: api" in out
     assert "stage 1 us-east: not started (an earlier stage failed)" in out
     assert "Error: boom" in err
+
+
+def test_promote_into_the_environment_moves_its_regions(project: Path) -> None:
+    staging = project / "environments" / "staging.yaml"
+    staging.write_text("api:\n  replicas: 2\n  image: {tag: \"2.1.0\"}\n")
+    code, _, err = meshc(project, "promote", "staging", "production", "--yes")
+    assert code == 0, err
+    assert ("also changes: production/eu-west, production/us-east, production/ap-south "
+            "(they read the edited files)") in err
+    assert 'image: {tag: "2.1.0"}' in (project / "environments/production/values.yaml").read_text()
+    code, out, _ = meshc(project, "versions")
+    assert "api      image.tag  2.1.0    2.1.0 =              2.1.0 =             2.1.0 =" in out

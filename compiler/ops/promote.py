@@ -82,11 +82,12 @@ def plan_promotion(compiler: Compiler, source: str, target: str,
     """Work out a promotion without writing anything. Raises :class:`CompileError` when it is
     refused (every reason at once)."""
     project = compiler.project
-    src, dst = find_environment(project, source), find_environment(project, target)
+    src = find_environment(project, source, regions=True)
+    dst = find_environment(project, target, regions=True)
     for name in releases:
         find_release(project, name)
     _check_order(compiler, src, dst)
-    before = {e.name: environment_versions(compiler, e) for e in project.deployable}
+    before = {e.name: environment_versions(compiler, e) for e in _compared(project, src, dst)}
     edits, changes, notes = _edits(compiler, before[src.name], before[dst.name], releases)
     texts = _edited_texts(compiler, changes)
     moved = _verify(compiler, texts, src, dst, edits, before) if edits else ()
@@ -289,6 +290,14 @@ def _edited_texts(compiler: Compiler, changes: list[tuple[str, Change]]
 
 # --- checking the result --------------------------------------------------------------------
 
+def _compared(project: Project, src: Environment, dst: Environment) -> list[Environment]:
+    """The environments whose versions a promotion compares: every deployable one, and SRC
+    or DST when it is deployed in regions (its own files, which its regions read)."""
+    found = [e for e in (project.environment(n.name) for n in (src, dst))
+             if e is not None and e.has_regions]
+    return [*project.deployable, *found]
+
+
 def _verify(compiler: Compiler, texts: dict[str, tuple[str, str]], src: Environment,
             dst: Environment, edits: list[Edit], before: dict[str, EnvVersions]
             ) -> tuple[str, ...]:
@@ -298,7 +307,8 @@ def _verify(compiler: Compiler, texts: dict[str, tuple[str, str]], src: Environm
     files = copy_with_texts(compiler.files, {file: new for file, (_, new) in texts.items()})
     try:
         edited = reload_project(compiler, files)
-        after = {e.name: environment_versions(edited, e) for e in edited.project.deployable}
+        after = {e.name: environment_versions(edited, e)
+                 for e in _compared(edited.project, src, dst)}
     except CompileError as exc:
         raise CompileError([Diagnostic("error", "the promoted project would not compile; "
                                        "nothing written")] + list(exc.diagnostics),
