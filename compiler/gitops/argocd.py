@@ -13,7 +13,15 @@ import re
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
-from .model import ExportEnv, ExportOptions, ExportRelease, documents, header, object_name
+from .model import (
+    ExportEnv,
+    ExportOptions,
+    ExportRelease,
+    documents,
+    header,
+    label_value,
+    object_name,
+)
 
 API = "argoproj.io/v1alpha1"
 WAVE = "argocd.argoproj.io/sync-wave"
@@ -99,7 +107,7 @@ def application_set(env: ExportEnv, options: ExportOptions, project: str) -> dic
                 {"matchExpressions": [{"key": "meshc.io/wave", "operator": "In",
                                        "values": [str(wave)]}]} for wave in waves]}},
             "template": {
-                "metadata": {"name": f"{env.name}-{{{{.release}}}}",
+                "metadata": {"name": f"{object_name(env.name)}-{{{{.release}}}}",
                              "labels": {**_labels(env), "meshc.io/release": "{{.release}}",
                                         "meshc.io/wave": "{{.wave}}"},
                              "annotations": {WAVE: "{{.wave}}"}},
@@ -239,7 +247,7 @@ def _sync_policy(env: ExportEnv, release: ExportRelease | None) -> dict[str, Any
 
 def _labels(env: ExportEnv) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": "meshc", "meshc.io/project": env.project,
-            "meshc.io/environment": env.name}
+            "meshc.io/environment": label_value(env.name)}
 
 
 def health_patch(options: ExportOptions) -> dict[str, Any]:

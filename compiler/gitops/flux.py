@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..secrets.secrets import SecretInput
-from .model import ExportEnv, ExportOptions, ExportRelease, documents, header, object_name
+from .model import (
+    ExportEnv,
+    ExportOptions,
+    ExportRelease,
+    documents,
+    header,
+    label_value,
+    object_name,
+)
 
 HELM = "helm.toolkit.fluxcd.io/v2"
 SOURCE = "source.toolkit.fluxcd.io/v1"
@@ -82,7 +90,7 @@ def repository_name(repo: str) -> str:
 
 def _labels(env: ExportEnv) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": "meshc", "meshc.io/project": env.project,
-            "meshc.io/environment": env.name}
+            "meshc.io/environment": label_value(env.name)}
 
 
 def _git_repository(env: ExportEnv, options: ExportOptions, name: str) -> dict[str, Any]:

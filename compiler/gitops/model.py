@@ -117,12 +117,19 @@ def export_environment(result: EnvironmentOutput, project: str) -> ExportEnv:
 
 
 def object_name(*parts: str) -> str:
-    """A DNS-1123 name made of ``parts`` (``production``, ``weather-agent``); raises
-    :class:`CompileError` when it cannot be one (over 253 characters)."""
-    name = "-".join(parts).lower()
+    """A DNS-1123 name made of ``parts`` (``production``, ``weather-agent``; a region's
+    ``production/eu-west`` reads ``production-eu-west``); raises :class:`CompileError` when it
+    cannot be one (over 253 characters)."""
+    name = "-".join(part.replace("/", "-") for part in parts).lower()
     if not _NAME.fullmatch(name) or len(name) > 253:
         raise CompileError([Diagnostic("error", f"'{name}' cannot name a Kubernetes object")])
     return name
+
+
+def label_value(environment: str) -> str:
+    """An environment's name as a label value (a region's ``production/eu-west`` reads
+    ``production.eu-west``: a label value has no ``/``)."""
+    return environment.replace("/", ".")
 
 
 def documents(*docs: dict[str, object]) -> str:

@@ -99,6 +99,7 @@ def _swap_in(staged: Path, target: Path) -> None:
     if target.is_symlink():
         raise EmitError(f"{target} is a symbolic link; refusing to replace it")
     if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)  # a region's environment folder
         os.rename(staged, target)
         return
     if not target.is_dir():
@@ -134,8 +135,7 @@ def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> No
                             "folder of its own (default: rendered)")
     if target.is_dir():
         foreign = sorted(entry.name for entry in target.iterdir()
-                         if not (entry.is_dir() and not entry.is_symlink()
-                                 and (entry / "plan.json").is_file()))
+                         if not _environment_folder(entry))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
             raise EmitError(f"refusing to replace {out_dir}: it holds files meshc did not write "
@@ -143,6 +143,18 @@ def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> No
         _check_writable(out_dir, target)
     elif target.exists():
         raise EmitError(f"{out_dir} exists and is not a directory")
+
+
+def _environment_folder(entry: Path, regions: bool = True) -> bool:
+    """Whether ``entry`` looks like an environment's output: a folder holding a ``plan.json``,
+    or (an environment deployed in regions) a folder of such folders."""
+    if not entry.is_dir() or entry.is_symlink():
+        return False
+    if (entry / "plan.json").is_file():
+        return True
+    children = list(entry.iterdir())
+    return regions and bool(children) and all(_environment_folder(child, False)
+                                              for child in children)
 
 
 def _check_writable(out_dir: Path, target: Path) -> None:
@@ -208,6 +220,8 @@ def replace_environment(out_dir: Path, env: str, files: Mapping[str, str],
         write_files(staging, {rel: text for rel, text in files.items() if rel not in linked},
                     written)
         _swap_in(staging / env, out_dir / env)
+        for folder in reversed(Path(env).parents[:-1]):  # a region's: production/eu-west
+            (staging / folder).rmdir()
         staging.rmdir()
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

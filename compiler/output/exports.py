@@ -22,9 +22,9 @@ def _same_tree(folder: Path, files: Mapping[str, str], prefix: str) -> bool:
                if p.is_file() or p.is_symlink()}
     if on_disk != set(files):
         return False
+    base = folder.parents[prefix.count("/")]  # the export's folder (a region's env is a/b)
     try:
-        return all((folder.parent / rel).read_bytes() == files[rel].encode("utf-8")
-                   for rel in files)
+        return all((base / rel).read_bytes() == files[rel].encode("utf-8") for rel in files)
     except OSError:
         return False
 
