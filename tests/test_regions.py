@@ -139,3 +139,24 @@ def test_promote_into_the_environment_moves_its_regions(project: Path) -> None:
     assert 'image: {tag: "2.1.0"}' in (project / "environments/production/values.yaml").read_text()
     code, out, _ = meshc(project, "versions")
     assert "api      image.tag  2.1.0    2.1.0 =              2.1.0 =             2.1.0 =" in out
+
+
+def test_render_again_and_in_part_and_export(project: Path) -> None:
+    """Region folders nest in rendered/ and gitops/: a second render, a render of one region
+    into existing output, and a second export all recognise them as meshc's."""
+    assert meshc(project, "render")[0] == 0
+    code, _, err = meshc(project, "render", "--no-cache")
+    assert code == 0, err
+    shutil.rmtree(project / "rendered" / "production")
+    code, _, err = meshc(project, "render", "production/us-east", "--no-cache")
+    assert code == 0, err
+    assert sorted(p.name for p in (project / "rendered/production").iterdir()) == ["us-east"]
+    for engine in ("flux", "argocd"):
+        args = ("export", engine, "--repo-url", "https://git.example.com/maps.git")
+        code, _, err = meshc(project, *args)
+        assert code == 0, err
+        code, _, err = meshc(project, *args)
+        assert code == 0 and "(nothing changed)" in err, err
+    flux = (project / "gitops/flux/production/eu-west/releases/api.yaml").read_text()
+    assert "name: production-eu-west-api" in flux
+    assert "meshc.io/environment: production.eu-west" in flux
