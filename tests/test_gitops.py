@@ -119,7 +119,7 @@ def test_argocd_validates_and_keeps_waves(projects: dict, validators: dict) -> N
                 labels = doc["metadata"].get("labels", {})
                 if doc["kind"] == "Application" and "meshc.io/release" in labels:
                     apps[labels["meshc.io/release"]] = doc
-                    assert doc["spec"]["project"] == f"{env.project}-{env.name}"
+                    assert doc["spec"]["project"] == f"{env.project}-{_dns(env.name)}"
             assert {r: int(a["metadata"]["annotations"][WAVE]) for r, a in apps.items()} == \
                 {r.name: r.wave for r in env.releases}, (name, env.name)
             for release in env.releases:  # a wave follows every need's wave
@@ -189,6 +189,12 @@ def test_argocd_refuses_sops_secrets(projects: dict) -> None:
     assert "Argo CD cannot decrypt SOPS" in message and "'registry'" in message
 
 
+def _dns(environment: str) -> str:
+    """An environment's name in object names: a region's ``production/eu-west`` reads
+    ``production-eu-west``."""
+    return environment.replace("/", "-")
+
+
 def test_flux_validates_and_keeps_needs(projects: dict, validators: dict) -> None:
     kinds = set()
     for name, envs in projects.items():
@@ -204,7 +210,7 @@ def test_flux_validates_and_keeps_needs(projects: dict, validators: dict) -> Non
             for release in env.releases:
                 spec = releases[release.name]["spec"]
                 assert [d["name"] for d in spec.get("dependsOn", [])] == \
-                    [f"{env.name}-{need}" for need in release.needs], (name, release.name)
+                    [f"{_dns(env.name)}-{need}" for need in release.needs], (name, release.name)
                 assert spec["targetNamespace"] == release.namespace
                 assert spec.get("timeout") == release.helm.timeout
                 refs = [v["name"] for v in spec.get("valuesFrom", []) if v["kind"] == "Secret"]
