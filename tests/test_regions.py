@@ -160,3 +160,17 @@ def test_render_again_and_in_part_and_export(project: Path) -> None:
     flux = (project / "gitops/flux/production/eu-west/releases/api.yaml").read_text()
     assert "name: production-eu-west-api" in flux
     assert "meshc.io/environment: production.eu-west" in flux
+
+
+def test_ci_github_applies_a_stage_after_the_previous_one(project: Path) -> None:
+    import yaml
+
+    code, _, err = meshc(project, "ci", "github")
+    assert code == 0, err
+    jobs = yaml.safe_load((project / ".github/workflows/meshc-apply.yml").read_text())["jobs"]
+    assert {name: job.get("needs") for name, job in jobs.items()} == {
+        "apply-staging": None,
+        "apply-production-eu-west": ["apply-staging"],
+        "apply-production-us-east": ["apply-staging", "apply-production-eu-west"],
+        "apply-production-ap-south": ["apply-staging", "apply-production-eu-west"]}
+    assert jobs["apply-production-us-east"]["environment"] == "production/us-east"

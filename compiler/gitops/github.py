@@ -129,6 +129,9 @@ def apply_workflow(project: Project, options: CiOptions) -> dict[str, Any]:
                                                "cancel-in-progress": False}}
         if env.promotes_from in order:
             job["needs"] = [_job(env.promotes_from)]
+        earlier = _earlier_stage(project, env)
+        if earlier:  # a region: after the previous stage of its rollout
+            job["needs"] = [*job.get("needs", []), *(_job(n) for n in earlier if n in order)]
         step: dict[str, Any] = {"name": f"meshc apply {env.name}",
                                 "run": f"meshc apply {env.name} --yes"}
         if env.protected:  # a GitHub environment with required reviewers gates the job; the
@@ -146,6 +149,16 @@ def apply_workflow(project: Project, options: CiOptions) -> dict[str, Any]:
             *_setup(options, project), {"name": "meshc check", "run": "meshc check -o github"}]}
     return {"name": "meshc apply", "on": {"push": {"branches": ["main"]}},
             "permissions": {"contents": "read"}, "jobs": jobs}
+
+
+def _earlier_stage(project: Project, env: Any) -> tuple[str, ...]:
+    """The regions of the stage before ``env``'s in its environment's rollout (none for the
+    first stage, or outside regions)."""
+    group = project.environment(env.group) if env.group else None
+    if group is None:
+        return ()
+    index = next((i for i, stage in enumerate(group.stages) if env.name in stage), 0)
+    return group.stages[index - 1] if index > 0 else ()
 
 
 def promote_workflow(project: Project, options: CiOptions) -> dict[str, Any]:
