@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic, did_you_mean
 from ..core.source import COMMAND_LINE, Span, source_line
+from ..model.bluegreen import STATE_FOLDER
 from ..syntax.keypath import format_key_path, leaf_paths
 from ..syntax.yamlsrc import Path
 from .values import Link, ValueSet, describe_value, lookup
@@ -149,6 +150,8 @@ def format_explanation(exp: Explanation, sources: Mapping[str, str], paint: Pain
 
 def _layer_text(link: Link) -> str:
     name = LAYER_NAMES[link.layer.kind]
+    if link.layer.kind == "release" and link.layer.doc.file.startswith(f"{STATE_FOLDER}/"):
+        name = "blue-green state"  # a slot's pinned versions, bluegreen/ENV.yaml
     if link.effect == "list":
         return f"{name}; lists replace wholesale: {format_key_path(link.path)}"
     if link.effect == "cut" and isinstance(link.value, dict):
