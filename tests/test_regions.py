@@ -174,3 +174,35 @@ def test_ci_github_applies_a_stage_after_the_previous_one(project: Path) -> None
         "apply-production-us-east": ["apply-staging", "apply-production-eu-west"],
         "apply-production-ap-south": ["apply-staging", "apply-production-eu-west"]}
     assert jobs["apply-production-us-east"]["environment"] == "production/us-east"
+
+
+@pytest.mark.parametrize("fail", [None, "api"])
+def test_shell_rollout_runs_the_stages_in_order(project: Path, tmp_path: Path,
+                                                fail: str | None) -> None:
+    """``meshc plan ENV -o sh`` of a rollout, run by bash against tests/fakehelm.py."""
+    import subprocess
+
+    import fakehelm
+
+    assert meshc(project, "render")[0] == 0
+    code, script, err = meshc(project, "plan", "production", "-o", "sh")
+    assert code == 0, err
+    bin_dir, log, conf = tmp_path / "bin", tmp_path / "helm.log", tmp_path / "helm.json"
+    fakehelm.install(bin_dir)
+    fakehelm.configure(conf, fail={fail: "Error: boom"} if fail else None)
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "FAKE_HELM_LOG": str(log),
+           "FAKE_HELM_CONFIG": str(conf), "MESHC_CONFIRM": "production"}
+    done = subprocess.run(["bash", "-c", script], cwd=project, env=env, capture_output=True,
+                          check=False,
+                          text=True, timeout=60)
+    calls = [(c["release"], c["argv"][c["argv"].index("--kube-context") + 1])
+             for c in fakehelm.calls(log)]
+    if fail is None:
+        assert done.returncode == 0, done.stderr
+        assert calls[:2] == [("db", "prod-eu"), ("api", "prod-eu")]
+        assert sorted(calls[2:]) == [("api", "prod-ap"), ("api", "prod-us"), ("db", "prod-ap"),
+                                     ("db", "prod-us")]
+    else:
+        assert done.returncode == 1
+        assert calls == [("db", "prod-eu"), ("api", "prod-eu")]
+        assert "meshc: stage 0 failed: later stages not started" in done.stderr

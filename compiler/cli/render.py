@@ -26,6 +26,7 @@ from ..plan.plan import (
     Plan,
     RolloutPlan,
     format_json,
+    format_rollout_sh,
     format_rollout_text,
     format_sh,
     format_text,
@@ -114,7 +115,7 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
     """``meshc plan ENV`` for an environment deployed in regions: its stages, in order."""
     from ..core.diagnostics import CompileError, Diagnostic
 
-    if fmt in ("sh", "markdown"):
+    if fmt == "markdown":
         raise CompileError([Diagnostic(
             "error", f"-o {fmt} is made per region: environment '{env.name}' is deployed in "
                      "regions", help="name one, e.g. meshc plan "
@@ -137,6 +138,8 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
         tuple(plans[name] for name in stage) for stage in env.stages))
     if fmt == "json":
         click.echo(json.dumps(rollout_json(rollout), indent=2, ensure_ascii=False))
+    elif fmt == "sh":
+        click.echo(format_rollout_sh(rollout, compiler.project.root_file), nl=False)
     else:
         _echo(format_rollout_text(rollout, reviews, _paint()))
     return EXIT_CHANGES if exit_code and any(r.any for r in reviews.values()) else 0

@@ -289,6 +289,49 @@ def format_sh(plan: Plan, meshfile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_rollout_sh(rollout: RolloutPlan, meshfile: str) -> str:
+    """A bash script running an environment's rollout: each region's script (as ``meshc plan
+    ENV/REGION -o sh`` prints it), the stages in order, the regions of a stage in parallel; a
+    failed region stops every later stage. A protected environment is confirmed once."""
+    lines = [
+        "#!/usr/bin/env bash",
+        (f"# meshc plan for environment '{rollout.environment}' (regions), generated from "
+         f"{meshfile}."),
+        "# Run from the project directory. Stages run in order, the regions of a stage in",
+        "# parallel; a failed region stops every later stage.",
+        "set -euo pipefail",
+    ]
+    if rollout.protected:
+        env = shlex.quote(rollout.environment)
+        prompt = shlex.quote(f"Deploy to {rollout.environment} (every region)? Type its name "
+                             "to confirm: ")
+        lines += [
+            f"# '{rollout.environment}' is protected: confirmed once for the whole rollout.",
+            f'if [[ "${{MESHC_CONFIRM:-}}" != {env} ]]; then',
+            f"  read -r -p {prompt} confirm",
+            f"  [[ \"$confirm\" == {env} ]] || {{ echo 'cancelled' >&2; exit 1; }}",
+            "fi",
+        ]
+    for index, plan in enumerate(rollout.plans):
+        marker = f"MESHC_REGION_{index}"
+        lines += ["", f"read -r -d '' region_{index} <<'{marker}' || true",
+                  format_sh(plan, meshfile).rstrip("\n"), marker]
+    index = 0
+    for number, stage in enumerate(rollout.stages):
+        names = ", ".join(str(plan.region) for plan in stage)
+        lines += ["", f"echo '==> stage {number}: {names}'", "pids=()"]
+        for plan in stage:
+            confirm = shlex.quote(plan.environment)
+            lines.append(f'MESHC_CONFIRM={confirm} bash -c "$region_{index}" & pids+=($!)')
+            index += 1
+        lines += ["failed=0",
+                  'for pid in "${pids[@]}"; do wait "$pid" || failed=1; done',
+                  (f"[[ $failed == 0 ]] || {{ echo 'meshc: stage {number} failed: later "
+                   "stages not started' >&2; exit 1; }")]
+    lines += ["", f"echo 'rollout of {rollout.environment} complete'"]
+    return "\n".join(lines) + "\n"
+
+
 def helm_mismatch_help(wanted: int) -> str:
     """What to change when a plan for Helm ``wanted`` meets another Helm."""
     other = 3 if wanted == 4 else 4
