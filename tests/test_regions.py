@@ -206,3 +206,24 @@ def test_shell_rollout_runs_the_stages_in_order(project: Path, tmp_path: Path,
         assert done.returncode == 1
         assert calls == [("db", "prod-eu"), ("api", "prod-eu")]
         assert "meshc: stage 0 failed: later stages not started" in done.stderr
+
+
+def test_blue_green_state_is_per_region(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    shutil.copytree(GOLDEN / "ok-bluegreen" / "project", project)
+    meshfile = project / "meshfile.yaml"
+    meshfile.write_text(meshfile.read_text().replace(
+        "    values: [environments/production.yaml]\n",
+        "    values: [environments/production.yaml]\n"
+        "    regions: {eu: {kubeContext: eu}, us: {kubeContext: us}}\n", 1))
+    (project / "bluegreen" / "production.yaml").unlink()
+    assert meshc(project, "render")[0] == 0
+    code, _, err = meshc(project, "switch", "production/eu", "web", "--yes")
+    assert code == 0, err
+    assert "live: green" in (project / "bluegreen/production/eu.yaml").read_text()
+    assert not (project / "bluegreen/production/us.yaml").exists()
+    service = "rendered/production/{}/web/manifests/service-web.yaml"
+    assert "slot: green" in (project / service.format("eu")).read_text()
+    assert "slot: blue" in (project / service.format("us")).read_text()
+    code, _, err = meshc(project, "switch", "production", "web", "--yes")
+    assert code == 1 and "environment 'production' is deployed in regions: name one" in err
