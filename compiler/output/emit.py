@@ -14,14 +14,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.diagnostics import MeshcError
+from ..core.incomplete import INCOMPLETE
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -135,7 +138,8 @@ def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> No
     if target.is_dir():
         foreign = sorted(entry.name for entry in target.iterdir()
                          if not (entry.is_dir() and not entry.is_symlink()
-                                 and (entry / "plan.json").is_file()))
+                                 and ((entry / "plan.json").is_file()
+                                      or (entry / INCOMPLETE).is_file())))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
             raise EmitError(f"refusing to replace {out_dir}: it holds files meshc did not write "
@@ -264,3 +268,207 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+# --- writing only what changed ---------------------------------------------------------------
+
+INCOMPLETE_TEXT = ("A meshc render is changing this folder, or was interrupted while it did.\n"
+                   "Until `meshc render` completes, meshc refuses to plan, apply, check, diff\n"
+                   "or export from it.\n")
+TEMP_SUFFIX = ".meshc-tmp"  # a file being written: ``.<name>.meshc-tmp`` beside it
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSync:
+    """What :func:`sync_output` must do to one environment's folder (paths relative to the
+    output directory)."""
+
+    env: str
+    write: tuple[str, ...]  # new or changed files
+    remove: tuple[str, ...]  # files no longer rendered (and leftovers of an interrupted render)
+    folders: tuple[str, ...]  # folders left empty by the removals, deepest first
+    unchanged: int
+    interrupted: bool  # the folder holds the marker of an interrupted render
+    gone: bool = False  # the environment is no longer rendered: its whole folder goes
+
+    @property
+    def idle(self) -> bool:
+        return not (self.write or self.remove or self.folders or self.interrupted or self.gone)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCounts:
+    """Files written, removed and left as they were by :func:`sync_output`."""
+
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    touched: tuple[str, ...] = ()  # environments whose folders changed
+
+
+def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
+                whole: bool, known: Mapping[str, bytes] | None = None,
+                idle: Iterable[str] = (), durable: bool = False) -> SyncCounts:
+    """Bring ``out_dir`` to hold ``files`` (paths ``env/...`` → text) for ``environments``,
+    writing only the files whose bytes change and removing only those no longer rendered.
+
+    With ``whole`` the folders of environments not named go too; otherwise they are not
+    touched. ``known`` (path → :func:`file_digest`): what meshc last wrote there, when the tree
+    is known to be untouched since (else each existing file is read and compared); ``idle``:
+    environments known to need nothing. Every environment that changes holds the marker
+    :data:`~compiler.pipeline.INCOMPLETE` from before its first change until after its last,
+    so an interrupted render is recognised (docs/crash-safety.md); each file is replaced
+    atomically (a temporary file in its folder, then a rename). Everything is planned, and
+    every folder checked, before anything is written. Raises :class:`EmitError`."""
+    names = list(environments)
+    skip = set(idle)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plans = [_plan_environment(out_dir, env, files, known) for env in names if env not in skip]
+        if whole:
+            plans += [_plan_gone(out_dir, entry.name) for entry in sorted(os.scandir(out_dir),
+                                                                          key=lambda e: e.name)
+                      if entry.is_dir(follow_symlinks=False) and entry.name not in names]
+        written: list[str] = []
+        removed: list[str] = []
+        touched = []
+        for plan in plans:
+            if plan.idle:
+                continue
+            touched.append(plan.env)
+            _apply(out_dir, plan, files, durable)
+            written += plan.write
+            removed += plan.remove
+    except OSError as exc:
+        raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}"
+                        + (f" ({exc.filename})" if exc.filename else "")) from None
+    unchanged = len(files) - len(written) if not skip else \
+        sum(1 for rel in files if rel.partition("/")[0] in names) - len(written)
+    return SyncCounts(tuple(written), tuple(removed), unchanged, tuple(touched))
+
+
+def file_digest(data: bytes) -> bytes:
+    """The digest meshc's output snapshot keeps of each file it wrote."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _plan_environment(out_dir: Path, env: str, files: Mapping[str, str],
+                      known: Mapping[str, bytes] | None) -> EnvironmentSync:
+    folder = out_dir / env
+    mine = {rel: files[rel] for rel in files if rel.startswith(f"{env}/")}
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise EmitError(f"{folder} is in the way: it is not a folder meshc wrote")
+    existing, dirs = _walk(out_dir, env) if folder.is_dir() else (set(), set())
+    interrupted = f"{env}/{INCOMPLETE}" in existing
+    existing.discard(f"{env}/{INCOMPLETE}")
+    write = []
+    same = 0
+    for rel in sorted(mine):
+        if rel in existing:
+            data = mine[rel].encode("utf-8")
+            if known is not None and not interrupted and rel in known:
+                unchanged = known[rel] == file_digest(data)
+            else:
+                unchanged = _same_bytes(out_dir / rel, data)
+            if unchanged:
+                same += 1
+                continue
+        write.append(rel)
+    needed = {f"{env}/{rel}" for rel in _parents(mine)} | {env}
+    remove = sorted(existing - set(mine))
+    folders = sorted(dirs - needed, key=lambda d: (-d.count("/"), d))
+    return EnvironmentSync(env, tuple(write), tuple(remove), tuple(folders), same, interrupted)
+
+
+def _plan_gone(out_dir: Path, env: str) -> EnvironmentSync:
+    existing, dirs = _walk(out_dir, env)
+    existing.discard(f"{env}/{INCOMPLETE}")
+    return EnvironmentSync(env, (), tuple(sorted(existing)),
+                           tuple(sorted(dirs, key=lambda d: (-d.count("/"), d))), 0, False,
+                           gone=True)
+
+
+def _parents(files: Iterable[str]) -> set[str]:
+    """Every folder (below the environment's) that holds one of ``files`` (``env/...``)."""
+    found: set[str] = set()
+    for rel in files:
+        folder = rel.partition("/")[2].rpartition("/")[0]
+        while folder and folder not in found:
+            found.add(folder)
+            folder = folder.rpartition("/")[0]
+    return found
+
+
+def _walk(out_dir: Path, env: str) -> tuple[set[str], set[str]]:
+    """The files (anything not a folder) and the folders under ``out_dir/env``, relative to
+    ``out_dir``; symbolic links count as files (removed or replaced, never followed)."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    stack = [env]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(out_dir / rel) as it:
+            for entry in it:
+                path = f"{rel}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.add(path)
+                    stack.append(path)
+                else:
+                    files.add(path)
+    return files, dirs
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if os.path.islink(path):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def _apply(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durable: bool) -> None:
+    """Carry out ``plan``: the marker first, then removals, writes, and the marker last."""
+    folder = out_dir / plan.env
+    folder.mkdir(exist_ok=True)
+    marker = folder / INCOMPLETE
+    handle = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(handle, INCOMPLETE_TEXT.encode())
+        if durable:
+            os.fsync(handle)
+    finally:
+        os.close(handle)
+    if durable:
+        _fsync_folder(folder)
+    for rel in plan.remove:  # first: a file removed may be in the way of a folder written
+        os.unlink(out_dir / rel)
+    for rel in plan.folders:  # and a folder removed in the way of a file
+        os.rmdir(out_dir / rel)
+    made: set[str] = set()
+    for rel in plan.write:
+        _make_folder(out_dir, rel, made)
+        head, _, name = rel.rpartition("/")
+        temp = f"{out_dir}/{head}/.{name}{TEMP_SUFFIX}"
+        _write(temp, files[rel].encode("utf-8"))
+        os.replace(temp, f"{out_dir}/{rel}")
+    if durable:
+        os.sync()  # every file written reaches the disk before the marker goes
+    if plan.gone:
+        os.unlink(marker)
+        os.rmdir(folder)
+        if durable:
+            _fsync_folder(out_dir)
+        return
+    os.unlink(marker)
+    if durable:
+        _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
