@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..core import limits
+from ..core.incomplete import require_complete
 from ..output.journal import CHECKED, answer, command_line
 from ..output.parallel import render_files
 from ..output.tree import RenderRequest, render_json, render_summary, render_tree
@@ -72,6 +73,7 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
         review = None
         if fmt in ("text", "markdown") or exit_code:
             output = compiler.files.root / compiler.project.output
+            require_complete(compiler.files.root, compiler.project.output, [env.name])
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
             name = f"{env.name}/plan.json"  # --helm-version: the committed plan is the meshfile's
