@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,16 +116,17 @@ def test_every_reader_refuses_an_interrupted_render_until_the_next_render(projec
     (out / "production" / INCOMPLETE).write_text("")
     message = "rendered/{} is incomplete (an interrupted render): run meshc render"
     try:
-        for args in (["plan", "staging"], ["diff", "--rendered", "staging"],
-                     ["apply", "staging", "--dry-run"], ["check"], ["status"],
+        for args in (["plan", "staging"], ["diff", "--rendered", "production"],
+                     ["apply", "staging", "--dry-run"], ["check", "staging"], ["status"],
                      ["export", "flux", "staging", "--repo-url", "https://example.com/x.git"]):
             code, _, err = run_meshc("-f", meshfile, *args)
-            assert code == 1 and message.format("staging") in err, (args, err)
+            env = "production" if "production" in args else "staging"
+            assert code == 1 and message.format(env) in err, (args, err)
             assert "Traceback" not in err
-        code, _, err = run_meshc("-f", meshfile, "status")
-        assert message.format("production") in err, "every interrupted folder is named"
+            if args == ["status"]:
+                assert message.format("production") in err, "every interrupted folder is named"
         code, _, err = run_meshc("-f", meshfile, "plan", "development")  # a complete folder
-        assert "incomplete" not in err, err
+        assert code == 0 and "incomplete" not in err, err
     finally:
         result = _render(project)  # the next render repairs it
     assert sorted(result["written"]) == [] and not result["upToDate"]
@@ -162,9 +165,17 @@ def _state(files: dict[str, str], env: str) -> dict[str, str]:
 
 
 def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
-        tmp_path: Path, project: Path) -> None:
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert hasattr(os, "fork"), "the kill test forks"
-    kill_project = copy_example(tmp_path / "p", reverse=False)
+    scratch = tmp_path
+    memory = Path("/dev/shm")
+    if memory.is_dir() and os.access(memory, os.W_OK):
+        # SIGKILL's effect on the tree is the kernel's (the page cache is shared, whatever
+        # the file system); a memory file system lets 200 kills fit the suite's time budget
+        # (this disk's cost is measured by bench/run, not here)
+        scratch = Path(tempfile.mkdtemp(prefix="meshc-kills-", dir=memory))
+        request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    kill_project = copy_example(scratch / "p", reverse=False)
     out = kill_project / "rendered"
     base = {p: t.decode() for p, t in read_tree(ROOT / "rendered").items()}
     versions = _variants(base)
@@ -229,4 +240,4 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     sync_output(out, versions[0], envs, whole=True)
     assert read_tree(out) == read_tree(ROOT / "rendered")
     assert not [p for p in out.rglob("*") if "meshc" in p.name], "marker or temp file left"
-    print(f"{KILLS} kills: {outcomes}")
+    print(f"{KILLS} kills: {outcomes}, window {window * 1000:.1f} ms")

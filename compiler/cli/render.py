@@ -64,6 +64,8 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
+        if fmt in ("text", "markdown") or exit_code:  # reviews the committed tree: at once
+            require_complete(compiler.files.root, compiler.project.output, [env.name])
         plans: dict[str, Plan] = {}
         cache = _cache(compiler, no_cache)
         files = render_files(compiler, [env], cache=cache, plans=plans)
@@ -73,7 +75,6 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
         review = None
         if fmt in ("text", "markdown") or exit_code:
             output = compiler.files.root / compiler.project.output
-            require_complete(compiler.files.root, compiler.project.output, [env.name])
             unchanged = cache is not None and cache.environment_unchanged(output, env.name, files)
             committed = files if unchanged else committed_files(compiler, env.name)  # no reading
             name = f"{env.name}/plan.json"  # --helm-version: the committed plan is the meshfile's
