@@ -11,6 +11,7 @@ order; nothing depends on the clock or on absolute paths.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -329,16 +330,21 @@ def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[
             plans += [_plan_gone(out_dir, entry.name) for entry in sorted(os.scandir(out_dir),
                                                                           key=lambda e: e.name)
                       if entry.is_dir(follow_symlinks=False) and entry.name not in names]
-        written: list[str] = []
-        removed: list[str] = []
-        touched = []
-        for plan in plans:
-            if plan.idle:
-                continue
-            touched.append(plan.env)
-            _apply(out_dir, plan, files, durable)
-            written += plan.write
-            removed += plan.remove
+        active = [plan for plan in plans if not plan.idle]
+        staged: list[tuple[EnvironmentSync, list[tuple[str, str]], set[str]]] = []
+        try:  # every new file's bytes, beside the old ones: a full disk fails here, harmlessly
+            for plan in active:
+                staged.append((plan, [], set()))
+                _begin(out_dir, plan, files, durable, *staged[-1][1:])
+        except BaseException:
+            for plan, temps, made in staged:
+                _abandon(out_dir, plan, temps, made)
+            raise
+        for plan, temps, _ in staged:  # renames and removals: no data to write any more
+            _finish(out_dir, plan, files, temps, durable)
+        written = [rel for plan in active for rel in plan.write]
+        removed = [rel for plan in active for rel in plan.remove]
+        touched = [plan.env for plan in active]
     except OSError as exc:
         raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}"
                         + (f" ({exc.filename})" if exc.filename else "")) from None
@@ -428,12 +434,33 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return False
 
 
-def _apply(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durable: bool) -> None:
-    """Carry out ``plan``: the marker first, then removals, writes, and the marker last."""
+def _temp(out_dir: Path, rel: str) -> str:
+    head, _, name = rel.rpartition("/")
+    return f"{out_dir}/{head}/.{name}{TEMP_SUFFIX}"
+
+
+def _deferred(plan: EnvironmentSync) -> set[str]:
+    """Files of ``plan.write`` that cannot be staged beside the old files: a file or folder
+    being removed is in their way (a file that becomes a folder, or the reverse)."""
+    gone = set(plan.remove) | set(plan.folders)
+    found = set()
+    for rel in plan.write:
+        parts = rel.split("/")
+        if rel in gone or any("/".join(parts[:i]) in gone for i in range(2, len(parts))):
+            found.add(rel)
+    return found
+
+
+def _begin(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durable: bool,
+           temps: list[tuple[str, str]], made: set[str]) -> None:
+    """The first half of ``plan``: the marker, then every new file written to its temporary
+    name beside the old one (``temps``: temporary and final paths; ``made``: folders made)."""
     folder = out_dir / plan.env
-    folder.mkdir(exist_ok=True)
-    marker = folder / INCOMPLETE
-    handle = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    if not folder.exists():
+        folder.mkdir()
+        made.add(plan.env)
+    handle = os.open(folder / INCOMPLETE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                     0o666)
     try:
         os.write(handle, INCOMPLETE_TEXT.encode())
         if durable:
@@ -442,28 +469,57 @@ def _apply(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durab
         os.close(handle)
     if durable:
         _fsync_folder(folder)
+    later = _deferred(plan)
+    for rel in plan.write:
+        if rel in later:
+            continue
+        head = rel.rpartition("/")[0]
+        if head not in made and not os.path.isdir(out_dir / head):
+            (out_dir / head).mkdir(parents=True, exist_ok=True)
+            while head and head not in made:
+                made.add(head)
+                head = head.rpartition("/")[0]
+        temp = _temp(out_dir, rel)
+        temps.append((temp, f"{out_dir}/{rel}"))
+        _write(temp, files[rel].encode("utf-8"))
+
+
+def _abandon(out_dir: Path, plan: EnvironmentSync, temps: list[tuple[str, str]],
+             made: set[str]) -> None:
+    """Undo :func:`_begin` after an error (a full disk): the old files were not touched."""
+    for temp, _ in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    if not plan.interrupted:
+        with contextlib.suppress(OSError):
+            os.unlink(out_dir / plan.env / INCOMPLETE)
+    for rel in sorted(made, key=lambda d: (-d.count("/"), d)):
+        with contextlib.suppress(OSError):
+            os.rmdir(out_dir / rel)
+
+
+def _finish(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str],
+            temps: list[tuple[str, str]], durable: bool) -> None:
+    """The second half of ``plan``: removals, renames, and the marker last."""
+    folder = out_dir / plan.env
     for rel in plan.remove:  # first: a file removed may be in the way of a folder written
         os.unlink(out_dir / rel)
     for rel in plan.folders:  # and a folder removed in the way of a file
         os.rmdir(out_dir / rel)
+    for temp, final in temps:
+        os.replace(temp, final)
     made: set[str] = set()
-    for rel in plan.write:
+    for rel in sorted(_deferred(plan)):
         _make_folder(out_dir, rel, made)
-        head, _, name = rel.rpartition("/")
-        temp = f"{out_dir}/{head}/.{name}{TEMP_SUFFIX}"
-        _write(temp, files[rel].encode("utf-8"))
-        os.replace(temp, f"{out_dir}/{rel}")
+        _write(_temp(out_dir, rel), files[rel].encode("utf-8"))
+        os.replace(_temp(out_dir, rel), f"{out_dir}/{rel}")
     if durable:
         os.sync()  # every file written reaches the disk before the marker goes
+    os.unlink(folder / INCOMPLETE)
     if plan.gone:
-        os.unlink(marker)
         os.rmdir(folder)
-        if durable:
-            _fsync_folder(out_dir)
-        return
-    os.unlink(marker)
     if durable:
-        _fsync_folder(folder)
+        _fsync_folder(folder.parent if plan.gone else folder)
 
 
 def _fsync_folder(folder: Path) -> None:
