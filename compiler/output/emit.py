@@ -381,7 +381,8 @@ def _plan_environment(out_dir: Path, env: str, files: Mapping[str, str],
                 continue
         write.append(rel)
     needed = {f"{env}/{rel}" for rel in _parents(mine)} | {env}
-    remove = sorted(existing - set(mine))
+    staged = {_temp_rel(rel) for rel in write}  # an interrupted render's: written over
+    remove = sorted(existing - set(mine) - staged)
     folders = sorted(dirs - needed, key=lambda d: (-d.count("/"), d))
     return EnvironmentSync(env, tuple(write), tuple(remove), tuple(folders), same, interrupted)
 
@@ -434,9 +435,13 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return False
 
 
-def _temp(out_dir: Path, rel: str) -> str:
+def _temp_rel(rel: str) -> str:
     head, _, name = rel.rpartition("/")
-    return f"{out_dir}/{head}/.{name}{TEMP_SUFFIX}"
+    return f"{head}/.{name}{TEMP_SUFFIX}"
+
+
+def _temp(out_dir: Path, rel: str) -> str:
+    return f"{out_dir}/{_temp_rel(rel)}"
 
 
 def _deferred(plan: EnvironmentSync) -> set[str]:
