@@ -1,5 +1,4 @@
 """Foundations: source spans, diagnostics, the error base class, resource limits.
-Lives here: source, diagnostics, limits, files (bounded reads), sealed, process (tools),
-incomplete (the marker of an interrupted render).
+Lives here: source, diagnostics, limits, files, sealed, process (tools), incomplete (render marker).
 May import: nothing.
 """
