@@ -1,12 +1,12 @@
 """Emit stage: the only code that writes the output directory.
 
-A render is built completely in a temporary directory next to the output, then swapped in with
-one atomic ``renameat2(RENAME_EXCHANGE)`` where the OS has it (Linux), or two renames
-elsewhere, so an interrupted render leaves the previous output intact. When only one
-environment's files changed, only that environment's folder is built and swapped
-(:func:`replace_environment`): still one atomic exchange, so still the old tree or the new one,
-at a third of the writing for three environments. Files are written with LF endings in sorted
-order; nothing depends on the clock or on absolute paths.
+:func:`sync_output` (``meshc render``) writes only the files whose bytes change and removes
+only those no longer rendered. Every new file is first written beside the old one (a full
+disk fails there, the tree unchanged), then renamed over it; an environment's folder holds
+``.meshc-incomplete`` from before its first change until after its last, so no reader takes
+an interrupted render for a complete one (docs/crash-safety.md). :func:`replace_environment`
+swaps a whole folder in with one atomic ``renameat2(RENAME_EXCHANGE)`` (the GitOps exports).
+Files are written with LF endings; nothing depends on the clock or on absolute paths.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,40 +160,6 @@ def _check_writable(out_dir: Path, target: Path) -> None:
                             "another (--out)")
 
 
-def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
-                 whole: bool) -> None:
-    """Write ``files`` (paths relative to ``out_dir``) and swap them in with one atomic rename.
-
-    See :func:`staged_output`; call :func:`check_target` first. Raises :class:`EmitError`.
-    """
-    with staged_output(out_dir, environments, whole) as staging:
-        write_files(staging, files)
-
-
-@contextmanager
-def staged_output(out_dir: Path, environments: Iterable[str], whole: bool) -> Iterator[Path]:
-    """A staging directory beside ``out_dir`` to write the new output into; swapped in with one
-    atomic rename when the block ends normally, removed when it raises.
-
-    With ``whole`` the entire output directory is replaced (environments no longer in the
-    meshfile disappear); otherwise the other environments' folders are carried over (hard
-    links) and only those of ``environments`` are new. Raises :class:`EmitError` (previous
-    output intact).
-    """
-    staging = _make_staging(out_dir)
-    try:
-        if not whole and out_dir.is_dir():
-            _carry_over(out_dir, staging, set(environments))
-        yield staging
-        _swap_in(staging, out_dir)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def replace_environment(out_dir: Path, env: str, files: Mapping[str, str],
                         written: dict[str, tuple[int, int]] | None = None,
                         same: Iterable[str] = ()) -> None:
@@ -256,19 +221,6 @@ def _make_staging(out_dir: Path) -> Path:
     return staging
 
 
-def _carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> None:
-    """Copy the environments not being re-rendered into ``staging`` (hard links: cheap)."""
-    for entry in sorted(out_dir.iterdir()):
-        if entry.name in replaced or not entry.is_dir():
-            continue
-        shutil.copytree(entry, staging / entry.name, copy_function=_link_or_copy)
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 # --- writing only what changed ---------------------------------------------------------------
