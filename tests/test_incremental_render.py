@@ -32,11 +32,13 @@ import pytest
 from conftest import ROOT, run_meshc
 from test_determinism import copy_example, read_tree
 
+from compiler.core import sealed
 from compiler.core.diagnostics import CompileError
 from compiler.core.files import ProjectFiles
 from compiler.core.incomplete import INCOMPLETE, require_complete
 from compiler.ops.live import committed_plans
 from compiler.output.emit import sync_output
+from compiler.output.journal import tree_stats
 from compiler.pipeline import committed_files, load_project
 
 KILLS = int(os.environ.get("MESHC_KILLS", "200"))
@@ -107,6 +109,17 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
     assert sorted(back["written"]) == sorted(one["written"])  # the edit undone
     assert not (out / "production" / "old-release").exists()
     assert read_tree(out) == read_tree(ROOT / "rendered")
+
+    # a named render, then a full one: the snapshot the next render trusts is the tree's
+    values.write_text(original.replace(*EDIT), encoding="utf-8")
+    try:
+        assert _render(project, "staging")["written"]
+        assert _render(project)["upToDate"]
+    finally:
+        values.write_text(original, encoding="utf-8")
+    snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
+    assert snapshot["stats"] == tree_stats(out), "the snapshot is not the tree"
+    assert _render(project)["written"]
 
 
 def test_every_reader_refuses_an_interrupted_render_until_the_next_render(project: Path) -> None:

@@ -90,8 +90,9 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
     if cache is not None:
         cache.save()
         if not request.selected:
+            # the environments found as the snapshot has them and not touched keep its stats
             cache.record_output(target, files, journal(target),
-                                unchanged=set(names) - set(counts.touched))
+                                unchanged=idle - set(counts.touched))
     return RenderResult(target, names, len(files), up_to_date=not counts.touched,
                         written=counts.written, removed=counts.removed,
                         unchanged=counts.unchanged)
