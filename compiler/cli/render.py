@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import click
 
 from ..core import limits
+from ..core.incomplete import require_complete
 from ..ops.cost import cost_change
 from ..output.journal import CHECKED, answer, command_line
 from ..output.parallel import render_files
-from ..output.tree import RenderRequest, render_summary, render_tree
+from ..output.tree import RenderRequest, render_json, render_summary, render_tree
 from ..pipeline import (
     committed_files,
     find_environment,
@@ -63,6 +65,8 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 
     def work() -> int:
         env = find_environment(compiler.project, environment)
+        if fmt in ("text", "markdown") or exit_code:  # reviews the committed tree: at once
+            require_complete(compiler.files.root, compiler.project.output, [env.name])
         plans: dict[str, Plan] = {}
         cache = _cache(compiler, no_cache)
         files = render_files(compiler, [env], cache=cache, plans=plans)
@@ -109,13 +113,23 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
               help="Compile every release afresh (ignore and do not update .meshc-cache/).")
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the render changed the output tree (for pre-commit hooks).")
+@click.option("--fsync", "durable", is_flag=True,
+              help="Flush what is written to disk before marking an environment complete, so "
+                   "the crash-safety promise holds across a power loss too.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="List every file written and removed (on stderr).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what the render did as JSON on stdout: files written, removed, "
+                   "unchanged.")
 @_set_options
 @click.pass_obj
 def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
-           jobs: int | None, no_cache: bool, exit_code: bool, **kwargs: Any) -> None:
+           jobs: int | None, no_cache: bool, exit_code: bool, durable: bool, verbose: bool,
+           as_json: bool, **kwargs: Any) -> None:
     """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
 
-    All deployable environments by default. The tree is built aside and swapped in atomically.
+    All deployable environments by default. Only files whose bytes change are written; an
+    interrupted render is marked and refused by every command until the next render completes.
 
     \b
     Example: meshc render
@@ -128,7 +142,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                            limits.command_line())
     if command in CHECKED:
         CHECKED.remove(command)  # the launcher checked the journal already (compiler/cli/launch.py)
-    elif journaled and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
+    elif journaled and not as_json and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
                               lambda note: click.echo(note, err=True)):
         return
     session = _Session(options, journal=journaled)
@@ -140,9 +154,17 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                 else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
         request = RenderRequest(tuple(envs), target, bool(environments), jobs,
-                                kwargs["lock_timeout"], detect_changes=exit_code)
+                                kwargs["lock_timeout"], detect_changes=exit_code,
+                                durable=durable)
         result = render_tree(compiler, request, _cache(compiler, no_cache), journal,
                              lambda note: click.echo(note, err=True))
+        if verbose:
+            for rel in result.written:
+                click.echo(f"wrote {rel}", err=True)
+            for rel in result.removed:
+                click.echo(f"removed {rel}", err=True)
+        if as_json:
+            click.echo(json.dumps(render_json(result), indent=2))
         click.echo(render_summary(result, [e.name for e in envs]), err=True)
         return EXIT_CHANGES if result.changed else 0
 
