@@ -16,6 +16,7 @@ string and runs the real helm for everything else (there is one Helm 4 binary he
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections import Counter
@@ -92,6 +93,7 @@ class Counted:
         shutil.copytree(base, self.root)
         self.cache = tmp / "chart-cache"
         self.log = tmp / "helm.log"
+        self.pids = tmp / "helm.pids"  # the processes that ran helm template
         self.layer = layer
 
     def runner(self, argv: Any, cwd: Path, env: Any = None, /) -> Completed:
@@ -100,6 +102,9 @@ class Counted:
             words += [argv[2], argv[argv.index("--namespace") + 1]]
         with open(self.log, "a") as out:  # appended by forked workers too
             out.write(" ".join(words) + "\n")
+        if argv[1] == "template":
+            with open(self.pids, "a") as out:
+                out.write(f"{os.getpid()}\n")
         return run_process(argv, cwd, env)
 
     def render(self, monkeypatch: pytest.MonkeyPatch, helm: Path | None = None) -> Counter[str]:
@@ -112,6 +117,7 @@ class Counted:
         else:  # only the release cache (and the journal) may serve
             shutil.rmtree(self.cache / "renders", ignore_errors=True)
         self.log.unlink(missing_ok=True)
+        self.pids.unlink(missing_ok=True)
         monkeypatch.setenv("MESHC_HELM", str(helm or helm4()))
         monkeypatch.setenv("MESHC_CHART_CACHE", str(self.cache))
         result = CliRunner().invoke(main, ["-f", str(self.root / "meshfile.yaml"), "render"],
@@ -156,6 +162,10 @@ def test_each_input_rerenders_exactly_what_it_reaches(
     assert first == Counter({**dict.fromkeys(every, 1), "version": 1,
                              "dependency": 1}), first
     assert "from: lib-hello" in p.text("prod", "a", "a-lib")
+    # on a first render helm runs in forked workers, at most one per core (--jobs: all)
+    starters = set(p.pids.read_text().split())
+    if (os.cpu_count() or 1) > 1:
+        assert str(os.getpid()) not in starters and len(starters) <= (os.cpu_count() or 1)
     assert p.render(monkeypatch) == Counter()  # a no-op: no helm process at all
 
     steps: list[tuple[str, Any, set[str], bool]] = [
