@@ -107,6 +107,8 @@ class Counted:
                 out.write(f"{os.getpid()}\n")
         return run_process(argv, cwd, env)
 
+    runner.runs_binaries = True  # type: ignore[attr-defined]  # the real helm answers: kept
+
     def render(self, monkeypatch: pytest.MonkeyPatch, helm: Path | None = None) -> Counter[str]:
         """Run ``meshc render``; the helm processes it started, as a Counter of log lines."""
         from compiler.cli.main import main
@@ -231,3 +233,28 @@ def test_dependencies_built_once_per_process_without_a_cache(
                             "template b dev": 1, "template a prod": 1,
                             "template b prod": 1}), seen
     assert not (p.cache / "renders").exists()
+
+
+def test_helm_version_kept_per_binary(tmp_path: Path) -> None:
+    """helm's version is asked once per binary file: kept by its identity, asked again when
+    the file is rewritten or another binary is named (no helm runs: the runner answers)."""
+    from compiler.core.process import helm_tool
+
+    asked: list[str] = []
+
+    def runner(argv: Any, cwd: Path, env: Any = None, /) -> Completed:
+        asked.append(argv[0])
+        return Completed(0, f"v4.{len(asked)}.0+gtest\n", "")
+
+    binary, other = tmp_path / "helm", tmp_path / "helm-other"
+    for path in (binary, other):
+        path.write_text("#!/bin/sh\n")
+    memo = tmp_path / "memo"
+    assert helm_tool(str(binary), runner, memo).version == "v4.1.0+gtest"
+    assert helm_tool(str(binary), runner, memo).version == "v4.1.0+gtest"
+    assert asked == [str(binary)]
+    assert helm_tool(str(other), runner, memo).version == "v4.2.0+gtest"
+    binary.write_text("#!/bin/sh\n# rebuilt\n")
+    assert helm_tool(str(binary), runner, memo).version == "v4.3.0+gtest"
+    assert helm_tool(str(binary), runner, None).version == "v4.4.0+gtest"  # no memo: asked
+    assert len(asked) == 4

@@ -278,7 +278,10 @@ def _render_helm(files: ProjectFiles, runner: Runner, cache: bool = True) -> Hel
     except CompileError:
         return None
     files.tool_stamp(helm)
-    return helm_tool(helm, runner, cache_folder(os.environ) / "helm-versions" if cache else None)
+    # kept only when the binary itself answered: a runner standing in for helm (tests) may
+    # answer anything, and must not leave that answer for the real binary
+    kept = cache and getattr(runner, "runs_binaries", runner is run_process)
+    return helm_tool(helm, runner, cache_folder(os.environ) / "helm-versions" if kept else None)
 
 
 # --- sops (secrets commands, apply, check's canary) ---------------------------------------
