@@ -89,7 +89,7 @@ class ReleaseOutput:
     values: ValueSet
     manifests: tuple[Manifest, ...] | None  # None for remote charts
     helm: HelmOptions
-    secrets: ReleaseSecrets = ReleaseSecrets()  # Secrets it creates, encrypted files it needs
+    secrets: ReleaseSecrets = field(default_factory=ReleaseSecrets)  # Secrets it makes, files it needs
 
     @property
     def hooks(self) -> tuple[str, ...]:

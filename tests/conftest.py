@@ -211,11 +211,10 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
     Returns the lock file."""
     from realtools import helm4, run_helm
 
+    from compiler.core.diagnostics import CompileError
     from compiler.core.files import ProjectFiles
     from compiler.pipeline import load_project
     from compiler.render.remote import Pin, file_digest, format_lock, lock_name, wanted
-
-    from compiler.core.diagnostics import CompileError
 
     cache = Path(os.environ.get("MESHC_CHART_CACHE") or shared_chart_cache())
     lock = root / lock_name(meshfile)
