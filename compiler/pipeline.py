@@ -24,6 +24,7 @@ from .core.diagnostics import (
     did_you_mean,
 )
 from .core.files import InputRefused, NotUTF8, OutsideProject, ProjectFiles
+from .core.incomplete import incomplete_diagnostic, is_incomplete, require_complete
 from .core.limits import activate as activate_limits
 from .core.process import HelmTool
 from .core.source import COMMAND_LINE, Span
@@ -98,7 +99,7 @@ class ReleaseOutput:
     values: ValueSet
     manifests: tuple[Manifest, ...] | None  # None for remote charts
     helm: HelmOptions
-    secrets: ReleaseSecrets = ReleaseSecrets()  # Secrets it creates, encrypted files it needs
+    secrets: ReleaseSecrets = field(default_factory=ReleaseSecrets)  # Secrets it makes, files it needs
 
     @property
     def hooks(self) -> tuple[str, ...]:
@@ -590,7 +591,10 @@ STALE_REVIEW = ("without helm, the committed review stands in only while the inp
 
 def stale_review(compiler: Compiler, prepared: Prepared) -> str | None:
     """Why the committed review cannot stand in for helm: None when there is none at all."""
-    plan = f"{compiler.project.output.rstrip('/')}/{prepared.env.name}/plan.json"
+    output = compiler.project.output.rstrip("/")
+    if is_incomplete(compiler.files.root / output / prepared.env.name):
+        return incomplete_diagnostic(output, prepared.env.name).message
+    plan = f"{output}/{prepared.env.name}/plan.json"
     return STALE_REVIEW if (compiler.files.root / plan).is_file() else None
 
 
@@ -600,6 +604,8 @@ def committed_review(compiler: Compiler,
     committed plan.json was made from exactly the current inputs; else None."""
     env = prepared.env
     output = compiler.project.output.rstrip("/")
+    if is_incomplete(compiler.files.root / output / env.name):
+        return None  # an interrupted render: a mix of old and new files
     try:
         committed = json.loads(compiler.files.read(f"{output}/{env.name}/plan.json"))
     except (OSError, ValueError):
@@ -843,7 +849,9 @@ def release_output(result: EnvironmentOutput, name: str) -> ReleaseOutput | None
 
 
 def committed_files(compiler: Compiler, env: str) -> dict[str, str]:
-    """The committed output of ``env`` (paths relative to the output directory)."""
+    """The committed output of ``env`` (paths relative to the output directory). Raises
+    :class:`CompileError` when a render of it was interrupted (compiler/core/incomplete.py)."""
+    require_complete(compiler.files.root, compiler.project.output, [env])
     folder = compiler.files.root / compiler.project.output / env
     return {f"{env}/{p}": t for p, t in read_tree(folder).items()}
 

@@ -5,6 +5,7 @@ Goldens are regenerated only on request: ``pytest --update-goldens``.
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import os
 import shutil
@@ -177,8 +178,6 @@ def chart_cache() -> Iterator[Path]:
     cache = shared_chart_cache()
     yield cache
     shutil.rmtree(cache, ignore_errors=True)
-    for package in _STAND_INS.values():  # each stand-in chart's own scratch folder
-        shutil.rmtree(package.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -211,11 +210,10 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
     Returns the lock file."""
     from realtools import helm4, run_helm
 
+    from compiler.core.diagnostics import CompileError
     from compiler.core.files import ProjectFiles
     from compiler.pipeline import load_project
     from compiler.render.remote import Pin, file_digest, format_lock, lock_name, wanted
-
-    from compiler.core.diagnostics import CompileError
 
     cache = Path(os.environ.get("MESHC_CHART_CACHE") or shared_chart_cache())
     lock = root / lock_name(meshfile)
@@ -229,8 +227,7 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
         package = CHART_FIXTURES / f"{name}-{want.version}.tgz"
         if not package.is_file():
             package = _STAND_INS.get((name, want.version)) or _stand_in_chart(
-                Path(tempfile.mkdtemp(prefix="meshc-stand-in-")), name, want.version, helm4(),
-                run_helm)
+                _scratch("meshc-stand-in-"), name, want.version, helm4(), run_helm)
             _STAND_INS[(name, want.version)] = package
         digest = file_digest(package)
         shutil.copyfile(package, cache / f"{digest.replace(':', '-')}.tgz")
@@ -240,6 +237,14 @@ def pin_charts(root: Path, meshfile: str = "meshfile.yaml") -> Path:
 
 
 _STAND_INS: dict[tuple[str, str], Path] = {}  # (name, version) → package, built once a session
+
+
+def _scratch(prefix: str) -> Path:
+    """A temporary folder removed when this process exits (tests import this module under
+    a second name too, so a fixture's teardown would not see every folder made)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _stand_in_chart(work: Path, name: str, version: str, helm: Path, run_helm) -> Path:

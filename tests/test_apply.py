@@ -561,7 +561,7 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     calls = {c["release"]: c for c in example.calls()}
-    assert [c["release"] for c in example.calls()][0] == "registry"
+    assert next(c["release"] for c in example.calls()) == "registry"
     assert sorted(calls) == ["platform", "registry", "weather-agent"]  # wave 1 ran, not wave 2
     assert calls["weather-agent"]["code"] == 0, "the running helm command was let finish"
     assert list(temp.glob("meshc-secrets-*")) == []

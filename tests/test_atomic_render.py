@@ -1,8 +1,10 @@
-"""An interrupted or refused render leaves the previous output intact.
+"""An interrupted render is never taken for a complete one; a refused render changes nothing.
 
-``meshc render`` builds the tree in a staging directory beside the output (``.<name>.meshc-*``)
-and swaps it in with one atomic rename, so a render killed at any moment leaves the complete old
-tree or the complete new tree — never a mix, never no directory at all.
+``meshc render`` replaces only the files that change, each atomically, and holds
+``ENV/.meshc-incomplete`` while it changes an environment's folder (docs/crash-safety.md), so
+after a real ``meshc render`` process is killed at any moment each environment's folder is its
+complete old files, its complete new files, or marked incomplete (and refused by every reader:
+tests/test_incremental_render.py, which also kills 200 forked renders per run).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any
 import pytest
 from conftest import ROOT, run_meshc
 from test_determinism import copy_example, read_tree, staging_leftovers, tree_difference
+
+from compiler.core.diagnostics import CompileError
+from compiler.core.incomplete import INCOMPLETE, require_complete
 
 # Two edits of the example's values, so tree B differs from tree A in two environments (a
 # render that swapped one environment but not the other would be caught).
@@ -64,19 +69,23 @@ def project(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "project", reverse=False)
 
 
+def _marked(out: Path) -> list[str]:
+    return sorted(p.parent.name for p in out.glob(f"*/{INCOMPLETE}"))
+
+
 def wait_for_staging(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> float | None:
-    """Poll until the render's staging directory appears beside ``out`` (its emit stage has
-    begun); the time it was seen, or None if the process ended first."""
+    """Poll until the render marks an environment's folder (its emit stage has begun); the
+    time it was seen, or None if the process ended first."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
-        if staging_leftovers(out):
+        if _marked(out):
             return time.monotonic()
         time.sleep(0.0002)
     return None
 
 
 def emit_window(project: Path, out: Path) -> float:
-    """How long a render's emit stage takes: from its staging directory appearing to exit."""
+    """How long a render's emit stage takes: from its first marker appearing to exit."""
     proc = start_render(project)
     seen = wait_for_staging(proc, out, 60)
     proc.communicate(timeout=60)
@@ -84,7 +93,15 @@ def emit_window(project: Path, out: Path) -> float:
     return time.monotonic() - seen if seen is not None else 0.005
 
 
-def test_sigkill_at_random_moments_leaves_old_or_new_tree(project: Path) -> None:
+def _by_env(tree: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
+    envs: dict[str, dict[str, bytes]] = {}
+    for path, data in tree.items():
+        envs.setdefault(path.partition("/")[0], {})[path] = data
+    return envs
+
+
+def test_sigkill_at_random_moments_leaves_each_environment_old_new_or_marked(
+        project: Path) -> None:
     out = project / "rendered"
     set_variant(project, "B")
     timed_render(project)
@@ -108,7 +125,7 @@ def test_sigkill_at_random_moments_leaves_old_or_new_tree(project: Path) -> None
             delay = rng.uniform(0, duration)
             time.sleep(delay)
             how = f"{delay:.3f}s after start"
-        else:  # inside the emit stage: writing the staging tree, swapping, removing the old
+        else:  # inside the emit stage: writing files, removing files, markers
             seen = wait_for_staging(proc, out, 60)
             delay = rng.uniform(0, 1.2 * window)
             time.sleep(delay)
@@ -119,13 +136,22 @@ def test_sigkill_at_random_moments_leaves_old_or_new_tree(project: Path) -> None
         note = f" (staging leftovers beside the output: {leftovers})" if leftovers else ""
         where = f"iteration {iteration}, SIGKILL {how}, exit {proc.returncode}{note}"
         assert out.is_dir() and not out.is_symlink(), f"{where}: output directory missing"
-        tree = read_tree(out)
-        assert tree in (tree_a, tree_b), (
-            f"{where}: the output is neither the old nor the new tree\n"
-            f"vs A: {tree_difference(tree_a, tree)}\nvs B: {tree_difference(tree_b, tree)}")
-        assert not any(".meshc-" in p.as_posix() for p in out.rglob("*")), \
-            f"{where}: a staging directory inside the output"
-        log.append(f"{where}: {'A' if tree == tree_a else 'B'}")
+        tree = _by_env(read_tree(out))
+        states = []
+        for env in sorted(set(tree) | set(_by_env(tree_a))):
+            files = tree.get(env, {})
+            if f"{env}/{INCOMPLETE}" in files:
+                with pytest.raises(CompileError, match=f"rendered/{env} is incomplete"):
+                    require_complete(project, "rendered", [env])
+                states.append(f"{env}: marked")
+                continue
+            a, b = _by_env(tree_a).get(env, {}), _by_env(tree_b).get(env, {})
+            assert files in (a, b), (
+                f"{where}: {env} is complete but neither the old nor the new files\n"
+                f"vs A: {tree_difference(a, files)}\nvs B: {tree_difference(b, files)}")
+            assert not any(".meshc-" in p for p in files), f"{where}: a temporary file"
+            states.append(f"{env}: {'A' if files == a else 'B'}")
+        log.append(f"{where}: {', '.join(states)}")
         for name in leftovers:  # acceptable; removed so they cannot confuse the next check
             shutil.rmtree(out.parent / name)
     assert len(log) >= 5, "too few iterations ran within the time budget"
@@ -175,33 +201,54 @@ def test_symlinked_meshfile_output_is_refused(project: Path, tmp_path: Path) -> 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root ignores directory permissions")
-def test_read_only_parent_fails_cleanly_and_keeps_previous_output(project: Path) -> None:
+def test_read_only_environment_folder_fails_cleanly_and_keeps_previous_output(
+        project: Path) -> None:
+    """A render writes inside the output's folders (the output's parent is not touched: see
+    the next test): one it cannot write is refused before anything changes."""
     out = project / "site" / "rendered"
     meshfile = str(project / "meshfile.yaml")
     assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
     before = read_tree(out)
     set_variant(project, "B")
-    os.chmod(out.parent, 0o555)
+    os.chmod(out / "staging", 0o555)
     try:
         code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))
     finally:
-        os.chmod(out.parent, 0o755)
+        os.chmod(out / "staging", 0o755)
     assert code == 1, err
     assert err.startswith("error: ") and "Traceback" not in err, err
     assert read_tree(out) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["rendered"]
 
 
-def test_unwritable_parent_simulated_fails_cleanly_and_keeps_previous_output(
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_parent_does_not_matter(project: Path) -> None:
+    """Only the output's own folders are written: a read-only parent is no obstacle (no
+    staging folder beside the output any more)."""
+    out = project / "site" / "rendered"
+    meshfile = str(project / "meshfile.yaml")
+    assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
+    set_variant(project, "B")
+    os.chmod(out.parent, 0o555)
+    try:
+        code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))
+    finally:
+        os.chmod(out.parent, 0o755)
+    assert code == 0, err
+    assert "written " in err and not _marked(out)
+
+
+def test_unwritable_environment_folder_simulated_fails_cleanly_and_keeps_previous_output(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The read-only-parent case for root too: creating or renaming anything in the parent
-    fails with EACCES, as the kernel does for an unprivileged user."""
+    """The read-only-folder case for root too: creating, renaming or removing anything in
+    staging's folder fails with EACCES, as the kernel does for an unprivileged user."""
     out = project / "site" / "rendered"
     meshfile = str(project / "meshfile.yaml")
     assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
     before = read_tree(out)
     set_variant(project, "B")
-    locked = out.parent.resolve()
+    locked = (out / "staging").resolve()
 
     def guard(real: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -212,7 +259,7 @@ def test_unwritable_parent_simulated_fails_cleanly_and_keeps_previous_output(
             return real(*args, **kwargs)
         return call
 
-    for name in ("mkdir", "rename", "replace", "rmdir", "unlink"):
+    for name in ("mkdir", "rename", "replace", "rmdir", "unlink", "open"):
         monkeypatch.setattr(os, name, guard(getattr(os, name)))
     code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out))
     monkeypatch.undo()

@@ -122,3 +122,42 @@ def test_kapitan_input_is_written(workload: Path) -> None:
         assert (kapitan / f"inventory/targets/{env}.yml").is_file()
         assert (kapitan / f"inventory/classes/env/{env}.yml").is_file()
     assert (kapitan / "templates/manifests.yaml").is_file()
+
+
+def test_helm_chart_workload_matches_in_meshc_and_helmfile(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/helmcharts' workload (the same services with a Go-template chart), one service:
+    meshc with the real Helm 4 (every environment) and the real Helmfile 0.166.0 with Helm
+    3.15.3 (production, where every kind renders) produce exactly the documents the workload
+    must (the benchmark verifies this at full size before it times anything)."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    from realtools import helm3, helm4, helmfile
+
+    loader = SourceFileLoader("helmcharts", str(ROOT / "bench/helmcharts"))
+    spec = importlib.util.spec_from_loader("helmcharts", loader)
+    assert spec is not None
+    helmcharts = importlib.util.module_from_spec(spec)
+    loader.exec_module(helmcharts)
+    root = tmp_path / "w"
+    helmcharts.generate(root, 1, generate.DEFAULT_SEED)
+    monkeypatch.setenv("MESHC_HELM", str(helm4()))
+    monkeypatch.setenv("MESHC_CHART_CACHE", str(tmp_path / "cache"))
+    code, _, err = run_meshc("render", cwd=root)
+    assert code == 0, err
+    expected = generate.expected_documents(1, generate.DEFAULT_SEED)
+    assert len(expected) == 11
+    assert verify.compare("meshc", expected, helmcharts.meshc_docs(root)) == []
+    done = subprocess.run([str(helmfile()), "--helm-binary", str(helm3()), "-e", "production",
+                           "template", "--skip-deps"], cwd=root, capture_output=True, text=True,
+                          check=False, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr
+    (root / "helmfile-out").mkdir()
+    (root / "helmfile-out/production.yaml").write_text(done.stdout)
+    found: dict[tuple[str, str, str], object] = {}
+    helmcharts.load([root / "helmfile-out/production.yaml"], "production", found)
+    production = {k: v for k, v in expected.items() if k[0] == "production"}
+    assert len(production) == 5
+    assert verify.compare("helmfile", production, found) == []

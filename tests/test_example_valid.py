@@ -166,7 +166,7 @@ def _helm_chart_releases() -> set[str]:
 
 
 _SECRET_BLOCK = re.compile(r"  name: (\S+)\n.*?dig ((?:\"[^\"]*\" )+)dict \.Values\.AsMap }}\n"
-                           r"\{\{- range \$k := list ((?:\"[^\"]*\" ?)+) }}", re.S)
+                           r"\{\{- range \$k := list ((?:\"[^\"]*\" ?)+) }}", re.DOTALL)
 
 
 def secret_objects(text: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:

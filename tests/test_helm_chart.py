@@ -83,7 +83,7 @@ def test_the_plan_step_installs_the_reviewed_manifests(helm: Path, project: Path
     flags) is what was reviewed, the hook included: Helm's template of exactly the plan step's
     chart and values gives the same documents (tests/test_helm_install.py runs the install)."""
     assert run_meshc("render", cwd=project)[0] == 0
-    code, out, _ = run_meshc("plan", "prod", "-o", "json", cwd=project)
+    _, out, _ = run_meshc("plan", "prod", "-o", "json", cwd=project)
     [step] = json.loads(out)["steps"]
     argv = step["argv"]
     assert argv[4] == "charts/shop" and step["helmChart"] == "charts/shop"

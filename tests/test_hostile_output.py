@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import ROOT, run_meshc
@@ -148,8 +147,10 @@ def test_full_disk_fails_cleanly_and_keeps_previous_output(tmp_path: Path,
 
 def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The full disk without a tmpfs: the second file written fails with ENOSPC."""
-    import compiler.output.parallel
+    """The full disk without a tmpfs: the second file written fails with ENOSPC. Every new
+    file is written beside the old one before any old one is replaced, so this fails before
+    the tree changes (compiler/output/emit.py)."""
+    import compiler.output.emit
 
     project = make_project(tmp_path / "p", size=10)
     out = tmp_path / "site" / "rendered"
@@ -157,16 +158,16 @@ def test_enospc_while_writing_fails_cleanly_and_keeps_previous_output(
     assert run_meshc("-f", meshfile, "render", "--out", str(out))[0] == 0
     before = read_tree(out)
     set_values(project, size=20)
-    real = compiler.output.parallel.write_files
+    real = compiler.output.emit._write
     calls = []
 
-    def full(root: Path, files: Any, written: Any = None) -> None:
-        calls.append(root)
+    def full(path: str, data: bytes) -> os.stat_result:
+        calls.append(path)
         if len(calls) > 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(root / "x"))
-        real(root, files, written)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, data)
 
-    monkeypatch.setattr(compiler.output.parallel, "write_files", full)
+    monkeypatch.setattr(compiler.output.emit, "_write", full)
     code, _, err = run_meshc("-f", meshfile, "render", "--out", str(out), "--no-cache")
     monkeypatch.undo()
     assert code == 1, err

@@ -39,10 +39,13 @@ def test_unchanged_render_is_answered_without_loading_the_compiler(project: Path
     assert "rendered 3 environments" in first.stderr and "cli loaded" in first.stderr
     again = launch(project, "render")
     assert again.returncode == 0, again.stderr
-    assert again.stderr == "rendered is up to date (30 files)\ncli not loaded\n"
+    assert again.stderr == ("rendered is up to date (30 files: written 0, removed 0, unchanged 30)\n"
+                            "cli not loaded\n")
     (project / "env" / "qa.yaml").write_text((project / "env" / "qa.yaml").read_text() + "x: 1\n")
-    changed = launch(project, "render")
-    assert changed.returncode == 0 and "only qa changed" in changed.stderr, changed.stderr
+    changed = launch(project, "render", "-v")
+    assert changed.returncode == 0, changed.stderr
+    assert "written 1, removed 0, unchanged 29" in changed.stderr, changed.stderr
+    assert "qa/plan.json" in changed.stderr, changed.stderr  # its inputsDigest; nothing else
     assert "cli loaded" in changed.stderr
 
 

@@ -87,9 +87,15 @@ class _Meant(yaml.SafeDumper):
     1.1 reads otherwise, so a generated ``description: Y`` became a boolean."""
 
 
+_BREAKS = "\x85\u2028\u2029"  # line breaks to YAML 1.1 (and Go's reader) beside \n and \r
+
+
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    quoted = bool(text) and resolve_plain(text)[0] != STR
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'" if quoted else None)
+    if any(c in _BREAKS for c in text):  # PyYAML writes them raw, even quoted: a reader folds
+        style: str | None = '"'          # them into a space; double quotes escape them (\N)
+    else:
+        style = "'" if text and resolve_plain(text)[0] != STR else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
 _Meant.add_representer(str, _represent_str)

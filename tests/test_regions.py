@@ -227,3 +227,50 @@ def test_blue_green_state_is_per_region(tmp_path: Path) -> None:
     assert "slot: blue" in (project / service.format("us")).read_text()
     code, _, err = meshc(project, "switch", "production", "web", "--yes")
     assert code == 1 and "environment 'production' is deployed in regions: name one" in err
+
+
+def test_render_writes_only_what_changed_in_region_folders(project: Path) -> None:
+    """The incremental writer treats each region folder as an environment's: a change in one
+    region rewrites only its files, a region dropped from the meshfile loses its folder, an
+    interrupted region is refused by its own marker and completed by a render of it, and an
+    environment that gains regions loses its flat files (and the reverse)."""
+    assert meshc(project, "render")[0] == 0
+    code, _, err = meshc(project, "render")
+    assert code == 0 and "written 0, removed 0, unchanged 36" in err, err
+    eu_west = project / "environments/production/eu-west.yaml"
+    eu_west.write_text(eu_west.read_text().replace("replicas: 5", "replicas: 6"))
+    code, _, err = meshc(project, "render", "-v")
+    assert code == 0, err
+    written = sorted(line.split()[1] for line in err.splitlines() if line.startswith("wrote "))
+    assert written == ["production/eu-west/api/manifests/deployment-api.yaml",
+                       "production/eu-west/api/values.yaml", "production/eu-west/plan.json"]
+    meshfile = project / "meshfile.yaml"
+    flat = meshfile.read_text()
+    meshfile.write_text(flat.replace("      ap-south: {kubeContext: prod-ap, helm: {timeout: 20m}}\n",
+                                     "").replace("[us-east, ap-south]", "[us-east]"))
+    code, _, err = meshc(project, "render")
+    assert code == 0 and "removed 9" in err, err
+    rendered = project / "rendered"
+    assert sorted(p.name for p in (rendered / "production").iterdir()) == ["eu-west", "us-east"]
+    (rendered / "production/us-east/.meshc-incomplete").write_text("")
+    for args in (("plan", "production"), ("plan", "production/us-east"),
+                 ("apply", "production", "--dry-run")):
+        code, _, err = meshc(project, *args)
+        assert code == 1 and "rendered/production/us-east is incomplete" in err, (args, err)
+    assert meshc(project, "plan", "production/eu-west")[0] == 0
+    assert meshc(project, "render", "production/us-east")[0] == 0
+    assert meshc(project, "plan", "production")[0] == 0
+    meshfile.write_text(flat.replace("    values: [environments/staging.yaml]\n",
+                                     "    values: [environments/staging.yaml]\n"
+                                     "    regions: {one: {kubeContext: s1}}\n"))
+    code, _, err = meshc(project, "render")
+    assert code == 0, err
+    assert sorted(p.name for p in (rendered / "staging").iterdir()) == ["one"]
+    meshfile.write_text(flat)
+    code, _, err = meshc(project, "render")
+    assert code == 0, err
+    assert (rendered / "staging/plan.json").is_file()
+    assert not (rendered / "staging/one").exists()
+    assert sorted(p.name for p in (rendered / "production").iterdir()) == \
+        ["ap-south", "eu-west", "us-east"]
+    assert not list(rendered.rglob(".meshc-*"))

@@ -102,9 +102,13 @@ monitoring:
 
 FAKE_HELM = """\
 #!/usr/bin/env bash
-# Records argv, then for every --values file its mode and contents. `pull NAME --version V
-# --destination D` (the plan's remote chart) copies $FAKE_HELM_CHARTS/NAME-V.tgz into D.
+# Answers `version --short` as a Helm 4. Records argv, then for every --values file its mode and
+# contents. `pull NAME --version V --destination D` (the plan's remote chart) copies
+# $FAKE_HELM_CHARTS/NAME-V.tgz into D.
 log="$FAKE_HELM_LOG"
+if [[ "$*" == "version --short" ]]; then  # the plan asks once which Helm this is (not a step)
+  echo "v4.3.1+gfake"; exit 0
+fi
 if [[ "$1" == "pull" ]]; then
   printf 'PULL %s\\n' "$*" >> "$log"
   version=""; dest=""; prev=""

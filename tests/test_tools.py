@@ -43,7 +43,7 @@ def _complete(words: str) -> list[str]:
 
 def test_the_completion_script_completes_commands_and_choices() -> None:
     assert _complete("meshc pr") == ["promote"]
-    assert _complete("meshc plan production -o ") == ["text", "json", "sh"]
+    assert _complete("meshc plan production -o ") == ["text", "json", "sh", "markdown"]
 
 
 def _hooks() -> dict[str, dict[str, object]]:

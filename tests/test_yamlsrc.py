@@ -354,9 +354,9 @@ def test_runaway_nesting_is_refused_before_libyaml_composes_it(text: str, line: 
 def test_command_line_depth_limit_cannot_lift_the_c_stack_ceiling() -> None:
     from compiler.core import limits
     from compiler.syntax.yamlsrc import SAFE_DEPTH
-    with limits.session((("yaml_depth", 10**9),), bound_memory=False):
-        with pytest.raises(CompileError) as caught:
-            load_values_text("deep: " + "[" * 100_000 + "]" * 100_000 + "\n", "deep.yaml")
+    with limits.session((("yaml_depth", 10**9),), bound_memory=False), \
+            pytest.raises(CompileError) as caught:
+        load_values_text("deep: " + "[" * 100_000 + "]" * 100_000 + "\n", "deep.yaml")
     assert f"ceiling, whatever --limit asks: {SAFE_DEPTH}" in caught.value.diagnostics[0].help
 
 

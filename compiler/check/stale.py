@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.diagnostics import CompileError
+from ..core.incomplete import INCOMPLETE, incomplete_diagnostic, is_incomplete
 from ..gitops.model import DEFAULT_OUT, ENGINES, export_environment
 from ..gitops.stale import committed_options, differences, export_files
 from ..model.model import Environment
@@ -28,6 +29,14 @@ def check_stale(ctx: CheckContext) -> Iterator[Finding]:
     root = ctx.compiler.files.root / output
     for env in ctx.environments:
         if not ctx.enabled(RULE, env):
+            continue
+        if is_incomplete(root / env.name):  # a mix of old and new files: not compared
+            finding = ctx.finding(RULE, env, incomplete_diagnostic(output, env.name).message,
+                                  env.span, help="a render was stopped while it replaced "
+                                  f"files (the folder holds {INCOMPLETE}); `meshc render` "
+                                  "completes it")
+            if finding is not None:
+                yield finding
             continue
         fresh = output_files(ctx.output(env))
         differ = _differences(root, env.name, fresh)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..core.diagnostics import format_all
+from ..core.incomplete import require_complete
 from ..pipeline import (
     find_environment,
 )
@@ -184,6 +185,8 @@ def apply(options: Options, /, environment: str, concurrency: int, helm_path: st
         from ..ops.rollout import execute_rollout, rollout_summary
 
         regions = {r.name: r for r in compiler.project.regions_of(env)}
+        # every region folder an interrupted render left incomplete, named at once
+        require_complete(compiler.files.root, compiler.project.output, list(regions))
         plans = {name: prepare_apply(compiler, region) for name, region in regions.items()}
         stages = [[plans[name] for name in stage] for stage in env.stages]
         if dry_run:

@@ -96,14 +96,14 @@ def _live(options: Options, environments: Sequence[str], helm_path: str | None,
           check_version: bool = False) -> tuple[Any, list[Any]]:
     """The project and the live state of the environments named (all: every deployable one);
     ``check_version``: refuse a helm of another major than the plans' first."""
-    from ..ops.live import LiveOptions, committed_plan, deployable, read_environments
+    from ..ops.live import LiveOptions, committed_plans, deployable, read_environments
 
     session = _Session(options)
     compiler = session.compiler(manifests=False)
 
     def work() -> tuple[Any, list[Any]]:
         envs = deployable(compiler, environments)
-        plans = [committed_plan(compiler, e) for e in envs]
+        plans = committed_plans(compiler, envs)
         helm = resolve_helm(helm_path)
         if check_version:
             _require_helm(helm, envs, options.tools.runner)

@@ -22,9 +22,9 @@ from .bluegreen import switch
 from .charts import charts
 from .check import check
 from .completion import completion
+from .cost import cost
 from .day2 import drift, history, rollback, status, verify
 from .gitops import ci_group, export_group
-from .cost import cost
 from .project import env_group, promote, versions
 from .render import plan, render
 from .review import diff, explain, graph, values

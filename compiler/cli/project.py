@@ -84,7 +84,7 @@ def _live_table(options: Options, compiler: Any, environments: tuple[str, ...],
     from ..core.diagnostics import format_all
     from ..ops.live import (
         LiveOptions,
-        committed_plan,
+        committed_plans,
         deployable,
         read_environments,
         unreachable_diagnostic,
@@ -93,7 +93,7 @@ def _live_table(options: Options, compiler: Any, environments: tuple[str, ...],
     from .day2 import counting, resolve_helm
 
     envs = deployable(compiler, environments)
-    plans = [committed_plan(compiler, e) for e in envs]
+    plans = committed_plans(compiler, envs)
     runner, close = counting(options.tools.runner, "helm")
     try:
         live = read_environments(plans, LiveOptions(compiler.files.root,

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from ..core import limits
+from ..core.incomplete import require_complete
 from ..ops.cost import cost_change
 from ..output.journal import CHECKED, answer, command_line
 from ..output.parallel import render_files
-from ..output.tree import RenderRequest, render_summary, render_tree
+from ..output.tree import RenderRequest, render_json, render_summary, render_tree
 from ..pipeline import (
     committed_files,
     find_environment,
@@ -75,6 +76,8 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
         env = find_environment(compiler.project, environment, regions=True)
         if env.has_regions:
             return _rollout(compiler, env, fmt, exit_code, no_cache)
+        if fmt in ("text", "markdown") or exit_code:  # reviews the committed tree: at once
+            require_complete(compiler.files.root, compiler.project.output, [env.name])
         plans: dict[str, Plan] = {}
         cache = _cache(compiler, no_cache)
         files = render_files(compiler, [env], cache=cache, plans=plans)
@@ -106,6 +109,7 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
     code = session.run(work)
     sys.exit(code)
 
+
 def _targets(project: Any, env: Any) -> tuple[Any, ...]:
     """What ``meshc render ENV`` renders: the environment, or its regions."""
     return project.regions_of(env) if env.has_regions else (env,)
@@ -121,6 +125,10 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
                      "regions", help="name one, e.g. meshc plan "
                                      f"{compiler.project.regions_of(env)[0].name} -o {fmt}")])
     regions = list(compiler.project.regions_of(env))
+    reviewed = fmt in ("text", "json") or exit_code
+    if fmt == "text" or exit_code:  # reviews the committed tree: at once, per region folder
+        require_complete(compiler.files.root, compiler.project.output,
+                         [region.name for region in regions])
     plans: dict[str, Plan] = {}
     cache = _cache(compiler, no_cache)
     files = render_files(compiler, regions, cache=cache, plans=plans)
@@ -128,7 +136,7 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
         cache.save()
     output = compiler.project.output.rstrip("/")
     reviews = {}
-    for region in regions:
+    for region in regions if reviewed else ():
         own = {k: v for k, v in files.items() if k.startswith(f"{region.name}/")}
         committed = committed_files(compiler, region.name)
         reviews[region.name] = review_environment(
@@ -160,13 +168,23 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
               help="Compile every release afresh (ignore and do not update .meshc-cache/).")
 @click.option("--exit-code", is_flag=True,
               help="Exit 3 when the render changed the output tree (for pre-commit hooks).")
+@click.option("--fsync", "durable", is_flag=True,
+              help="Flush what is written to disk before marking an environment complete, so "
+                   "the crash-safety promise holds across a power loss too.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="List every file written and removed (on stderr).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what the render did as JSON on stdout: files written, removed, "
+                   "unchanged.")
 @_set_options
 @click.pass_obj
 def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
-           jobs: int | None, no_cache: bool, exit_code: bool, **kwargs: Any) -> None:
+           jobs: int | None, no_cache: bool, exit_code: bool, durable: bool, verbose: bool,
+           as_json: bool, **kwargs: Any) -> None:
     """Write the rendered tree: values, manifests, wrapper charts and plan.json per environment.
 
-    All deployable environments by default. The tree is built aside and swapped in atomically.
+    All deployable environments by default. Only files whose bytes change are written; an
+    interrupted render is marked and refused by every command until the next render completes.
 
     \b
     Example: meshc render
@@ -179,7 +197,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                            limits.command_line())
     if command in CHECKED:
         CHECKED.remove(command)  # the launcher checked the journal already (compiler/cli/launch.py)
-    elif journaled and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
+    elif journaled and not as_json and answer(options.meshfile.parent, command, kwargs["lock_timeout"],
                               lambda note: click.echo(note, err=True)):
         return
     session = _Session(options, journal=journaled)
@@ -192,9 +210,17 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
                 if environments else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
         request = RenderRequest(tuple(envs), target, bool(environments), jobs,
-                                kwargs["lock_timeout"], detect_changes=exit_code)
+                                kwargs["lock_timeout"], detect_changes=exit_code,
+                                durable=durable)
         result = render_tree(compiler, request, _cache(compiler, no_cache), journal,
                              lambda note: click.echo(note, err=True))
+        if verbose:
+            for rel in result.written:
+                click.echo(f"wrote {rel}", err=True)
+            for rel in result.removed:
+                click.echo(f"removed {rel}", err=True)
+        if as_json:
+            click.echo(json.dumps(render_json(result), indent=2))
         click.echo(render_summary(result, [e.name for e in envs]), err=True)
         return EXIT_CHANGES if result.changed else 0
 

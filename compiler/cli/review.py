@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..core.diagnostics import CompileError, Diagnostic
+from ..core.incomplete import require_complete
 from ..model.graph import format_graph
 from ..pipeline import (
     committed_files,
@@ -194,6 +195,8 @@ def diff(options: Options, /, environments: tuple[str, ...], releases: tuple[str
         envs = [find_environment(compiler.project, name) for name in environments]
         for name in releases:
             find_release(compiler.project, name)
+        if rendered:  # before compiling: an interrupted render is refused at once
+            require_complete(compiler.files.root, compiler.project.output, [envs[0].name])
         results = [compile_environment(compiler, env) for env in envs]
         if rendered:
             files = output_files(results[0])

@@ -216,7 +216,7 @@ class _Session:
             if not manifests:
                 compiler = replace(compiler, helm_manifests=False)
             elif helm_charts:
-                compiler = replace(compiler, helm=_render_helm(self.files, self.runner))
+                compiler = replace(compiler, helm=_render_helm(self.files, self.runner, cache))
                 if compiler.renderer is None:
                     self.unrendered = helm_charts
                     self.helm3 = compiler.helm
@@ -268,12 +268,14 @@ def _check_helm() -> tuple[str | None, str | None]:
         return None, exc.diagnostics[0].message if explicit else None
 
 
-def _render_helm(files: ProjectFiles, runner: Runner) -> HelmTool | None:
+def _render_helm(files: ProjectFiles, runner: Runner, cache: bool = True) -> HelmTool | None:
     """The helm that renders the project's Helm charts (``$MESHC_HELM``, else ``helm`` on
-    PATH), its version asked once per command; None when there is none (compiling a Helm chart
+    PATH), its version asked once per command, and kept in the chart cache for that binary
+    unless ``cache`` is False (``--no-cache``); None when there is none (compiling a Helm chart
     then says so, naming the releases left unrendered). Read through ``files`` so a render's
     journal notes which helm it used, and is not trusted once that changes."""
     from ..core.process import HELM_VAR, find_helm
+    from ..render.remote import cache_folder
 
     explicit = files.environ.get(HELM_VAR)
     try:
@@ -282,7 +284,10 @@ def _render_helm(files: ProjectFiles, runner: Runner) -> HelmTool | None:
     except CompileError:
         return None
     files.tool_stamp(helm)
-    return helm_tool(helm, runner)
+    # kept only when the binary itself answered: a runner standing in for helm (tests) may
+    # answer anything, and must not leave that answer for the real binary
+    kept = cache and getattr(runner, "runs_binaries", runner is run_process)
+    return helm_tool(helm, runner, cache_folder(os.environ) / "helm-versions" if kept else None)
 
 
 # --- sops (secrets commands, apply, check's canary) ---------------------------------------

@@ -9,6 +9,7 @@ CLI hands it the ``PATH`` and the explicit choice (``--helm``, ``$MESHC_HELM``) 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -154,9 +155,47 @@ class HelmTool:
         return helm_major(self.version)
 
 
-def helm_tool(path: str, runner: Runner = run_process) -> HelmTool:
+def helm_tool(path: str, runner: Runner = run_process, memo: Path | None = None) -> HelmTool:
     """The helm at ``path``, its version asked once (isolated). Raises :class:`CompileError`
-    when it does not answer."""
+    when it does not answer.
+
+    ``memo``: a folder where the answer is kept by the binary file's identity (device, inode,
+    size, modification and change times: a binary replaced or rewritten is asked again), so a
+    render that finds every Helm chart in its caches starts no helm process at all."""
+    stamp = _file_identity(path) if memo is not None else None
+    kept = memo / f"{stamp}.txt" if memo is not None and stamp is not None else None
+    if kept is not None:
+        try:
+            version = kept.read_text(encoding="utf-8").strip()
+            if version:
+                return HelmTool(path, version, runner)
+        except (OSError, UnicodeDecodeError):
+            pass
+    found = _ask_helm_version(path, runner)
+    if kept is not None:
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(prefix=".part-", dir=kept.parent)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(found.version + "\n")
+            os.replace(temp, kept)
+        except OSError:
+            pass  # unkept, it is asked again next time
+    return found
+
+
+def _file_identity(path: str) -> str | None:
+    try:
+        real = os.path.realpath(path)
+        info = os.stat(real)
+    except OSError:
+        return None
+    text = f"{real}\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:" \
+           f"{info.st_ctime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ask_helm_version(path: str, runner: Runner) -> HelmTool:
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
         done = runner([path, "version", "--short"], Path(temp), helm_environment(Path(temp) / "home"))
     if done.returncode != 0 or not done.stdout.strip():

@@ -278,7 +278,7 @@ class Spec:
     releases: tuple[ReleaseSpec, ...]
     features: Text | None = None
     policies: tuple[RuleSetting, ...] = ()
-    limits: MeshfileLimits = MeshfileLimits()  # top-level `limits:` (compiler/core/limits.py)
+    limits: MeshfileLimits = field(default_factory=MeshfileLimits)  # top-level `limits:`
     allow_env: tuple[str, ...] = ()            # top-level `allowEnv:`
     version_keys: tuple[Text, ...] | None = None   # top-level `versionKeys:`
     helm_version: HelmVersion | None = None        # top-level `helmVersion:` (None: 4)

@@ -533,7 +533,11 @@ class _Resolver:
         if not helm:
             return Chart(folder, True, templates=templates, defaults=defaults, schema=schema)
         try:  # Helm renders from the whole folder: every file of it is an input
-            files = tuple(self.files.tree_digests(folder))
+            own = self.files.tree_digests(folder)
+            # and every folder a file:// dependency that is not vendored is built from
+            deps = local_dependencies(self.files, folder, {p for p, _ in own})
+            files = tuple(sorted({*own, *(pair for d in deps
+                                          for pair in self.files.tree_digests(d))}))
         except (OSError, OutsideProject) as exc:
             self.diags.error(f"cannot read Helm chart '{folder}': {exc}", spec.chart.span)
             files = ()
@@ -549,6 +553,45 @@ def key_path_problem(text: str, what: str, release: str) -> str | None:
         return (f"{what} '{text}' of release '{release}' has an empty key (two dots in a row, "
                 "or a dot at an end)")
     return None
+
+
+def local_dependencies(files: ProjectFiles, folder: str, present: set[str]) -> list[str]:
+    """The project folders the ``file://`` dependencies of Helm chart ``folder`` (its
+    ``Chart.yaml``) name, when ``helm dependency build`` would read them (not vendored in
+    ``charts/``), and theirs, recursively: part of what the chart renders from. A folder
+    outside the project, missing or unreadable is left out (the build reports it)."""
+    import posixpath
+
+    import yaml
+
+    found: list[str] = []
+    todo = [(folder, present)]
+    while todo:
+        chart, listing = todo.pop()
+        try:
+            meta = yaml.safe_load(files.read(f"{chart}/Chart.yaml"))
+        except (OSError, ValueError, OutsideProject, yaml.YAMLError):
+            continue
+        deps = meta.get("dependencies") if isinstance(meta, dict) else None
+        for dep in deps if isinstance(deps, list) else ():
+            repo = dep.get("repository") if isinstance(dep, dict) else None
+            if not isinstance(repo, str) or not repo.startswith("file://"):
+                continue
+            name = str(dep.get("name", ""))
+            if any(p.startswith(f"{chart}/charts/{name}") for p in listing):
+                continue  # vendored: helm reads charts/, not the folder
+            target = posixpath.normpath(posixpath.join(chart, repo[len("file://"):]))
+            if target.startswith("../") or target in found or target == folder:
+                continue
+            try:
+                if not files.is_dir(target):
+                    continue
+                listing = {p for p, _ in files.tree_digests(target)}
+            except (OSError, OutsideProject):
+                continue
+            found.append(target)
+            todo.append((target, listing))
+    return sorted(found)
 
 
 def parse_values_key(text: str) -> Path:

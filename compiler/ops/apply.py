@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.diagnostics import CompileError, Diagnostic
+from ..core.incomplete import require_complete
 from ..core.process import (
     Completed,
     Runner,
@@ -258,6 +259,7 @@ def prepare_apply(compiler: Compiler, env: Environment, plan_text: str | None = 
     """The plan to apply to ``env``: compiled now, or ``plan_text`` (a reviewed plan's JSON,
     refused unless it was made from the same inputs), narrowed by ``selectors``. Raises
     :class:`CompileError`."""
+    require_complete(compiler.files.root, compiler.project.output, [env.name])  # at once
     result = compile_environment(compiler, env)
     plan = result.plan
     if plan_text is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
+from ..core.incomplete import require_complete
 from ..gitops.flux import SecretRequest
 from ..gitops.github import CiOptions, workflow_files
 from ..gitops.model import (
@@ -65,6 +66,11 @@ def export_gitops(compiler: Compiler, request: ExportRequest, sops: Sops | None,
     with every problem found (nothing written then), or
     :class:`~compiler.output.emit.EmitError`."""
     diags = Diagnostics()
+    try:  # an export is made from the same sources as the committed output: not a half one
+        require_complete(compiler.files.root, compiler.project.output,
+                         [e.name for e in request.environments])
+    except CompileError as exc:
+        diags.extend(exc.diagnostics)
     prepared: dict[str, dict[str, str]] = {}
     encrypted = 0
     for env in request.environments:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
+from ..core.incomplete import require_complete
 from ..core.process import Completed, Runner
 from ..model.model import Environment
 from ..pipeline import Compiler
@@ -93,7 +94,8 @@ class LiveEnvironment:
 
 def committed_plan(compiler: Compiler, env: Environment) -> Plan:
     """``env``'s committed plan (``rendered/ENV/plan.json``). Raises :class:`CompileError`
-    when there is none or it is not a plan."""
+    when there is none, it is not a plan, or a render of it was interrupted."""
+    require_complete(compiler.files.root, compiler.project.output, [env.name])
     path = f"{compiler.project.output.rstrip('/')}/{env.name}/plan.json"
     try:
         text = (compiler.files.root / path).read_text(encoding="utf-8")
@@ -102,6 +104,12 @@ def committed_plan(compiler: Compiler, env: Environment) -> Plan:
             "error", f"{path} is missing: meshc compares the cluster with the committed output",
             help=f"run `meshc render {env.name}` and commit rendered/")]) from None
     return read_plan(text, path)
+
+
+def committed_plans(compiler: Compiler, envs: Sequence[Environment]) -> list[Plan]:
+    """:func:`committed_plan` of each of ``envs``; every interrupted render named at once."""
+    require_complete(compiler.files.root, compiler.project.output, [e.name for e in envs])
+    return [committed_plan(compiler, e) for e in envs]
 
 
 def deployable(compiler: Compiler, names: Sequence[str] = ()) -> list[Environment]:

@@ -134,6 +134,16 @@ class Cache:
         before = snapshot.get("files") or {}
         return {name for name, text in files.items() if before.get(name) == _file_digest(text)}
 
+    def known_files(self, target: Path) -> dict[str, bytes] | None:
+        """The digest of every file meshc last wrote to ``target`` (by path; see
+        :func:`compiler.output.emit.file_digest`): call after :meth:`changed_environments`
+        found the output untouched since."""
+        snapshot = self._last_output()
+        found = snapshot.get("files")
+        if snapshot.get("target") != str(target.resolve()) or not isinstance(found, dict):
+            return None
+        return found
+
     def environment_unchanged(self, target: Path, env: str, files: dict[str, str]) -> bool:
         """Whether ``target``'s folder of ``env`` holds exactly ``files`` (that environment's
         files, paths ``env/...``) as meshc last wrote them, untouched since: then it need not
@@ -159,7 +169,11 @@ class Cache:
         ``unchanged`` keep what the last snapshot recorded of them (they were found as meshc
         left them, under the render lock, and were not touched since)."""
         keep = set(unchanged)
-        if written is None:
+        if written is None and keep:  # walk only the environments that changed
+            before = self._last_output().get("stats") or {}
+            stats = _restat(target, {n: d for n, d in before.items() if n.rstrip("/") in keep}) \
+                if all(f"{env}/" in before for env in keep) else tree_stats(target)
+        elif written is None:
             stats = tree_stats(target)
         else:
             before = (self._last_output().get("stats") or {}) if keep else {}
@@ -179,6 +193,24 @@ class Cache:
         except OSError:
             pass
         self.output = snapshot
+
+
+def _restat(target: Path, kept: dict[str, str]) -> dict[str, str] | None:
+    """:func:`tree_stats` of ``target``, taking the entries ``kept`` as they are (their folders
+    were not touched) and walking the others."""
+    stats = dict(kept)
+    try:
+        with os.scandir(target) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name + "/" not in kept:
+                        stats[entry.name + "/"] = folder_digest(entry.path)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    stats[entry.name] = f"{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        return None
+    return stats
 
 
 def _read_sealed(path: Path) -> dict[str, Any]:

@@ -1,27 +1,30 @@
 """Emit stage: the only code that writes the output directory.
 
-A render is built completely in a temporary directory next to the output, then swapped in with
-one atomic ``renameat2(RENAME_EXCHANGE)`` where the OS has it (Linux), or two renames
-elsewhere, so an interrupted render leaves the previous output intact. When only one
-environment's files changed, only that environment's folder is built and swapped
-(:func:`replace_environment`): still one atomic exchange, so still the old tree or the new one,
-at a third of the writing for three environments. Files are written with LF endings in sorted
-order; nothing depends on the clock or on absolute paths.
+:func:`sync_output` (``meshc render``) writes only the files whose bytes change and removes
+only those no longer rendered. Every new file is first written beside the old one (a full
+disk fails there, the tree unchanged), then renamed over it; an environment's folder holds
+``.meshc-incomplete`` from before its first change until after its last, so no reader takes
+an interrupted render for a complete one (docs/crash-safety.md). :func:`replace_environment`
+swaps a whole folder in with one atomic ``renameat2(RENAME_EXCHANGE)`` (the GitOps exports).
+Files are written with LF endings; nothing depends on the clock or on absolute paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.diagnostics import MeshcError
+from ..core.incomplete import INCOMPLETE
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -146,12 +149,13 @@ def check_target(out_dir: Path, project_root: Path, inputs: Iterable[str]) -> No
 
 
 def _environment_folder(entry: Path, regions: bool = True) -> bool:
-    """Whether ``entry`` looks like an environment's output: a folder holding a ``plan.json``,
-    or (an environment deployed in regions) a folder of such folders."""
+    """Whether ``entry`` looks like an environment's output: a folder holding a ``plan.json``
+    (or the marker of an interrupted render), or (an environment deployed in regions) a folder
+    of such folders."""
     if not entry.is_dir() or entry.is_symlink():
         return False
-    if (entry / "plan.json").is_file():
-        return True
+    if (entry / "plan.json").is_file() or (entry / INCOMPLETE).is_file():
+        return True  # the marker alone: a first render of it was interrupted
     children = list(entry.iterdir())
     return regions and bool(children) and all(_environment_folder(child, False)
                                               for child in children)
@@ -166,40 +170,6 @@ def _check_writable(out_dir: Path, target: Path) -> None:
             raise EmitError(f"output directory {out_dir} is read-only "
                             f"({folder.relative_to(target.parent)}); make it writable or choose "
                             "another (--out)")
-
-
-def write_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
-                 whole: bool) -> None:
-    """Write ``files`` (paths relative to ``out_dir``) and swap them in with one atomic rename.
-
-    See :func:`staged_output`; call :func:`check_target` first. Raises :class:`EmitError`.
-    """
-    with staged_output(out_dir, environments, whole) as staging:
-        write_files(staging, files)
-
-
-@contextmanager
-def staged_output(out_dir: Path, environments: Iterable[str], whole: bool) -> Iterator[Path]:
-    """A staging directory beside ``out_dir`` to write the new output into; swapped in with one
-    atomic rename when the block ends normally, removed when it raises.
-
-    With ``whole`` the entire output directory is replaced (environments no longer in the
-    meshfile disappear); otherwise the other environments' folders are carried over (hard
-    links) and only those of ``environments`` are new. Raises :class:`EmitError` (previous
-    output intact).
-    """
-    staging = _make_staging(out_dir)
-    try:
-        if not whole and out_dir.is_dir():
-            _carry_over(out_dir, staging, set(environments))
-        yield staging
-        _swap_in(staging, out_dir)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def replace_environment(out_dir: Path, env: str, files: Mapping[str, str],
@@ -265,16 +235,311 @@ def _make_staging(out_dir: Path) -> Path:
     return staging
 
 
-def _carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> None:
-    """Copy the environments not being re-rendered into ``staging`` (hard links: cheap)."""
-    for entry in sorted(out_dir.iterdir()):
-        if entry.name in replaced or not entry.is_dir():
-            continue
-        shutil.copytree(entry, staging / entry.name, copy_function=_link_or_copy)
 
 
-def _link_or_copy(source: str, target: str) -> None:
+# --- writing only what changed ---------------------------------------------------------------
+
+INCOMPLETE_TEXT = ("A meshc render is changing this folder, or was interrupted while it did.\n"
+                   "Until `meshc render` completes, meshc refuses to plan, apply, check, diff\n"
+                   "or export from it.\n")
+TEMP_SUFFIX = ".meshc-tmp"  # a file being written: ``.<name>.meshc-tmp`` beside it
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSync:
+    """What :func:`sync_output` must do to one environment's folder (paths relative to the
+    output directory)."""
+
+    env: str
+    write: tuple[str, ...]  # new or changed files
+    remove: tuple[str, ...]  # files no longer rendered (and leftovers of an interrupted render)
+    folders: tuple[str, ...]  # folders left empty by the removals, deepest first
+    unchanged: int
+    interrupted: bool  # the folder holds the marker of an interrupted render
+    gone: bool = False  # the environment is no longer rendered: its whole folder goes
+
+    @property
+    def idle(self) -> bool:
+        return not (self.write or self.remove or self.folders or self.interrupted or self.gone)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCounts:
+    """Files written, removed and left as they were by :func:`sync_output`."""
+
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    touched: tuple[str, ...] = ()  # environments whose folders changed
+
+
+def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
+                whole: bool, known: Mapping[str, bytes] | None = None,
+                idle: Iterable[str] = (), durable: bool = False) -> SyncCounts:
+    """Bring ``out_dir`` to hold ``files`` (paths ``env/...`` → text) for ``environments``,
+    writing only the files whose bytes change and removing only those no longer rendered.
+
+    With ``whole`` the folders of environments not named go too; otherwise they are not
+    touched. ``known`` (path → :func:`file_digest`): what meshc last wrote there, when the tree
+    is known to be untouched since (else each existing file is read and compared); ``idle``:
+    environments known to need nothing. Every environment that changes holds the marker
+    :data:`~compiler.pipeline.INCOMPLETE` from before its first change until after its last,
+    so an interrupted render is recognised (docs/crash-safety.md); each file is replaced
+    atomically (a temporary file in its folder, then a rename). Everything is planned, and
+    every folder checked, before anything is written. An environment deployed in regions
+    has a folder per region (``production/eu-west``): each is an environment here, with its own
+    marker. Raises :class:`EmitError`."""
+    names = list(environments)
+    skip = set(idle)
     try:
-        os.link(source, target)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plans = [_plan_environment(out_dir, env, files, known) for env in names if env not in skip]
+        if whole:
+            plans += _plan_leftovers(out_dir, names)
+        active = [plan for plan in plans if not plan.idle]
+        staged: list[tuple[EnvironmentSync, list[tuple[str, str]], set[str]]] = []
+        try:  # every new file's bytes, beside the old ones: a full disk fails here, harmlessly
+            for plan in active:
+                staged.append((plan, [], set()))
+                _begin(out_dir, plan, files, durable, *staged[-1][1:])
+        except BaseException:
+            for plan, temps, made in staged:
+                _abandon(out_dir, plan, temps, made)
+            raise
+        for plan, temps, _ in staged:  # renames and removals: no data to write any more
+            _finish(out_dir, plan, files, temps, durable)
+        written = [rel for plan in active for rel in plan.write]
+        removed = [rel for plan in active for rel in plan.remove]
+        touched = [plan.env for plan in active]
+    except OSError as exc:
+        raise EmitError(f"cannot write {out_dir}: {exc.strerror or exc}"
+                        + (f" ({exc.filename})" if exc.filename else "")) from None
+    unchanged = len(files) - len(written) if not skip else \
+        sum(1 for rel in files if _owner(rel, names) is not None) - len(written)
+    return SyncCounts(tuple(written), tuple(removed), unchanged, tuple(touched))
+
+
+def _owner(rel: str, names: Iterable[str]) -> str | None:
+    """Which of the environments ``names`` the output file ``rel`` belongs to (a region's
+    ``production/eu-west`` owns ``production/eu-west/...``), if any."""
+    parts = rel.split("/", 2)
+    for env in ("/".join(parts[:2]), parts[0]):
+        if env in names:
+            return env
+    return None
+
+
+def _plan_leftovers(out_dir: Path, names: list[str]) -> list[EnvironmentSync]:
+    """What a whole render removes: the folders of environments no longer rendered and, in the
+    folder of an environment deployed in regions (``production/`` of ``production/eu-west``),
+    the folders of its regions no longer rendered and anything else it holds (the files of
+    the environment before it had regions)."""
+    groups = {name.partition("/")[0] for name in names if "/" in name}
+    found = []
+    for entry in sorted(os.scandir(out_dir), key=lambda e: e.name):
+        if not entry.is_dir(follow_symlinks=False) or entry.name in names:
+            continue
+        if entry.name not in groups:
+            found.append(_plan_gone(out_dir, entry.name))
+            continue
+        loose = []
+        for child in sorted(os.scandir(entry.path), key=lambda e: e.name):
+            rel = f"{entry.name}/{child.name}"
+            if rel in names:
+                continue
+            if child.is_dir(follow_symlinks=False):
+                found.append(_plan_gone(out_dir, rel))
+            else:
+                loose.append(rel)
+        marker = f"{entry.name}/{INCOMPLETE}"
+        found.append(EnvironmentSync(entry.name, (), tuple(r for r in loose if r != marker), (),
+                                     0, marker in loose))
+    return found
+
+
+def file_digest(data: bytes) -> bytes:
+    """The digest meshc's output snapshot keeps of each file it wrote."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _plan_environment(out_dir: Path, env: str, files: Mapping[str, str],
+                      known: Mapping[str, bytes] | None) -> EnvironmentSync:
+    folder = out_dir / env
+    mine = {rel: files[rel] for rel in files if rel.startswith(f"{env}/")}
+    for path in (folder, *list(Path(env).parents)[:-1]):  # a region's: production/ too
+        path = out_dir / path
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise EmitError(f"{path} is in the way: it is not a folder meshc wrote")
+    existing, dirs = _walk(out_dir, env) if folder.is_dir() else (set(), set())
+    interrupted = f"{env}/{INCOMPLETE}" in existing
+    existing.discard(f"{env}/{INCOMPLETE}")
+    write = []
+    same = 0
+    for rel in sorted(mine):
+        if rel in existing:
+            data = mine[rel].encode("utf-8")
+            if known is not None and not interrupted and rel in known:
+                unchanged = known[rel] == file_digest(data)
+            else:
+                unchanged = _same_bytes(out_dir / rel, data)
+            if unchanged:
+                same += 1
+                continue
+        write.append(rel)
+    needed = {f"{env}/{rel}" for rel in _parents(mine, env)} | {env}
+    staged = {_temp_rel(rel) for rel in write}  # an interrupted render's: written over
+    remove = sorted(existing - set(mine) - staged)
+    folders = sorted(dirs - needed, key=lambda d: (-d.count("/"), d))
+    return EnvironmentSync(env, tuple(write), tuple(remove), tuple(folders), same, interrupted)
+
+
+def _plan_gone(out_dir: Path, env: str) -> EnvironmentSync:
+    existing, dirs = _walk(out_dir, env)
+    existing.discard(f"{env}/{INCOMPLETE}")
+    return EnvironmentSync(env, (), tuple(sorted(existing)),
+                           tuple(sorted(dirs, key=lambda d: (-d.count("/"), d))), 0, False,
+                           gone=True)
+
+
+def _parents(files: Iterable[str], env: str) -> set[str]:
+    """Every folder (below the environment's, relative to it) that holds one of ``files``
+    (``env/...``; a region's ``env`` is ``production/eu-west``)."""
+    found: set[str] = set()
+    for rel in files:
+        folder = rel[len(env) + 1:].rpartition("/")[0]
+        while folder and folder not in found:
+            found.add(folder)
+            folder = folder.rpartition("/")[0]
+    return found
+
+
+def _walk(out_dir: Path, env: str) -> tuple[set[str], set[str]]:
+    """The files (anything not a folder) and the folders under ``out_dir/env``, relative to
+    ``out_dir``; symbolic links count as files (removed or replaced, never followed)."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    stack = [env]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(out_dir / rel) as it:
+            for entry in it:
+                path = f"{rel}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.add(path)
+                    stack.append(path)
+                else:
+                    files.add(path)
+    return files, dirs
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if os.path.islink(path):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(len(data) + 1) == data
     except OSError:
-        shutil.copy2(source, target)
+        return False
+
+
+def _temp_rel(rel: str) -> str:
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{name}{TEMP_SUFFIX}"
+
+
+def _temp(out_dir: Path, rel: str) -> str:
+    return f"{out_dir}/{_temp_rel(rel)}"
+
+
+def _deferred(plan: EnvironmentSync) -> set[str]:
+    """Files of ``plan.write`` that cannot be staged beside the old files: a file or folder
+    being removed is in their way (a file that becomes a folder, or the reverse)."""
+    gone = set(plan.remove) | set(plan.folders)
+    found = set()
+    for rel in plan.write:
+        parts = rel.split("/")
+        if rel in gone or any("/".join(parts[:i]) in gone for i in range(2, len(parts))):
+            found.add(rel)
+    return found
+
+
+def _begin(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durable: bool,
+           temps: list[tuple[str, str]], made: set[str]) -> None:
+    """The first half of ``plan``: the marker, then every new file written to its temporary
+    name beside the old one (``temps``: temporary and final paths; ``made``: folders made)."""
+    folder = out_dir / plan.env
+    if not folder.exists():
+        head = plan.env
+        while head and not (out_dir / head).exists():  # a region's: production/ too
+            made.add(head)
+            head = head.rpartition("/")[0]
+        folder.mkdir(parents=True)
+    handle = os.open(folder / INCOMPLETE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                     0o666)
+    try:
+        os.write(handle, INCOMPLETE_TEXT.encode())
+        if durable:
+            os.fsync(handle)
+    finally:
+        os.close(handle)
+    if durable:
+        _fsync_folder(folder)
+    later = _deferred(plan)
+    for rel in plan.write:
+        if rel in later:
+            continue
+        head = rel.rpartition("/")[0]
+        if head not in made and not os.path.isdir(out_dir / head):
+            (out_dir / head).mkdir(parents=True, exist_ok=True)
+            while head and head not in made:
+                made.add(head)
+                head = head.rpartition("/")[0]
+        temp = _temp(out_dir, rel)
+        temps.append((temp, f"{out_dir}/{rel}"))
+        _write(temp, files[rel].encode("utf-8"))
+
+
+def _abandon(out_dir: Path, plan: EnvironmentSync, temps: list[tuple[str, str]],
+             made: set[str]) -> None:
+    """Undo :func:`_begin` after an error (a full disk): the old files were not touched."""
+    for temp, _ in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    if not plan.interrupted:
+        with contextlib.suppress(OSError):
+            os.unlink(out_dir / plan.env / INCOMPLETE)
+    for rel in sorted(made, key=lambda d: (-d.count("/"), d)):
+        with contextlib.suppress(OSError):
+            os.rmdir(out_dir / rel)
+
+
+def _finish(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str],
+            temps: list[tuple[str, str]], durable: bool) -> None:
+    """The second half of ``plan``: removals, renames, and the marker last."""
+    folder = out_dir / plan.env
+    for rel in plan.remove:  # first: a file removed may be in the way of a folder written
+        os.unlink(out_dir / rel)
+    for rel in plan.folders:  # and a folder removed in the way of a file
+        os.rmdir(out_dir / rel)
+    for temp, final in temps:
+        os.replace(temp, final)
+    made: set[str] = set()
+    for rel in sorted(_deferred(plan)):
+        _make_folder(out_dir, rel, made)
+        _write(_temp(out_dir, rel), files[rel].encode("utf-8"))
+        os.replace(_temp(out_dir, rel), f"{out_dir}/{rel}")
+    if durable:
+        os.sync()  # every file written reaches the disk before the marker goes
+    os.unlink(folder / INCOMPLETE)
+    if plan.gone:
+        os.rmdir(folder)
+    if durable:
+        _fsync_folder(folder.parent if plan.gone else folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -217,7 +217,8 @@ def answer(project_root: Path, command: dict[str, Any], lock_timeout: float,
         return False
     if found is None:
         return False
-    say(f"{found[0]} is up to date ({found[1]} files)")
+    say(f"{found[0]} is up to date ({found[1]} files: written 0, removed 0, "
+        f"unchanged {found[1]})")
     return True
 
 

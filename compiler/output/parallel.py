@@ -37,6 +37,10 @@ from .cache import Cache
 from .emit import write_files
 
 PARALLEL_THRESHOLD = 200  # releases × environments below which forking costs more than it saves
+# What a Helm-chart release to render weighs against that threshold: a `helm template` process
+# (~60-100 ms of Helm's start-up) costs a hundred Jinja releases, so two of them already fork,
+# and the helm processes of a first render run on every core.
+HELM_WEIGHT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +208,7 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
     _SHARED = (compiler, work, write_root, cache)
     try:
         _quiet_gc()
-        if jobs <= 1 or len(work.todo) < PARALLEL_THRESHOLD or \
+        if jobs <= 1 or _weight(compiler, work) < PARALLEL_THRESHOLD or \
                 "fork" not in multiprocessing.get_all_start_methods():
             raw = [_work(work.todo)]
         else:
@@ -234,6 +238,14 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
         write_files(write_root, {p: t for p, t in files.items() if p.endswith("/plan.json")},
                     written)
     return files
+
+
+def _weight(compiler: Compiler, work: Work) -> int:
+    """The work left, in Jinja releases: a Helm-chart release helm renders weighs
+    :data:`HELM_WEIGHT`."""
+    helm = sum(1 for e, r in work.todo if work.prepared[e].enabled[r].chart.is_helm) \
+        if compiler.renderer is not None and compiler.helm_manifests else 0
+    return len(work.todo) + (HELM_WEIGHT - 1) * helm
 
 
 _SAVED_GC: list[tuple[int, ...]] = []

@@ -1,9 +1,10 @@
 """Bring an output tree up to date: the whole of ``meshc render`` as one library call.
 
 :func:`render_tree` takes the lock, refuses a target that would overwrite inputs, compiles what
-the cache does not hold, and writes as little as the change allows: nothing when nothing changed,
-one environment's folder when only it changed, else a staged tree swapped in atomically. It
-records what it wrote (cache, journal) for the next run. The CLI only parses and prints.
+the cache does not hold, and writes only the files whose bytes change, removing only those no
+longer rendered (:func:`~compiler.output.emit.sync_output`: nothing when nothing changed; an
+interrupted render is marked, docs/crash-safety.md). It records what it wrote (cache, journal)
+for the next run. The CLI only parses and prints.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..model.model import Environment
 from ..pipeline import Compiler, input_paths
 from .cache import Cache
-from .emit import check_target, replace_environment, staged_output, write_output
+from .emit import check_target, sync_output
 from .lock import output_lock
 from .parallel import plan_work, render_files
 
@@ -35,18 +36,23 @@ class RenderRequest:
     jobs: int | None = None
     lock_timeout: float = 300.0
     detect_changes: bool = False  # compare the tree before and after (``--exit-code``)
+    durable: bool = False  # fsync: the promise holds across power loss too (docs/crash-safety.md)
 
 
 @dataclass(frozen=True, slots=True)
 class RenderResult:
-    """What a render did: ``files`` written or checked, ``up_to_date`` when nothing had to be
-    written, ``changed`` (only with ``detect_changes``) when the tree's bytes differ after."""
+    """What a render did: ``files`` rendered, of which ``written`` (paths) were written and
+    ``unchanged`` left as they were; ``removed``: files no longer rendered, deleted;
+    ``up_to_date`` when nothing had to change; ``changed`` (only with ``detect_changes``) when
+    the tree's bytes differ after."""
 
     target: Path
     environments: tuple[str, ...]
     files: int
     up_to_date: bool = False
-    note: str = ""
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
     changed: bool | None = None
 
 
@@ -62,8 +68,7 @@ def render_tree(compiler: Compiler, request: RenderRequest, cache: Cache | None,
         result = _write(compiler, request, cache, journal)
         if before is not None:
             changed = False if result.up_to_date else tree_digest(target) != before
-            result = RenderResult(result.target, result.environments, result.files,
-                                  result.up_to_date, result.note, changed)
+            result = replace(result, changed=changed)
         return result
 
 
@@ -72,36 +77,28 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
     envs, target = list(request.environments), request.target
     names = tuple(e.name for e in envs)
     work = plan_work(compiler, envs, cache)
-    note = ""
-    written: dict[str, tuple[int, int]] | None = None  # the files written, as written
-    unchanged: set[str] = set()  # environments whose folders were left as they were
-    if cache is not None and not request.selected and 2 * len(work.todo) <= len(work.done):
-        # mostly cached: compile what is missing, then write only what changed
-        files = render_files(compiler, envs, request.jobs, cache=cache, work=work)
+    files = render_files(compiler, envs, request.jobs, cache=cache, work=work)
+    known = None  # what meshc last wrote, when the tree is as it left it
+    idle: set[str] = set()  # environments known to need no change
+    if cache is not None and not request.selected:
         changed = cache.changed_environments(target, files)
-        if changed is not None and not changed:
-            cache.save()
-            cache.record_output(target, files, journal(target))
-            return RenderResult(target, names, len(files), up_to_date=True)
-        if changed is not None and len(changed) == 1:
-            (name,) = changed
-            written = {}
-            mine = {p: t for p, t in files.items() if p.startswith(f"{name}/")}
-            replace_environment(target, name, mine, written, cache.same_files(target, mine))
-            unchanged = set(names) - changed
-            note = f" (only {name} changed: its folder was replaced)"
-        else:
-            write_output(target, files, list(names), whole=True)
-    else:
-        written = {} if not request.selected else None
-        with staged_output(target, list(names), whole=not request.selected) as staging:
-            files = render_files(compiler, envs, request.jobs, write_root=staging, cache=cache,
-                                 work=work, written=written)
+        if changed is not None:
+            known = cache.known_files(target)
+            # the snapshot compares top folders: a region (production/eu-west) is idle only
+            # when its environment's whole folder (production/) is
+            idle = {name for name in names if name.partition("/")[0] not in changed}
+    counts = sync_output(target, files, names, whole=not request.selected, known=known,
+                         idle=idle, durable=request.durable)
     if cache is not None:
         cache.save()
         if not request.selected:
-            cache.record_output(target, files, journal(target), written, unchanged)
-    return RenderResult(target, names, len(files), note=note)
+            # the environments found as the snapshot has them and not touched keep its stats
+            busy = {name.partition("/")[0] for name in set(names) - idle | set(counts.touched)}
+            cache.record_output(target, files, journal(target),
+                                unchanged={name.partition("/")[0] for name in idle} - busy)
+    return RenderResult(target, names, len(files), up_to_date=not counts.touched,
+                        written=counts.written, removed=counts.removed,
+                        unchanged=counts.unchanged)
 
 
 def tree_digest(root: Path) -> str:
@@ -124,7 +121,18 @@ def tree_digest(root: Path) -> str:
 
 def render_summary(result: RenderResult, names: Sequence[str]) -> str:
     """The line ``meshc render`` prints on stderr."""
+    counts = (f"written {len(result.written)}, removed {len(result.removed)}, "
+              f"unchanged {result.unchanged}")
     if result.up_to_date:
-        return f"{result.target} is up to date ({result.files} files)"
+        return f"{result.target} is up to date ({result.files} files: {counts})"
     return (f"rendered {len(names)} environment{'s' * (len(names) != 1)} "
-            f"({', '.join(names)}): {result.files} files in {result.target}{result.note}")
+            f"({', '.join(names)}): {result.files} files in {result.target}: {counts}")
+
+
+def render_json(result: RenderResult) -> dict[str, Any]:
+    """``meshc render --json``: what the render did, file by file."""
+    return {"target": str(result.target), "environments": list(result.environments),
+            "files": result.files, "upToDate": result.up_to_date,
+            "written": list(result.written), "removed": list(result.removed),
+            "unchanged": result.unchanged,
+            **({} if result.changed is None else {"changed": result.changed})}

