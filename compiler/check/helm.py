@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from ..core.diagnostics import CompileError, Diagnostic
-from ..core.process import HELM_VAR, Completed, Runner, helm_environment
+from ..core.process import HELM_VAR, Completed, Runner, helm_environment, helm_major
 from ..model.model import Environment
 from ..pipeline import ReleaseOutput, release_files
 from ..plan.plan import HELM3_FLAGS, Step, pinned_argv
@@ -142,7 +142,7 @@ def check_helm(ctx: CheckContext) -> Iterator[Finding]:
         yield from (broken,) if broken is not None else ()
         return
     release = version.stdout.strip().split("+")[0]
-    if _major(release) < 4:  # the review is Helm 4's render: no verdict of Helm 4's
+    if (helm_major(release) or 4) < 4:  # the review is Helm 4's render: no verdict of Helm 4's
         ctx.note(RULE, f"helm rule skipped: {helm} is Helm {release}; the rule judges with Helm "
                  f"4, which renders the review (set {HELM_VAR} to a Helm 4 binary)")
         return
@@ -196,12 +196,6 @@ def install_time(ctx: CheckContext, helm: str, root: Path, environ: Mapping[str,
                 release.span, "set the values that make the chart skip it, where it has them")
             if found is not None:
                 yield found
-
-
-def _major(release: str) -> int:
-    """The major version of ``helm version --short`` (``v4.3.1`` → 4; unreadable: 4)."""
-    match = re.match(r"v?(\d+)\.", release)
-    return int(match.group(1)) if match else 4
 
 
 def _note_stand_ins(ctx: CheckContext, charts: Sequence[WrapperChart]) -> None:

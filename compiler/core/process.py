@@ -195,9 +195,15 @@ def _file_identity(path: str) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _ask_helm_version(path: str, runner: Runner) -> HelmTool:
+def ask_helm_version(path: str, runner: Runner = run_process) -> Completed:
+    """``helm version --short`` of the helm at ``path``, isolated: no cluster, none of the
+    user's helm settings."""
     with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
-        done = runner([path, "version", "--short"], Path(temp), helm_environment(Path(temp) / "home"))
+        return runner([path, "version", "--short"], Path(temp), helm_environment(Path(temp) / "home"))
+
+
+def _ask_helm_version(path: str, runner: Runner) -> HelmTool:
+    done = ask_helm_version(path, runner)
     if done.returncode != 0 or not done.stdout.strip():
         raise CompileError([Diagnostic(
             "error", f"{path} version --short failed: "

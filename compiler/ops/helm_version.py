@@ -11,12 +11,10 @@ helm against a cluster (``meshc apply``, and ``status``/``rollback``) calls
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..core.diagnostics import CompileError, Diagnostic
-from ..core.process import Runner, helm_environment, helm_major, run_process
+from ..core.process import Runner, ask_helm_version, helm_major, run_process
 from ..model.model import HelmVersion
 from ..pipeline import helm_version_origin
 from ..plan.plan import helm_mismatch_help
@@ -41,9 +39,7 @@ def require_helm_version(helm: str, wanted: HelmVersion | int, environment: str,
     error names the binary, both versions, where the plan's version was chosen, and which
     setting to change (``helmVersion:`` in the meshfile, or ``--helm-version``)."""
     target = wanted if isinstance(wanted, HelmVersion) else HelmVersion(wanted, None, "plan")
-    with tempfile.TemporaryDirectory(prefix="meshc-helm-") as temp:
-        done = runner([helm, "version", "--short"], Path(temp),
-                      helm_environment(Path(temp) / "home"))
+    done = ask_helm_version(helm, runner)
     text = done.stdout.strip()
     major = helm_major(text) if done.returncode == 0 else None
     if major is None:

@@ -171,7 +171,7 @@ class Cache:
         keep = set(unchanged)
         if written is None and keep:  # walk only the environments that changed
             before = self._last_output().get("stats") or {}
-            stats = _restat(target, {n: d for n, d in before.items() if n.rstrip("/") in keep}) \
+            stats = tree_stats(target, {n: d for n, d in before.items() if n.rstrip("/") in keep}) \
                 if all(f"{env}/" in before for env in keep) else tree_stats(target)
         elif written is None:
             stats = tree_stats(target)
@@ -193,24 +193,6 @@ class Cache:
         except OSError:
             pass
         self.output = snapshot
-
-
-def _restat(target: Path, kept: dict[str, str]) -> dict[str, str] | None:
-    """:func:`tree_stats` of ``target``, taking the entries ``kept`` as they are (their folders
-    were not touched) and walking the others."""
-    stats = dict(kept)
-    try:
-        with os.scandir(target) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name + "/" not in kept:
-                        stats[entry.name + "/"] = folder_digest(entry.path)
-                else:
-                    st = entry.stat(follow_symlinks=False)
-                    stats[entry.name] = f"{st.st_size}\0{st.st_mtime_ns}"
-    except OSError:
-        return None
-    return stats
 
 
 def _read_sealed(path: Path) -> dict[str, Any]:

@@ -128,15 +128,17 @@ def written_stats(written: dict[str, tuple[int, int]]) -> dict[str, str]:
     return stats
 
 
-def tree_stats(target: Path) -> dict[str, str] | None:
+def tree_stats(target: Path, kept: dict[str, str] | None = None) -> dict[str, str] | None:
     """Per entry of ``target`` (an environment's folder: ``name/``), what it holds as
-    :func:`folder_digest` sees it; None when the tree cannot be read."""
-    stats = {}
+    :func:`folder_digest` sees it; None when the tree cannot be read. Entries of ``kept`` are
+    taken as they are (their folders were not touched), not walked."""
+    stats = dict(kept or {})
     try:
         with os.scandir(target) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    stats[entry.name + "/"] = folder_digest(entry.path)
+                    if entry.name + "/" not in stats:
+                        stats[entry.name + "/"] = folder_digest(entry.path)
                 else:
                     st = entry.stat(follow_symlinks=False)
                     stats[entry.name] = f"{st.st_size}\0{st.st_mtime_ns}"
