@@ -103,6 +103,8 @@ def _min_replicas(ctx: CheckContext, resource: Resource, hpa: Resource | None) -
     rule = "min-replicas"
     if resource.manifest.kind not in SCALED_KINDS or not ctx.enabled(rule, resource.env):
         return
+    if "idleReplicas" in (resource.output.values.values.get("blueGreen") or {}):
+        return  # an idle blue-green slot, scaled down by strategy.blueGreen.idleReplicas
     minimum = ctx.option(rule, resource.env, "min")
     replicas = _replicas(resource, hpa)
     if replicas is None or replicas >= minimum:
