@@ -74,6 +74,9 @@ RULES: tuple[Rule, ...] = (
     Rule("region-cluster-shared", "graph", "error", "error",
          "a region does not deploy into a cluster namespace another deployable target deploys "
          "into (same kubeContext and namespace): the two would fight over it"),
+    Rule("bluegreen-unrecorded", "graph", "warning", "warning",
+         "the live slot of a blue-green release is recorded in bluegreen/<env>.yaml, so that a "
+         "version change reaches the idle slot only (meshc switch ENV RELEASE --record)"),
     Rule("needs-disabled", "graph", "warning", "warning",
          "a release does not need a release that is disabled in the same environment"),
     Rule("enabled-nowhere", "graph", "warning", "warning",

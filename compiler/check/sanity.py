@@ -5,6 +5,8 @@ Definitions (README, "meshc check"):
 
 - ``region-cluster-shared`` (per environment): a region deploys to the same kube-context and
   namespace as another deployable target (at the region).
+- ``bluegreen-unrecorded`` (per environment): the state file does not record a blue-green
+  release's live slot (at the release's ``strategy``).
 - ``needs-disabled`` (per environment): a deployed release needs a release that the environment
   does not deploy; the plan drops that need (reported at the ``needs`` entry).
 - ``enabled-nowhere``: a release no deployable environment deploys (at the release).
@@ -23,6 +25,8 @@ from collections.abc import Iterator
 from posixpath import dirname
 
 from ..core.source import Span
+from ..model.bluegreen import state_path
+from ..pipeline import prepare
 from .context import CheckContext, Finding
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -31,6 +35,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 def check_sanity(ctx: CheckContext) -> Iterator[Finding]:
     yield from _needs_disabled(ctx)
     yield from _region_cluster_shared(ctx)
+    yield from _bluegreen_unrecorded(ctx)
     if {e.name for e in ctx.environments} != {e.name for e in ctx.project.deployable}:
         return
     yield from _enabled_nowhere(ctx)
@@ -82,6 +87,28 @@ def _region_cluster_shared(ctx: CheckContext) -> Iterator[Finding]:
                 "their releases would overwrite each other's", env.span,
                 help="give the region a kubeContext of its own, or a namespace of its own "
                      "(regions: {NAME: {namespace: …}})")
+            if finding is not None:
+                yield finding
+
+
+def _bluegreen_unrecorded(ctx: CheckContext) -> Iterator[Finding]:
+    """A blue-green release whose live slot the state file does not record: it runs the values
+    files' versions, so a version change there would reach both slots, the live one too."""
+    for env in ctx.environments:
+        if not ctx.enabled("bluegreen-unrecorded", env) or not any(
+                r.slot is not None for r in ctx.project.releases):
+            continue
+        for status in prepare(ctx.compiler, env).slots:
+            if status.live in status.recorded:
+                continue
+            router = ctx.project.release(status.group)
+            span = router.slot.span if router is not None and router.slot is not None else None
+            finding = ctx.finding(
+                "bluegreen-unrecorded", env,
+                f"blue-green release '{status.group}': {state_path(env.name)} does not record "
+                f"its live slot ({status.live}) and what it runs, so a version change in the "
+                "values files would reach both slots, the live one too", span,
+                help=f"record it once deployed: meshc switch {env.name} {status.group} --record")
             if finding is not None:
                 yield finding
 

@@ -19,11 +19,14 @@ from .support import Options, _echo, _Session
 @click.option("--force", is_flag=True,
               help="Switch although the slot was never deployed in this version, or runs a "
                    "version behind the live one.")
+@click.option("--record", is_flag=True,
+              help="Switch nothing: record which slot is live and what it runs, so that a "
+                   "later version change in the values files reaches the idle slot only.")
 @click.option("--dry-run", is_flag=True, help="Only show the change; write nothing.")
 @click.option("--yes", is_flag=True, help="Switch a protected environment without asking.")
 @click.pass_context
 def switch(ctx: click.Context, /, environment: str, release: str, back: bool, force: bool,
-           dry_run: bool, yes: bool) -> None:
+           record: bool, dry_run: bool, yes: bool) -> None:
     """Make the idle slot of blue-green RELEASE live in ENVIRONMENT.
 
     Edits bluegreen/ENVIRONMENT.yaml (comments kept), shows the diff, then renders the
@@ -32,24 +35,28 @@ def switch(ctx: click.Context, /, environment: str, release: str, back: bool, fo
     \b
     Example: meshc switch production weather-agent
              meshc switch production weather-agent --back
+             meshc switch production weather-agent --record
     """
-    from ..ops.switch import plan_switch, switch_summary
+    from ..ops.switch import plan_record, plan_switch, switch_summary
     from ..syntax.roundtrip import write_files
 
     options: Options = ctx.obj
     session = _Session(options)
+    if record and (back or force):
+        raise click.UsageError("--record switches nothing: it takes neither --back nor --force")
     compiler = session.compiler()
-    change = session.run(lambda: plan_switch(compiler, environment, release, back, force))
+    change = session.run(lambda: plan_record(compiler, environment, release) if record else
+                         plan_switch(compiler, environment, release, back, force))
     env = change.env
     _echo("".join(difflib.unified_diff((change.old_text or "").splitlines(keepends=True),
                                        change.new_text.splitlines(keepends=True),
                                        f"a/{change.file}", f"b/{change.file}")))
     for line in switch_summary(change):
         click.echo(line, err=True)
-    if dry_run:
-        click.echo("dry run: nothing written", err=True)
+    if dry_run or not change.changed:
+        click.echo("dry run: nothing written" if dry_run else "nothing to write", err=True)
         return
-    if env.protected and not yes:
+    if env.protected and not yes and not record:  # a record moves no traffic
         session.run(lambda: _confirm(env.name, env.kube_context))
     session.run(lambda: write_files(compiler.files.root, {change.file: change.new_text},
                                     {change.file: change.old_text}))

@@ -199,7 +199,9 @@ def release_inputs(env: str, files: Mapping[str, str], releases: Sequence[str],
 def tree_releases(env: str, files: Mapping[str, str], order: Sequence[str]) -> list[str]:
     """The releases that have a folder in ``rendered/env`` (``files``): those of ``order``
     (the meshfile's) first, in that order, then any others, sorted."""
-    present = {p.split("/")[1] for p in files if p.startswith(f"{env}/") and p.count("/") >= 2}
+    prefix = f"{env}/"  # a region's env is ENV/REGION
+    present = {p[len(prefix):].partition("/")[0] for p in files
+               if p.startswith(prefix) and "/" in p[len(prefix):]}
     return [n for n in order if n in present] + sorted(present - set(order))
 
 

@@ -27,7 +27,7 @@ from ..core.diagnostics import CompileError, Diagnostic, Diagnostics
 from ..model.bluegreen import state_path
 from ..model.model import SLOTS, Environment
 from ..pipeline import Compiler, Prepared, find_environment, prepare, values_yaml
-from ..syntax.roundtrip import Change, EditError, edit_text
+from ..syntax.roundtrip import REMOVE, Change, EditError, edit_text
 from ..syntax.yamlsrc import Path as ValuePath
 from ..values.bluegreen import SlotStatus
 from ..values.values import release_values
@@ -85,7 +85,21 @@ def plan_switch(compiler: Compiler, env_name: str, release: str, back: bool = Fa
                                                 f"'{env.name}' to {target}: {why}",
                                        help="--force switches anyway")
                             for why in refusals])
-    return _edit(compiler, env, status, target, tuple(refusals))
+    return _edit(compiler, env, status, target, tuple(refusals), back)
+
+
+def plan_record(compiler: Compiler, env_name: str, release: str) -> Switch:
+    """Work out the recording of blue-green ``release`` in ``env_name`` as it stands, without
+    switching or writing: ``live:`` and what the live slot runs, so that a later version change
+    in the values files reaches the idle slot only. Raises :class:`CompileError`."""
+    env = find_environment(compiler.project, env_name)
+    _blue_green(compiler, release)
+    status = next((s for s in prepare(compiler, env).slots if s.group == release), None)
+    if status is None:
+        raise CompileError([Diagnostic("error", f"blue-green release '{release}' is not "
+                                                f"deployed in environment '{env.name}' (its "
+                                                "condition is false there)")])
+    return _edit(compiler, env, status, status.live, (), False, (status.live,))
 
 
 def _blue_green(compiler: Compiler, name: str) -> None:
@@ -147,7 +161,10 @@ def _refusals(compiler: Compiler, prepared: Prepared, status: SlotStatus, target
 
 
 def _edit(compiler: Compiler, env: Environment, status: SlotStatus, target: str,
-          forced: tuple[str, ...]) -> Switch:
+          forced: tuple[str, ...], back: bool, slots: tuple[str, ...] = SLOTS) -> Switch:
+    """The state file with ``target`` live and what ``slots`` run recorded where it does not
+    say it yet. Going back, the entry of the slot leaving traffic is removed when it only
+    repeats the values files' versions (it was written by the switch being undone)."""
     path = state_path(env.name)
     try:
         old: str | None = compiler.files.read(path)
@@ -155,7 +172,10 @@ def _edit(compiler: Compiler, env: Environment, status: SlotStatus, target: str,
         old = None
     changes = [Change((status.group, "live"), target, "")]
     recorded = set(status.recorded)
-    for slot in SLOTS:
+    for slot in slots:
+        if back and slot == status.live and not status.pending:
+            changes.append(Change((status.group, slot), REMOVE))
+            continue
         for key, value in status.versions_of(slot).items():
             if value is None or isinstance(value, (dict, list)):
                 continue
@@ -187,6 +207,10 @@ def _dotted(key: ValuePath) -> str:
 def switch_summary(switch: Switch) -> list[str]:
     """What the switch does, for people."""
     runs = ", ".join(f"{k} {v}" for k, v in switch.versions) or "its current values"
+    if switch.before == switch.after:  # a record
+        return [(f"{switch.release} in {switch.env.name}: live slot {switch.before} "
+                 f"({switch.release}-{switch.before} runs {runs}) "
+                 f"{'recorded' if switch.changed else 'already recorded'}")]
     lines = [(f"{switch.release} in {switch.env.name}: live slot {switch.before} -> "
              f"{switch.after} ({switch.release}-{switch.after} runs {runs})")]
     lines += [f"forced: {why}" for why in switch.forced]

@@ -188,23 +188,27 @@ def read_tree(folder: FsPath) -> dict[str, str]:
 
 def review_environment(env: str, releases: Iterable[str], files: Mapping[str, str],
                        committed: Mapping[str, str], where: str) -> Review:
-    """Compare compiled ``files`` (paths ``env/...``) with ``committed`` (same paths)."""
+    """Compare compiled ``files`` (paths ``env/...``; a region's ``env`` is ``ENV/REGION``)
+    with ``committed`` (same paths)."""
     names = list(releases)
-    ours, theirs = _by_release(files), _by_release(committed)
+    ours, theirs = _by_release(files, env), _by_release(committed, env)
     reviews = [_review_release(name, ours.get(name, {}), theirs.get(name, {})) for name in names]
     reviews += [ReleaseReview(name, "removed") for name in sorted(set(theirs) - set(names))]
-    top = sorted(p for p in set(files) | set(committed)
-                 if p.count("/") == 1 and files.get(p) != committed.get(p))
-    return Review(where, tuple(reviews), tuple(p.split("/", 1)[1] for p in top))
+    prefix = f"{env}/"
+    top = sorted(p[len(prefix):] for p in set(files) | set(committed)
+                 if p.startswith(prefix) and "/" not in p[len(prefix):]
+                 and files.get(p) != committed.get(p))
+    return Review(where, tuple(reviews), tuple(top))
 
 
-def _by_release(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _by_release(files: Mapping[str, str], env: str) -> dict[str, dict[str, str]]:
     """``env/release/rest`` paths grouped by release: {release: {rest: text}}."""
     grouped: dict[str, dict[str, str]] = {}
+    prefix = f"{env}/"
     for path, text in files.items():
-        parts = path.split("/", 2)
-        if len(parts) == 3:
-            grouped.setdefault(parts[1], {})[parts[2]] = text
+        release, slash, rest = path[len(prefix):].partition("/")
+        if path.startswith(prefix) and slash:
+            grouped.setdefault(release, {})[rest] = text
     return grouped
 
 

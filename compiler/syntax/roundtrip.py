@@ -36,6 +36,16 @@ from .yamlsrc import load_documents, resolve_plain
 Scalar = str | int | float | bool
 
 
+class Removal:
+    """The value of a :class:`Change` that removes its key (with the lines of its value)."""
+
+    def __repr__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE = Removal()
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """Set ``path`` (keys and list indexes, as meshc reads the file) to ``value``.
@@ -45,7 +55,7 @@ class Change:
     """
 
     path: ValuePath
-    value: Scalar
+    value: Scalar | Removal
     style: str = '"'
 
 
@@ -107,6 +117,8 @@ def find_key(mapping: MappingNode, key: str) -> Node | None:
 
 def _apply(text: str, change: Change) -> str:
     root = compose_text(text)
+    if isinstance(change.value, Removal):
+        return _remove(text, root, change.path)
     if root is None:
         return _append_top(text, change)
     node: Node = root
@@ -133,6 +145,31 @@ def _apply(text: str, change: Change) -> str:
     start, end = node.start_mark.index, node.end_mark.index
     new = render_scalar(change.value, style)
     return text[:start] + new + _keep_comment_column(text[end:], len(new) - (end - start))
+
+
+def _remove(text: str, root: Node | None, path: ValuePath) -> str:
+    """``text`` without the key at ``path`` of a block map, its value's lines with it (a key
+    that is not there: nothing to do)."""
+    node = root
+    for depth, part in enumerate(path):
+        if not isinstance(node, MappingNode) or not isinstance(part, str):
+            raise EditError(f"cannot remove {_dotted(path)}: "
+                            f"{'.'.join(map(str, path[:depth])) or 'the top level'} is not a map")
+        entry = next(((k, v) for k, v in node.value if _key_text(k) == part), None)
+        if entry is None:
+            return text
+        if depth == len(path) - 1:
+            if node.flow_style:
+                raise EditError(f"cannot remove {_dotted(path)} from a {{…}} map",
+                                entry[0].start_mark.line + 1, entry[0].start_mark.column + 1,
+                                "write the map one key per line")
+            start = text.rfind("\n", 0, entry[0].start_mark.index) + 1
+            if text[start:entry[0].start_mark.index].strip():
+                raise EditError(f"cannot remove {_dotted(path)}: another key shares its line",
+                                entry[0].start_mark.line + 1, entry[0].start_mark.column + 1)
+            return text[:start] + text[line_after(text, last_end(entry[1])):]
+        node = entry[1]
+    return text
 
 
 def _keep_comment_column(rest: str, grown: int) -> str:
@@ -292,11 +329,13 @@ def _plain_key(key: Any) -> Any:
     return str(key)
 
 
-def _set(data: Any, path: ValuePath, value: Scalar) -> Any:
-    """A copy of ``data`` with ``path`` set, missing maps created."""
+def _set(data: Any, path: ValuePath, value: Scalar | Removal) -> Any:
+    """A copy of ``data`` with ``path`` set (removed: :data:`REMOVE`), missing maps created."""
     if not path:
         return value
     head, rest = path[0], path[1:]
+    if isinstance(value, Removal) and not rest:
+        return {k: v for k, v in data.items() if k != head} if isinstance(data, dict) else data
     if isinstance(data, list) and isinstance(head, int):
         items = list(data)
         items[head] = _set(items[head], rest, value)
