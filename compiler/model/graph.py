@@ -123,14 +123,25 @@ def promotion_graph(project: Project) -> nx.DiGraph:
         graph.add_node(env.name)
         if env.promotes_from:
             graph.add_edge(env.promotes_from, env.name)
+    # a source deployed in regions (production of production-dr) is a node of its own, in its
+    # place in the order
+    sources = [n for n in graph if project.environment(n) not in project.deployable]
+    while sources:
+        env = project.environment(sources.pop())
+        if env is not None and env.promotes_from and not graph.has_edge(env.promotes_from,
+                                                                          env.name):
+            graph.add_edge(env.promotes_from, env.name)
+            sources.append(env.promotes_from)
     return graph
 
 
 def promotion_order(project: Project) -> tuple[str, ...]:
-    """Deployable environments in promotion order (sources before targets, ties by name)."""
+    """Deployable environments in promotion order (sources before targets; ties by name, an
+    environment's regions right after it)."""
     import networkx as nx
 
-    return tuple(nx.lexicographical_topological_sort(promotion_graph(project)))
+    return tuple(nx.lexicographical_topological_sort(promotion_graph(project),
+                                                     key=lambda name: name.replace("/", "\0")))
 
 
 # --- presentation (meshc graph) -------------------------------------------------------------

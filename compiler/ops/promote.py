@@ -224,6 +224,12 @@ def _location(compiler: Compiler, src: EnvVersions, dst: EnvVersions, release: s
         if link.layer.doc.file in own and link.effect in ("set", "list"):
             return link.layer.doc.file, values.layer_path(link.layer, theirs.path), style
         break
+    if not own and dst.env.group is not None:
+        raise _Refused(Diagnostic(
+            "error", f"cannot promote into region '{dst.env.name}' alone: it has no values "
+                     "file of its own", dst.env.span,
+            f"add one (regions: {{{dst.env.region}: {{values: [environments/{dst.env.name}"
+            f".yaml]}}}}), or promote into '{dst.env.group}' (all its regions)"))
     if not own:
         raise _Refused(Diagnostic(
             "error", f"cannot promote into '{dst.env.name}': it has no values file of its own",
@@ -238,7 +244,12 @@ def _env_path(values: ValueSet, path: ValuePath) -> ValuePath:
 
 
 def own_values_files(project: Project, env: Environment) -> list[str]:
-    """The values files ``env`` lists itself (its ancestors' come first in ``env.values``)."""
+    """The values files ``env`` lists itself (its ancestors' come first in ``env.values``); a
+    region's are those of its ``regions:`` entry (so a promotion into one region leaves the
+    others as they are)."""
+    if env.group is not None:
+        group = project.environment(env.group)
+        return [doc.file for doc in env.values[len(group.values) if group else 0:]]
     parent = project.environment(env.chain[-2]) if len(env.chain) > 1 else None
     inherited = len(parent.values) if parent is not None else 0
     return [doc.file for doc in env.values[inherited:]]
