@@ -14,7 +14,8 @@ import pytest
 from conftest import EXAMPLE_INPUTS, ROOT, run_meshc
 
 MESHFILE = str(ROOT / "meshfile.yaml")
-DEPLOYABLE = ("development", "staging", "production", "production-dr")
+DEPLOYABLE = ("development", "staging", "production/eu-west", "production/us-east",
+              "production-dr")
 
 
 def meshc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
@@ -113,13 +114,13 @@ def test_abstract_environment_is_refused_with_the_deployable_names() -> None:
 
 
 def test_unknown_release_lists_the_valid_names() -> None:
-    code, _, err = meshc("values", "production", "zzz")
+    code, _, err = meshc("values", "production/eu-west", "zzz")
     assert_diagnostic(code, err, "unknown release 'zzz'", "registry", "weather-agent",
                       "analytics-agent", "ingress", "prometheus")
 
 
 def test_unknown_release_near_miss_gets_a_suggestion() -> None:
-    code, _, err = meshc("values", "production", "regsitry")
+    code, _, err = meshc("values", "production/eu-west", "regsitry")
     assert_diagnostic(code, err, "unknown release 'regsitry'", "did you mean 'registry'?")
 
 
@@ -131,9 +132,10 @@ def test_release_not_deployed_in_the_environment_says_why() -> None:
 # --- values, aliases, flags -----------------------------------------------------------------
 
 def test_values_prod_registry_equals_the_committed_file() -> None:
-    code, out, err = meshc("values", "prod", "registry")
+    code, out, err = meshc("values", "prod/eu-west", "registry")
     assert code == 0, err
-    expected = (ROOT / "rendered" / "production" / "registry" / "values.yaml").read_text("utf-8")
+    expected = (ROOT / "rendered" / "production" / "eu-west" / "registry" /
+                "values.yaml").read_text("utf-8")
     assert out == expected
 
 
@@ -150,7 +152,8 @@ def test_values_json_matches_values_yaml(env: str) -> None:
 @pytest.mark.parametrize("args", [["plan", "{}"], ["plan", "{}", "-o", "json"],
                                   ["plan", "{}", "-o", "sh"], ["values", "{}", "registry"],
                                   ["graph", "{}", "-o", "json"]])
-@pytest.mark.parametrize(("alias", "name"), [("dev", "development"), ("prod", "production")])
+@pytest.mark.parametrize(("alias", "name"), [("dev", "development"),
+                                           ("prod/eu-west", "production/eu-west")])
 def test_aliases_are_the_environment(args: list[str], alias: str, name: str) -> None:
     by_alias = meshc(*[a.replace("{}", alias) for a in args])
     by_name = meshc(*[a.replace("{}", name) for a in args])
@@ -158,19 +161,26 @@ def test_aliases_are_the_environment(args: list[str], alias: str, name: str) -> 
     assert by_alias == by_name
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "sh"])
+def test_an_alias_names_an_environment_deployed_in_regions(fmt: str) -> None:
+    by_alias = meshc("plan", "prod", "-o", fmt)
+    assert by_alias[0] == 0, by_alias[2]
+    assert by_alias == meshc("plan", "production", "-o", fmt)
+
+
 def test_set_flag_reaches_the_values() -> None:
-    code, out, err = meshc("values", "production", "weather-agent",
+    code, out, err = meshc("values", "production/eu-west", "weather-agent-blue",
                            "--set", "agents.weather.replicaCount=42")
     assert code == 0, err
     assert "\nreplicaCount: 42\n" in "\n" + out
-    code, out, _ = meshc("values", "production", "weather-agent", "-o", "json",
+    code, out, _ = meshc("values", "production/eu-west", "weather-agent-blue", "-o", "json",
                          "--set", "agents.weather.replicaCount=42")
     assert json.loads(out)["replicaCount"] == 42
 
 
 def test_set_string_and_set_json_follow_helms_precedence() -> None:
     # --set-json, then --set, then --set-string, whatever the command-line order
-    code, out, err = meshc("values", "production", "weather-agent", "-o", "json",
+    code, out, err = meshc("values", "production/eu-west", "weather-agent-blue", "-o", "json",
                            "--set-string", "agents.weather.replicaCount=7",
                            "--set", "agents.weather.replicaCount=8",
                            "--set-json", "agents.weather.replicaCount=9")
@@ -181,7 +191,7 @@ def test_set_string_and_set_json_follow_helms_precedence() -> None:
 def test_set_file_reads_the_file(tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("hello\nworld\n")
-    code, out, err = meshc("values", "production", "weather-agent", "-o", "json",
+    code, out, err = meshc("values", "production/eu-west", "weather-agent-blue", "-o", "json",
                            "--set-file", f"agents.weather.note={note}")
     assert code == 0, err
     assert json.loads(out)["note"] == "hello\nworld\n"
@@ -189,7 +199,7 @@ def test_set_file_reads_the_file(tmp_path: Path) -> None:
 
 def test_set_file_with_a_missing_file_is_a_diagnostic(tmp_path: Path) -> None:
     missing = tmp_path / "nope.txt"
-    code, _, err = meshc("values", "production", "weather-agent",
+    code, _, err = meshc("values", "production/eu-west", "weather-agent-blue",
                          "--set-file", f"agents.weather.note={missing}")
     assert_diagnostic(code, err, "nope.txt")
 
@@ -291,8 +301,8 @@ def test_exit_code_is_3_with_a_set_flag_that_changes_output() -> None:
 def test_exit_code_is_3_when_committed_releases_disappear(tmp_path: Path, stale: int) -> None:
     project = copy_example(tmp_path / "p")
     for i in range(stale):
-        shutil.copytree(project / "rendered" / "production" / "registry",
-                        project / "rendered" / "production" / f"old-{i}")
+        shutil.copytree(project / "rendered" / "production" / "eu-west" / "registry",
+                        project / "rendered" / "production" / "eu-west" / f"old-{i}")
     code, out, err = run_meshc("-f", str(project / "meshfile.yaml"), "plan", "production",
                                "--exit-code")
     assert f"{stale} removed" in out, out
@@ -341,7 +351,7 @@ def test_plan_json_contract(env: str) -> None:
             assert step["chart"] == step["helmChart"] == "charts/mcp-mesh-platform"
         else:  # a Jinja chart: the wrapper chart of the reviewed manifests
             assert step["chart"] == f"rendered/{env}/{step['release']}"
-    assert plan["protected"] == (env in ("production", "production-dr"))
+    assert plan["protected"] == env.startswith("production")
 
 
 @pytest.mark.parametrize("env", DEPLOYABLE)
@@ -358,12 +368,13 @@ def test_plan_json_is_the_committed_plan_json(env: str) -> None:
 
 
 def test_plan_json_production_waves() -> None:
-    plan = json.loads(meshc("plan", "production", "-o", "json")[1])
+    plan = json.loads(meshc("plan", "production/eu-west", "-o", "json")[1])
     assert [(s["wave"], s["release"]) for s in plan["steps"]] == [
         (0, "prometheus"), (0, "registry"), (1, "alertmanager"), (1, "analytics-agent"),
-        (1, "grafana"), (1, "platform"), (1, "weather-agent"), (2, "ingress")]
+        (1, "grafana"), (1, "platform"), (1, "weather-agent-blue"), (1, "weather-agent-green"),
+        (2, "weather-agent"), (3, "ingress")]
     registry = next(s for s in plan["steps"] if s["release"] == "registry")
-    assert registry["argv"][-6:] == ["--kube-context", "prod-main", "--rollback-on-failure",
+    assert registry["argv"][-6:] == ["--kube-context", "prod-eu", "--rollback-on-failure",
                                      "--wait", "--timeout", "15m"]
 
 
@@ -391,10 +402,10 @@ def test_render_unknown_environment_writes_nothing(tmp_path: Path) -> None:
 # --- the README's promises, command by command (issue 20) -------------------------------------
 
 def test_diff_summary_counts_releases_not_the_environment_wide_values() -> None:
-    code, out, err = meshc("diff", "staging", "production")
+    code, out, err = meshc("diff", "staging", "production/eu-west")
     assert code == 0, err
     summary = out.rstrip("\n").rsplit("\n", 1)[-1]
-    code, data, err = meshc("diff", "staging", "production", "-o", "json")
+    code, data, err = meshc("diff", "staging", "production/eu-west", "-o", "json")
     releases = [r["release"] for r in json.loads(data)["releases"]]
     real = [r for r in releases if not r.startswith("(")]
     assert len(real) < len(releases), "the environment-wide pseudo-release is compared too"
