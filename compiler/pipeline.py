@@ -298,6 +298,13 @@ def input_paths(compiler: Compiler) -> list[str]:
     return sorted(paths)
 
 
+def find_targets(project: Project, name: str) -> tuple[Environment, ...]:
+    """What ``name`` deploys: the environment, or the regions of one deployed in regions (in
+    rollout order). Raises :class:`CompileError` as :func:`find_environment` does."""
+    env = find_environment(project, name, regions=True)
+    return project.regions_of(env) if env.has_regions else (env,)
+
+
 def find_environment(project: Project, name: str, regions: bool = False) -> Environment:
     """The deployable environment ``name`` (or alias; ``ENV/REGION`` for a region); a
     diagnostic listing valid names if not. An environment deployed through its regions is

@@ -70,7 +70,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def _marked(out: Path) -> list[str]:
-    return sorted(p.parent.name for p in out.glob(f"*/{INCOMPLETE}"))
+    """The target folders marked (a region's ``production/eu-west`` included)."""
+    found = [*out.glob(f"*/{INCOMPLETE}"), *out.glob(f"*/*/{INCOMPLETE}")]
+    return sorted(p.parent.relative_to(out).as_posix() for p in found)
 
 
 def wait_for_staging(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> float | None:
@@ -93,10 +95,18 @@ def emit_window(project: Path, out: Path) -> float:
     return time.monotonic() - seen if seen is not None else 0.005
 
 
+# the example's targets deployed in regions: rendered/production/<region>/ is a target's folder
+REGION_FOLDERS = tuple(sorted({p.parent.relative_to(ROOT / "rendered").as_posix()
+                               for p in (ROOT / "rendered").glob("*/*/plan.json")}))
+
+
 def _by_env(tree: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
+    """The files of each target's folder (``production/eu-west`` for a region)."""
     envs: dict[str, dict[str, bytes]] = {}
     for path, data in tree.items():
-        envs.setdefault(path.partition("/")[0], {})[path] = data
+        env = next((r for r in REGION_FOLDERS if path.startswith(f"{r}/")),
+                   path.partition("/")[0])
+        envs.setdefault(env, {})[path] = data
     return envs
 
 

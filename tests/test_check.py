@@ -65,7 +65,7 @@ def test_example_passes_meshc_check():
     """CI's gate on the example: `meshc check` (every environment, stale output included)."""
     code, _, stderr = run_meshc("check", cwd=ROOT)
     assert code == 0, stderr
-    assert "meshc check passed: 4 environments" in stderr
+    assert "meshc check passed: 5 environments" in stderr
     assert " 0 errors, 0 warnings" in stderr
 
 
@@ -74,7 +74,7 @@ def test_example_check_json_lists_unchecked_custom_resources():
     assert code == 0
     report = json.loads(stdout)
     assert report["passed"] and report["findings"] == []
-    assert report["kubernetesVersions"] == {"production": report["kubernetesVersions"]["production"]}
+    assert set(report["kubernetesVersions"]) == {"production/eu-west", "production/us-east"}
     assert any("ServiceMonitor/registry" in entry for entry in report["unchecked"])
 
 
@@ -240,13 +240,15 @@ def test_not_semantic_versions(text):
 
 # --- traced rendering ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("env_name", ["development", "production"])
+@pytest.mark.parametrize("env_name", ["development", "production/eu-west"])
 def test_traced_render_equals_render_and_maps_every_line(env_name):
+    from compiler.pipeline import prepare
+
     compiler = load_project(ProjectFiles(ROOT))
     env = compiler.project.environment(env_name)
     env_values, env_ctx = environment_tree(compiler, env)
     secrets = ReleaseSecrets(env=environment_secrets(compiler.files, env))
-    for release in compiler.project.releases:
+    for release in prepare(compiler, env).enabled:  # blue-green slots with their state layers
         if not release.chart.local:
             continue
         values = release_values(release, env_values, Diagnostics())

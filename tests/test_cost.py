@@ -276,16 +276,16 @@ def test_example_cost_prints_every_environment_and_plan_shows_the_delta():
     code, out, err = run_meshc("cost", "-o", "json", cwd=ROOT)
     assert code == 0, err
     envs = json.loads(out)["environments"]
-    assert [e["environment"] for e in envs] == ["development", "staging", "production",
-                                                "production-dr"]
+    assert [e["environment"] for e in envs] == ["development", "staging", "production/eu-west",
+                                                "production/us-east", "production-dr"]
     assert envs[0]["monthly"] < envs[1]["monthly"] < envs[2]["monthly"]  # minimal/medium/high
     assert all(not e["notEstimated"] for e in envs)
-    code, out, err = run_meshc("plan", "production", "--set", "registry.replicaCount=8",
+    code, out, err = run_meshc("plan", "production/eu-west", "--set", "registry.replicaCount=8",
                                cwd=ROOT)
     assert code == 0, err
     # registry: 5 → 8 replicas of 1 vCPU / 2Gi: cpu 3 × 23.07603 = 69.23, memory 3 × 2 ×
     # 3.09301 = 18.56 (the volume is one PVC, unchanged)
-    before = next(e for e in envs if e["environment"] == "production")["monthly"]
+    before = next(e for e in envs if e["environment"] == "production/eu-west")["monthly"]
     after = Decimal(str(before)) + Decimal("87.79")
     assert f"cost: ${before:,.2f} → ${after:,.2f} /month (+$87.79, " in out
     assert "  registry: $154.31 → $242.10 (+$87.79, +56.9%)" in out

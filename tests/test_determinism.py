@@ -101,8 +101,8 @@ def test_render_is_identical_across_hash_seeds_and_equals_committed_tree(tmp_pat
 
 def test_plan_graph_and_values_output_identical_across_hash_seeds(tmp_path: Path) -> None:
     commands = [["plan", "production", "-o", fmt] for fmt in ("text", "json", "sh")]
-    commands += [["graph", "-o", "json"], ["graph", "production", "-o", "mermaid"],
-                 ["values", "production", "weather-agent"]]
+    commands += [["graph", "-o", "json"], ["graph", "production/eu-west", "-o", "mermaid"],
+                 ["values", "production/eu-west", "weather-agent-blue"]]
     script = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"

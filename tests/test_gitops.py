@@ -163,26 +163,27 @@ def test_argocd_cluster_from_the_meshfile(tmp_path: Path) -> None:
 
 
 def test_argocd_example_release_shapes(projects: dict) -> None:
-    production = next(e for e in projects["example"] if e.name == "production")
+    production = next(e for e in projects["example"] if e.name == "production/eu-west")
     files = argocd_files(_no_secrets(production), OPTIONS, "gitops/argocd")
-    grafana = yaml.safe_load(files["production/apps/grafana.yaml"].split("\n", 2)[2])
+    grafana = yaml.safe_load(files["production/eu-west/apps/grafana.yaml"].split("\n", 2)[2])
     chart, values = grafana["spec"]["sources"]
     assert (chart["chart"], chart["targetRevision"]) == ("grafana", "7.3.0")
-    assert chart["helm"]["valueFiles"] == ["$values/rendered/production/grafana/values.yaml"]
+    assert chart["helm"]["valueFiles"] == [
+        "$values/rendered/production/eu-west/grafana/values.yaml"]
     assert values == {"repoURL": OPTIONS.repo_url, "targetRevision": "main", "ref": "values"}
-    registry = yaml.safe_load(files["production/apps/registry.yaml"])
-    assert registry["spec"]["source"]["path"] == "rendered/production/registry"
-    assert registry["spec"]["destination"] == {"name": "prod-main",
+    registry = yaml.safe_load(files["production/eu-west/apps/registry.yaml"])
+    assert registry["spec"]["source"]["path"] == "rendered/production/eu-west/registry"
+    assert registry["spec"]["destination"] == {"name": "prod-eu",
                                                "namespace": "mcp-mesh-production"}
     assert "automated" not in registry["spec"]["syncPolicy"]  # protected: a person syncs
-    project = yaml.safe_load(files["production/apps/project.yaml"].split("\n", 2)[2])
+    project = yaml.safe_load(files["production/eu-west/apps/project.yaml"].split("\n", 2)[2])
     assert {"group": "", "kind": "Namespace"} in project["spec"]["clusterResourceWhitelist"]
-    assert project["spec"]["destinations"] == [{"name": "prod-main",
+    assert project["spec"]["destinations"] == [{"name": "prod-eu",
                                                 "namespace": "mcp-mesh-production"}]
 
 
 def test_argocd_refuses_sops_secrets(projects: dict) -> None:
-    production = next(e for e in projects["example"] if e.name == "production")
+    production = next(e for e in projects["example"] if e.name == "production/eu-west")
     with pytest.raises(CompileError) as caught:
         argocd_files(production, OPTIONS, "gitops/argocd")
     message = caught.value.diagnostics[0].message
@@ -248,8 +249,8 @@ def test_flux_export_secrets_are_sops_and_stable(tmp_path: Path) -> None:
         code, _, err = run_meshc("export", "flux", "development", "--repo-url",
                                  OPTIONS.repo_url, cwd=project)
         assert code == 0, err
-        assert "1 Secret(s) encrypted anew" in err
-        secret = project / "gitops/flux/development/releases/weather-agent-secrets-1.yaml"
+        assert "2 Secret(s) encrypted anew" in err  # the slots weather-agent-blue and -green
+        secret = project / "gitops/flux/development/releases/weather-agent-blue-secrets-1.yaml"
         first = secret.read_bytes()
         env = {**os.environ}
         sops = find_sops(os.environ.get("PATH")).binary
@@ -312,15 +313,19 @@ def test_ci_github_workflows_validate(tmp_path: Path, projects: dict) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     apply = yaml.safe_load((out / "meshc-apply.yml").read_text())
     jobs = apply["jobs"]
-    assert jobs["apply-production"]["environment"] == "production"  # reviewers gate it
-    assert jobs["apply-production"]["needs"] == ["apply-staging"]    # promotion order
+    eu, us = jobs["apply-production-eu-west"], jobs["apply-production-us-east"]
+    assert eu["environment"] == "production/eu-west"                 # reviewers gate it
+    assert eu["needs"] == ["apply-staging"]                           # promotion order
+    assert us["needs"] == ["apply-staging", "apply-production-eu-west"]  # the rollout's stages
+    assert jobs["apply-production-dr"]["needs"] == ["apply-production-eu-west",
+                                                    "apply-production-us-east"]
     assert "environment" not in jobs["apply-staging"]               # unprotected: --yes
     assert "meshc apply staging --yes" in str(jobs["apply-staging"]["steps"])
     # the example commits its Flux export of development: Flux applies it, not the workflow
     assert (ROOT / "gitops/flux/development").is_dir() and "apply-development" not in jobs
     assert "not by this workflow: development" in (out / "meshc-apply.yml").read_text()
     pr = (out / "meshc-pr.yml").read_text()
-    assert "meshc plan production -o markdown" in pr and "azure/setup-helm" in pr
+    assert "meshc plan production/eu-west -o markdown" in pr and "azure/setup-helm" in pr
     code, _, err = run_meshc("-f", str(ROOT / "meshfile.yaml"), "ci", "github", "--out", str(out))
     assert code == 0 and "up to date" in err
     compiler = load_project(ProjectFiles(ROOT, {}))

@@ -7,9 +7,7 @@ import sys
 import click
 
 from ..core.diagnostics import CompileError
-from ..pipeline import (
-    find_environment,
-)
+from ..pipeline import find_targets
 from .support import (
     EXIT_INVALID,
     Options,
@@ -51,8 +49,8 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
 
     def work() -> int:
         project = compiler.project
-        envs = ([find_environment(project, name) for name in dict.fromkeys(environments)]
-                if environments else list(project.deployable))
+        named = {t.name: t for name in environments for t in find_targets(project, name)}
+        envs = list(named.values()) if environments else list(project.deployable)
         helm, why = _check_helm()
         report = run_checks(compiler, envs, CheckOptions(
             stale=not no_stale, decrypt=_canary_decrypt(compiler), helm=helm,

@@ -19,6 +19,7 @@ from ..output.tree import RenderRequest, render_json, render_summary, render_tre
 from ..pipeline import (
     committed_files,
     find_environment,
+    find_targets,
     overridden_plan_stands,
 )
 from ..plan.diff import review_environment
@@ -108,11 +109,6 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 
     code = session.run(work)
     sys.exit(code)
-
-
-def _targets(project: Any, env: Any) -> tuple[Any, ...]:
-    """What ``meshc render ENV`` renders: the environment, or its regions."""
-    return project.regions_of(env) if env.has_regions else (env,)
 
 
 def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool) -> int:
@@ -205,8 +201,7 @@ def render(options: Options, /, environments: tuple[str, ...], out: Path | None,
 
     def work() -> int:
         project = compiler.project
-        envs = ([region for name in environments for region in
-                 _targets(project, find_environment(project, name, regions=True))]
+        envs = ([target for name in environments for target in find_targets(project, name)]
                 if environments else list(project.deployable))
         target = out if out is not None else options.meshfile.parent / project.output
         request = RenderRequest(tuple(envs), target, bool(environments), jobs,

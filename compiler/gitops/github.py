@@ -127,8 +127,11 @@ def apply_workflow(project: Project, options: CiOptions) -> dict[str, Any]:
         job: dict[str, Any] = {"runs-on": "ubuntu-latest",
                                "concurrency": {"group": f"meshc-apply-{env.name}",
                                                "cancel-in-progress": False}}
-        if env.promotes_from in order:
-            job["needs"] = [_job(env.promotes_from)]
+        source = project.environment(env.promotes_from) if env.promotes_from else None
+        sources = ([r.name for r in project.regions_of(source)]  # every region of the source
+                   if source is not None and source.has_regions else [env.promotes_from])
+        if any(name in order for name in sources):
+            job["needs"] = [_job(name) for name in sources if name in order]
         earlier = _earlier_stage(project, env)
         if earlier:  # a region: after the previous stage of its rollout
             job["needs"] = [*job.get("needs", []), *(_job(n) for n in earlier if n in order)]
