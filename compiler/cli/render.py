@@ -23,7 +23,7 @@ from ..pipeline import (
     overridden_plan_stands,
 )
 from ..plan.diff import review_environment
-from ..plan.markdown import format_markdown
+from ..plan.markdown import format_markdown, format_rollout_markdown
 from ..plan.plan import (
     Plan,
     RolloutPlan,
@@ -113,16 +113,9 @@ def plan(options: Options, /, environment: str, fmt: str, exit_code: bool, no_ca
 
 def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool) -> int:
     """``meshc plan ENV`` for an environment deployed in regions: its stages, in order."""
-    from ..core.diagnostics import CompileError, Diagnostic
-
-    if fmt == "markdown":
-        raise CompileError([Diagnostic(
-            "error", f"-o {fmt} is made per region: environment '{env.name}' is deployed in "
-                     "regions", help="name one, e.g. meshc plan "
-                                     f"{compiler.project.regions_of(env)[0].name} -o {fmt}")])
     regions = list(compiler.project.regions_of(env))
-    reviewed = fmt in ("text", "json") or exit_code
-    if fmt == "text" or exit_code:  # reviews the committed tree: at once, per region folder
+    reviewed = fmt in ("text", "json", "markdown") or exit_code
+    if reviewed:  # reviews the committed tree: at once, per region folder
         require_complete(compiler.files.root, compiler.project.output,
                          [region.name for region in regions])
     plans: dict[str, Plan] = {}
@@ -131,21 +124,25 @@ def _rollout(compiler: Any, env: Any, fmt: str, exit_code: bool, no_cache: bool)
     if cache is not None:
         cache.save()
     output = compiler.project.output.rstrip("/")
-    reviews = {}
+    reviews, costs = {}, {}
     for region in regions if reviewed else ():
         own = {k: v for k, v in files.items() if k.startswith(f"{region.name}/")}
         committed = committed_files(compiler, region.name)
         reviews[region.name] = review_environment(
             region.name, [s.release for s in plans[region.name].steps], own, committed,
             f"{output}/{region.name}")
+        costs[region.name] = cost_change(compiler.project, region, own, committed,
+                                         plans[region.name])
     rollout = RolloutPlan(env.name, env.protected, tuple(
         tuple(plans[name] for name in stage) for stage in env.stages))
     if fmt == "json":
         click.echo(json.dumps(rollout_json(rollout), indent=2, ensure_ascii=False))
     elif fmt == "sh":
         click.echo(format_rollout_sh(rollout, compiler.project.root_file), nl=False)
+    elif fmt == "markdown":
+        click.echo(format_rollout_markdown(rollout, reviews, costs), nl=False)
     else:
-        _echo(format_rollout_text(rollout, reviews, _paint()))
+        _echo(format_rollout_text(rollout, reviews, _paint(), costs))
     return EXIT_CHANGES if exit_code and any(r.any for r in reviews.values()) else 0
 
 

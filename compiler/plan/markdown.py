@@ -12,7 +12,7 @@ import re
 from ..cost.estimate import CostChange
 from ..cost.report import change_text
 from .diff import ReleaseReview, Review, review_lines
-from .plan import Plan, Step, _chart_text, _status
+from .plan import Plan, RolloutPlan, Step, _chart_text, _status
 
 _FENCE = re.compile(r"`{3,}")
 
@@ -99,3 +99,20 @@ def _cell(text: str) -> str:
 
 def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_rollout_markdown(rollout: RolloutPlan, reviews: dict[str, Review | None],
+                            costs: dict[str, CostChange] | None = None) -> str:
+    """An environment's plan through its regions as Markdown: the rollout's stages, then each
+    region's plan as ``format_markdown`` gives it, in rollout order."""
+    order = " → ".join(" + ".join(f"`{p.region}`" for p in stage) for stage in rollout.stages)
+    protected = " Protected: applying asks for confirmation once." if rollout.protected else ""
+    rollout_line = (f"Rollout: {order} (the regions of a stage in parallel; a failure stops "
+                    f"every later stage).{protected}")
+    lines = [f"## meshc plan for `{rollout.environment}`", "", rollout_line, ""]
+    parts = ["\n".join(lines)]
+    for stage in rollout.stages:
+        for plan in stage:
+            parts.append(format_markdown(plan, reviews.get(plan.environment),
+                                         (costs or {}).get(plan.environment)))
+    return "\n".join(parts)

@@ -486,9 +486,11 @@ def format_text(plan: Plan, review: Review | None = None, paint: Paint = _plain,
 
 
 def format_rollout_text(rollout: RolloutPlan, reviews: dict[str, Review | None],
-                        paint: Paint = _plain) -> str:
+                        paint: Paint = _plain,
+                        costs: dict[str, CostChange] | None = None) -> str:
     """An environment's plan through its regions, for people: the stages in order, each
-    stage's regions (each with its plan: waves, changes against the committed output)."""
+    stage's regions (each with its plan: waves, changes against the committed output and, with
+    ``costs``, its monthly estimate before and after)."""
     count = len(rollout.plans)
     facts = [(f"{count} region{'s' * (count != 1)} in {len(rollout.stages)} "
               f"stage{'s' * (len(rollout.stages) != 1)}")]
@@ -502,7 +504,8 @@ def format_rollout_text(rollout: RolloutPlan, reviews: dict[str, Review | None],
         lines += ["", paint(f"stage {index}: {', '.join(str(p.region) for p in stage)}", "key")
                   + together]
         for plan in stage:
-            text = format_text(plan, reviews.get(plan.environment), paint)
+            text = format_text(plan, reviews.get(plan.environment), paint,
+                               (costs or {}).get(plan.environment))
             lines += [""] + ["  " + line if line else "" for line in text.rstrip("\n").split("\n")]
     return "\n".join(lines) + "\n"
 
