@@ -25,7 +25,7 @@ from compiler.output.journal import (
 ROOT = Path(__file__).resolve().parents[1]
 # the example's inputs at the top level (its output: rendered/)
 EXAMPLE_INPUTS = ("meshfile.yaml", "meshfile.lock", "environments", "templates", "charts",
-                  "bluegreen")
+                  "bluegreen")  # bluegreen/: the state of the blue-green releases
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/realtools.py, tests/helmjudge.py and friends
 

@@ -5,17 +5,27 @@ rollback, versions --live) are tested against the real Helm replaying release re
 ``HELM_DRIVER=memory HELM_MEMORY_DRIVER_DATA=a.json:b.json``, each file a list of release
 objects (Helm's JSON field names). This module writes such records from ``rendered/ENV``
 (what ``meshc apply`` would install: the manifests, the values plus stand-ins for the secrets)
-and edits some to make a scenario. Used by tests/test_day2.py and, as a script, to try the
-commands on the example (docs/day2.md):
+and edits some to make a scenario. A target is a deployable environment or a region
+(``production/eu-west``, records from ``rendered/production/eu-west``); its cluster, the
+kube-context and namespaces, is what its committed plan says. The memory driver knows no
+kube-contexts, and the two regions use one namespace, so each cluster gets its own records.
+Used by tests/test_day2.py and, as a script, to try the commands on the example
+(docs/commands/day2.md):
 
-    python3 tests/helm_records.py /tmp/records     # prints the two variables to export
+    python3 tests/helm_records.py /tmp/records     # prints the variables to export
+
+The script also writes ``/tmp/records/helm``, which runs the real helm (``$MESHC_HELM``, else
+the one on ``PATH``) on the records of the cluster its ``--kube-context`` names.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -137,25 +147,38 @@ def older(tag: str) -> Edit:
     return edit
 
 
-# (env, release) → revisions, oldest first: (status, edit or None); releases not listed are
-# deployed once, in sync; None: never deployed.
+# (target, release) → revisions, oldest first: (status, edit or None); releases not listed are
+# deployed once, in sync; None: never deployed. weather-agent is blue-green: its images run in
+# the slot releases (weather-agent-blue is live), the router weather-agent has none.
 SCENARIO: dict[tuple[str, str], list[tuple[str, Edit | None]] | None] = {
     ("development", "registry"): [("superseded", None), ("deployed", None)],
-    ("development", "weather-agent"): [("superseded", older("1.0.0")),
-                                       ("superseded", older("1.1.0-dev.0")),
-                                       ("deployed", None)],
+    ("development", "weather-agent-blue"): [("superseded", older("1.0.0")),
+                                            ("superseded", older("1.1.0-dev.0")),
+                                            ("deployed", None)],
     ("staging", "registry"): [("deployed", drifted)],
     ("staging", "analytics-agent"): [("superseded", None), ("failed", older("1.0.1"))],
     ("staging", "ingress"): None,
 }
 
 
-ENVIRONMENTS = ("development", "staging", "production", "production-dr")
+# The example's deployable targets: production deploys in two regions, each a cluster.
+ENVIRONMENTS = ("development", "staging", "production/eu-west", "production/us-east",
+                "production-dr")
+
+
+def clusters(root: Path, envs: tuple[str, ...] = ENVIRONMENTS) -> dict[str, tuple[Any, ...]]:
+    """Each target's cluster, as its committed plan says: (kube-context or None, namespaces)."""
+    result = {}
+    for env in envs:
+        plan = _plan(root, env)
+        result[env] = (plan.get("kubeContext"),
+                       tuple(sorted({s["namespace"] for s in plan["steps"]})))
+    return result
 
 
 def example_records(root: Path, scenario: dict[Any, Any] | None = None,
                     envs: tuple[str, ...] = ENVIRONMENTS) -> dict[str, list[Any]]:
-    """Records for every planned release of ``envs``, per environment."""
+    """Records for every planned release of ``envs``, per target."""
     scenario = SCENARIO if scenario is None else scenario
     result: dict[str, list[Any]] = {}
     for env in envs:
@@ -175,18 +198,55 @@ def example_records(root: Path, scenario: dict[Any, Any] | None = None,
     return result
 
 
-def write_records(root: Path, out: Path, scenario: dict[Any, Any] | None = None,
-                  envs: tuple[str, ...] = ENVIRONMENTS) -> str:
-    """Write one file per environment under ``out``; return HELM_MEMORY_DRIVER_DATA's value."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
+def record_files(root: Path, out: Path, scenario: dict[Any, Any] | None = None,
+                 envs: tuple[str, ...] = ENVIRONMENTS) -> dict[str, Path]:
+    """Write one file per target under ``out`` (``out/production/eu-west.json`` for a region);
+    return target → file."""
+    files = {}
     for env, records in example_records(root, scenario, envs).items():
         path = out / f"{env}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        files.append(str(path))
-    return ":".join(files)
+        files[env] = path
+    return files
+
+
+def write_records(root: Path, out: Path, scenario: dict[Any, Any] | None = None,
+                  envs: tuple[str, ...] = ENVIRONMENTS) -> str:
+    """:func:`record_files`; return HELM_MEMORY_DRIVER_DATA's value (the files, ``:``-joined)."""
+    return ":".join(str(p) for p in record_files(root, out, scenario, envs).values())
+
+
+def write_helm(root: Path, out: Path, helm: str, files: dict[str, Path]) -> Path:
+    """Write ``out/helm``: ``helm`` on the memory driver with the records of the targets whose
+    plan has the kube-context it is given (``--kube-context C``; none: those without one)."""
+    by_context: dict[str, list[str]] = {}
+    for env, (context, _) in clusters(root, tuple(files)).items():
+        by_context.setdefault(context or "", []).append(str(files[env]))
+    cases = "".join(f"  {shlex.quote(c)}) data={shlex.quote(':'.join(f))} ;;\n"
+                    for c, f in sorted(by_context.items()))
+    path = out / "helm"
+    path.write_text(f"""#!/bin/sh
+# helm on Helm's memory driver: one cluster per kube-context (tests/helm_records.py)
+context='' previous=''
+for arg in "$@"; do
+  [ "$previous" = --kube-context ] && context=$arg
+  previous=$arg
+done
+data={shlex.quote(str(out / "none.json"))}
+case "$context" in
+{cases}esac
+HELM_DRIVER=memory HELM_MEMORY_DRIVER_DATA=$data exec {shlex.quote(helm)} "$@"
+""", encoding="utf-8")
+    path.chmod(0o755)
+    (out / "none.json").write_text("[]\n", encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":
-    data = write_records(Path(__file__).resolve().parent.parent, Path(sys.argv[1]))
-    print(f"export HELM_DRIVER=memory HELM_MEMORY_DRIVER_DATA={data}")
+    ROOT, OUT = Path(__file__).resolve().parent.parent, Path(sys.argv[1]).resolve()
+    HELM = shutil.which(os.environ.get("MESHC_HELM") or "helm") or "helm"
+    if Path(HELM).resolve() == OUT / "helm":   # run again after its own export
+        HELM = shutil.which("helm") or "helm"
+    FILES = record_files(ROOT, OUT)
+    print(f"export MESHC_HELM={shlex.quote(str(write_helm(ROOT, OUT, HELM, FILES)))}")

@@ -463,25 +463,31 @@ def test_the_cli_runs_helm_through_an_injected_runner(shop: Env) -> None:
 def test_secrets_are_private_files_removed_afterwards(example: Env, tmp_path: Path) -> None:
     code, out, err = example.meshc("apply", "development")
     assert code == 0, err
-    (call,) = [c for c in example.calls() if c["secrets"]]
-    assert call["release"] == "weather-agent"
-    (secret,) = call["secrets"]
-    assert secret["exists"] and secret["mode"] == "0o600"
-    assert json.loads(secret["content"])["credentials"]["WEATHER_API_KEY"] == \
-        "dev-weather-api-key-0001"
-    assert not Path(secret["path"]).exists()
+    calls = [c for c in example.calls() if c["secrets"]]  # weather-agent's two slots
+    assert sorted(c["release"] for c in calls) == ["weather-agent-blue", "weather-agent-green"]
+    for call in calls:
+        (secret,) = call["secrets"]
+        assert secret["exists"] and secret["mode"] == "0o600"
+        assert json.loads(secret["content"])["credentials"]["WEATHER_API_KEY"] == \
+            "dev-weather-api-key-0001"
+        assert not Path(secret["path"]).exists()
+    assert calls[0]["secrets"][0]["path"] != calls[1]["secrets"][0]["path"]
     assert list((tmp_path / "tmpdir").iterdir()) == []
     assert "dev-weather-api-key-0001" not in out + err
 
 
 def test_secrets_are_removed_after_a_failure(example: Env, tmp_path: Path) -> None:
-    fakehelm.configure(example.config, fail={"weather-agent": "Error: UPGRADE FAILED: nope"})
+    fakehelm.configure(example.config,
+                       fail={"weather-agent-blue": "Error: UPGRADE FAILED: nope"})
     code, _out, _err = example.meshc("apply", "development")
     assert code == 1
-    (call,) = [c for c in example.calls() if c["secrets"]]
-    assert call["secrets"][0]["exists"] and not Path(call["secrets"][0]["path"]).exists()
+    calls = {c["release"]: c for c in example.calls() if c["secrets"]}
+    assert sorted(calls) == ["weather-agent-blue", "weather-agent-green"]
+    assert calls["weather-agent-blue"]["code"] == 1  # the failed step's secrets, removed too
+    for call in calls.values():
+        assert call["secrets"][0]["exists"] and not Path(call["secrets"][0]["path"]).exists()
     assert list((tmp_path / "tmpdir").iterdir()) == []
-    assert "ingress" not in example.released()
+    assert "weather-agent" not in example.released() and "ingress" not in example.released()
 
 
 def test_a_missing_key_stops_before_the_first_step(example: Env, tmp_path: Path) -> None:
@@ -545,7 +551,7 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
     import signal
     import time
 
-    fakehelm.configure(example.config, sleep={"weather-agent": 2.0})
+    fakehelm.configure(example.config, sleep={"weather-agent-blue": 2.0})
     temp = tmp_path / "tmpdir"
     environ = {k: v for k, v in example.environ().items() if v is not None}
     proc = subprocess.Popen([sys.executable, "-m", "compiler.cli.main", "apply", "development"],
@@ -553,7 +559,8 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
                             text=True, env={**environ, "TMPDIR": str(temp), "HOME": str(tmp_path),
                                             "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 60
-    while not any(temp.glob("meshc-secrets-*")):  # the weather-agent step's private directory
+    # the weather-agent-blue step's secrets, in its private directory
+    while not any(temp.glob("meshc-secrets-*/weather-agent-blue.*")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
@@ -562,8 +569,9 @@ def test_sigterm_lets_running_helm_finish_and_removes_the_secrets(example: Env,
     assert "interrupted" in err and "Traceback" not in err
     calls = {c["release"]: c for c in example.calls()}
     assert next(c["release"] for c in example.calls()) == "registry"
-    assert sorted(calls) == ["platform", "registry", "weather-agent"]  # wave 1 ran, not wave 2
-    assert calls["weather-agent"]["code"] == 0, "the running helm command was let finish"
+    # wave 1 ran, not wave 2 (the router weather-agent) nor wave 3
+    assert sorted(calls) == ["platform", "registry", "weather-agent-blue", "weather-agent-green"]
+    assert calls["weather-agent-blue"]["code"] == 0, "the running helm command was let finish"
     assert list(temp.glob("meshc-secrets-*")) == []
 
 

@@ -40,11 +40,12 @@ STUB_KUBECTL = "#!/bin/sh\necho 'the test runner answers for this stand-in' >&2\
 
 @dataclass
 class Cluster:
-    """The recording runner: real helm on the memory driver (one records file per namespace),
-    the real kubectl or a scripted stand-in."""
+    """The recording runner: real helm on the memory driver (one records file per cluster and
+    namespace: the memory driver knows no kube-contexts, and both production regions deploy to
+    namespace mcp-mesh-production), the real kubectl or a scripted stand-in."""
 
     home: Path
-    files: dict[str, str]                     # namespace → records file
+    files: dict[tuple[str | None, str], str]  # (kube-context, namespace) → records file
     helm: str
     kubectl: str                              # the real one
     stand_in: str                             # the scripted kubectl's path
@@ -69,7 +70,8 @@ class Cluster:
         if argv[0] == self.helm and context not in self.unreachable:
             namespace = argv[argv.index("--namespace") + 1] if "--namespace" in argv else ""
             environ.update(HELM_DRIVER="memory",
-                           HELM_MEMORY_DRIVER_DATA=self.files.get(namespace, self.empty))
+                           HELM_MEMORY_DRIVER_DATA=self.files.get((context, namespace),
+                                                                  self.empty))
             if argv[1] == "rollback":
                 argv.append("--dry-run=client")  # the memory driver cannot tell; argv can
         return run_process(argv, cwd, environ)
@@ -92,15 +94,18 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The example's records (tests/helm_records.py SCENARIO), one file per namespace."""
-    out = tmp_path_factory.mktemp("records")
-    helm_records.write_records(ROOT, out)
-    return {f"mcp-mesh-{p.stem}": str(p) for p in sorted(out.glob("*.json"))}
+def records(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str | None, str], str]:
+    """The example's records (tests/helm_records.py SCENARIO), one file per deployable target
+    (production/eu-west and production/us-east are two), keyed by the (kube-context, namespace)
+    of the target's committed plan."""
+    files = helm_records.record_files(ROOT, tmp_path_factory.mktemp("records"))
+    return {(context, namespace): str(files[env])
+            for env, (context, namespaces) in helm_records.clusters(ROOT).items()
+            for namespace in namespaces}
 
 
 @pytest.fixture()
-def cluster(records: dict[str, str], tmp_path: Path) -> Cluster:
+def cluster(records: dict[tuple[str | None, str], str], tmp_path: Path) -> Cluster:
     stand_in = tmp_path / "kubectl"
     stand_in.write_text(STUB_KUBECTL)
     stand_in.chmod(0o755)
@@ -120,7 +125,8 @@ def meshc(cluster: Cluster, *args: str, input: str | None = None,
 
 def rows(out: str) -> dict[tuple[str, str], list[str]]:
     return {(line.split()[0], line.split()[1]): line.split() for line in out.splitlines()
-            if line.startswith(("development ", "staging ", "production"))}
+            if line.startswith(("development ", "staging ", "production"))
+            and not line.split()[0].endswith(":")}  # not a note (production-dr: unreachable)
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -133,14 +139,17 @@ def test_status_every_environment_one_unreachable(cluster: Cluster) -> None:
     assert table[("staging", "analytics-agent")][3:5] == ["2", "failed"]
     assert table[("staging", "analytics-agent")][-1] == "failed"
     assert table[("staging", "ingress")][-1] == "not-deployed"
-    assert table[("development", "weather-agent")][3:7] == [
-        "3", "deployed", "weather-agent-0.1.0", "1.1.0-dev.1"]
-    assert table[("production", "grafana")][5:7] == ["grafana-7.3.0", "10.3.1"]
-    assert all(r[-1] == "in-sync" for (env, _), r in table.items() if env == "production")
+    assert table[("development", "weather-agent-blue")][3:7] == [
+        "3", "deployed", "weather-agent-blue-0.1.0", "1.1.0-dev.1"]
+    regions = ("production/eu-west", "production/us-east")
+    assert {env for env, _ in table} == {"development", "staging", *regions, "production-dr"}
+    for region in regions:
+        assert table[(region, "grafana")][5:7] == ["grafana-7.3.0", "10.3.1"]
+    assert all(r[-1] == "in-sync" for (env, _), r in table.items() if env in regions)
     assert all(r[-1] == "unreachable" for (env, _), r in table.items() if env == "production-dr")
     assert out.strip().splitlines()[-1] == (
-        "summary: 4 environments, 26 releases: 16 in-sync, 1 drifted, 1 failed, "
-        "1 not-deployed, 7 unreachable")
+        "summary: 5 environments, 44 releases: 32 in-sync, 1 drifted, 1 failed, "
+        "1 not-deployed, 9 unreachable")
     # the unreachable cluster: said once (table note, one diagnostic), asked once
     assert out.count("production-dr: unreachable (kube-context prod-dr)") == 1
     assert err.count("error: production-dr: the cluster of kube-context 'prod-dr' cannot be "
@@ -150,9 +159,10 @@ def test_status_every_environment_one_unreachable(cluster: Cluster) -> None:
     assert dr == [[cluster.helm, "list", "--namespace", "mcp-mesh-production-dr",
                    "--kube-context", "prod-dr", "--deployed", "--failed", "--pending",
                    "--uninstalling", "--max", "0", "-o", "json"]]
-    assert [cluster.helm, "status", "registry", "--namespace", "mcp-mesh-production",
-            "--kube-context", "prod-main", "-o", "json"] in cluster.calls
-    assert len(cluster.of(cluster.helm, "list")) == 4  # one per environment's namespace
+    for context in ("prod-eu", "prod-us"):  # each region asks its own cluster
+        assert [cluster.helm, "status", "registry", "--namespace", "mcp-mesh-production",
+                "--kube-context", context, "-o", "json"] in cluster.calls
+    assert len(cluster.of(cluster.helm, "list")) == 5  # one per target's cluster and namespace
     assert not any(c[1] == "status" and c[2] == "ingress" and "mcp-mesh-staging" in c
                    for c in cluster.calls)  # not deployed: nothing more to ask
 
@@ -174,7 +184,8 @@ def test_status_with_a_failing_or_missing_helm(cluster: Cluster, tmp_path: Path)
     code, _, err = meshc(cluster, "status", "development", env={"MESHC_HELM": None,
                                                                 "PATH": str(tmp_path)})
     assert code == 1 and "helm is not installed" in err
-    cluster.fail = {"status weather-agent": "Error: query: failed to query with labels: boom"}
+    cluster.fail = {"status weather-agent --namespace":
+                    "Error: query: failed to query with labels: boom"}
     code, out, err = meshc(cluster, "status", "development")
     assert code == 1
     assert rows(out)[("development", "weather-agent")][-1] == "error"
@@ -207,7 +218,7 @@ def test_drift_lists_fields_in_the_plans_change_lines(cluster: Cluster) -> None:
     assert data["releases"][0]["values"] == [
         {"path": "debug", "change": "removed", "live": True, "rendered": None}]
     code, out, _ = meshc(cluster, "drift", "development", "--exit-code")
-    assert code == 0 and "4 in-sync" in out
+    assert code == 0 and "6 releases: 6 in-sync" in out
 
 
 def test_drift_sees_a_missing_secret_and_a_changed_secret_key(cluster: Cluster,
@@ -217,12 +228,12 @@ def test_drift_sees_a_missing_secret_and_a_changed_secret_key(cluster: Cluster,
         secret = next(d for d in docs if d["kind"] == "Secret")
         docs.remove(secret)
 
-    helm_records.write_records(ROOT, tmp_path / "r", {
-        ("production", "registry"): [("deployed", no_secret)],
-        ("production", "weather-agent"): [("deployed", None), ("pending-upgrade", None)]},
-        envs=("production",))
-    cluster.files["mcp-mesh-production"] = str(tmp_path / "r" / "production.json")
-    code, out, _ = meshc(cluster, "drift", "production", "--release", "registry",
+    files = helm_records.record_files(ROOT, tmp_path / "r", {
+        ("production/eu-west", "registry"): [("deployed", no_secret)],
+        ("production/eu-west", "weather-agent"): [("deployed", None), ("pending-upgrade", None)]},
+        envs=("production/eu-west",))
+    cluster.files[("prod-eu", "mcp-mesh-production")] = str(files["production/eu-west"])
+    code, out, _ = meshc(cluster, "drift", "production/eu-west", "--release", "registry",
                          "--release", "weather-agent")
     assert code == 0
     assert "  weather-agent (revision 2, pending-upgrade): pending" in out
@@ -234,8 +245,11 @@ def test_drift_errors(cluster: Cluster) -> None:
     code, _, err = meshc(cluster, "drift", "staging", "--release", "regsitry")
     assert code == 1 and "release 'regsitry' is not deployed in 'staging'" in err
     assert "did you mean 'registry'?" in err
-    cluster.unreachable = {"prod-main"}
-    code, out, err = meshc(cluster, "drift", "prod")
+    code, out, err = meshc(cluster, "drift", "prod")  # deployed in regions: drift takes one
+    assert code == 1 and out == "" and "environment 'production' is deployed in regions" in err
+    assert "its regions: production/eu-west, production/us-east" in err
+    cluster.unreachable = {"prod-eu"}
+    code, out, err = meshc(cluster, "drift", "prod/eu-west")
     assert code == 1 and out == ""
     assert err.count("cannot be reached") == 1 and "Traceback" not in err
 
@@ -243,10 +257,10 @@ def test_drift_errors(cluster: Cluster) -> None:
 # --- history and rollback -------------------------------------------------------------------
 
 def test_history(cluster: Cluster) -> None:
-    code, out, _ = meshc(cluster, "history", "development", "weather-agent")
+    code, out, _ = meshc(cluster, "history", "development", "weather-agent-blue")
     assert code == 0
     assert out.splitlines()[2].split()[:4] == ["1", "2026-11-01T10:00:00Z", "superseded",
-                                               "weather-agent-0.1.0"]
+                                               "weather-agent-blue-0.1.0"]
     assert out.splitlines()[4].split()[2] == "deployed"
     code, out, _ = meshc(cluster, "history", "staging", "analytics-agent", "-o", "json")
     assert [(r["revision"], r["status"]) for r in json.loads(out)["revisions"]] == [
@@ -262,27 +276,28 @@ def test_rollback_dry_run_reverses_the_waves_and_runs_nothing(cluster: Cluster) 
     assert code == 0, err
     assert out.splitlines() == [
         "# wave 0",
-        "helm rollback weather-agent 2 --namespace mcp-mesh-development --timeout 5m",
+        "helm rollback weather-agent-blue 2 --namespace mcp-mesh-development --timeout 5m",
         "# wave 1",
         "helm rollback registry 1 --namespace mcp-mesh-development --timeout 5m"]
-    assert ("left as they are (no previous good revision to roll back to): platform, ingress"
-            in err)
+    assert ("left as they are (no previous good revision to roll back to): platform, "
+            "weather-agent-green, weather-agent, ingress" in err)
     assert cluster.of(cluster.helm, "rollback") == []
 
 
 def test_rollback_runs_dependents_first_and_stops_after_a_failure(cluster: Cluster) -> None:
-    code, out, err = meshc(cluster, "rollback", "development", "registry", "weather-agent")
+    code, out, err = meshc(cluster, "rollback", "development", "registry", "weather-agent-blue")
     assert code == 0, err
     assert [c[:4] for c in cluster.of(cluster.helm, "rollback")] == [
-        [cluster.helm, "rollback", "weather-agent", "2"], [cluster.helm, "rollback", "registry", "1"]]
+        [cluster.helm, "rollback", "weather-agent-blue", "2"],
+        [cluster.helm, "rollback", "registry", "1"]]
     assert "rolled back development: 2 releases" in out
     cluster.calls.clear()
-    cluster.fail = {"rollback weather-agent": "Error: timed out waiting for the condition"}
-    code, out, err = meshc(cluster, "rollback", "development", "registry", "weather-agent")
+    cluster.fail = {"rollback weather-agent-blue": "Error: timed out waiting for the condition"}
+    code, out, err = meshc(cluster, "rollback", "development", "registry", "weather-agent-blue")
     assert code == 1
-    assert [c[2] for c in cluster.of(cluster.helm, "rollback")] == ["weather-agent"]
+    assert [c[2] for c in cluster.of(cluster.helm, "rollback")] == ["weather-agent-blue"]
     assert "rollback of development failed: 1 release failed, 1 not started" in out
-    assert "release 'weather-agent' failed" in err and "timed out waiting" in err
+    assert "release 'weather-agent-blue' failed" in err and "timed out waiting" in err
 
 
 def test_rollback_errors(cluster: Cluster) -> None:
@@ -296,19 +311,20 @@ def test_rollback_errors(cluster: Cluster) -> None:
 
 def test_rollback_of_a_protected_environment_asks(cluster: Cluster,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = meshc(cluster, "rollback", "production", "registry", "--to-revision", "1")
+    code, _, err = meshc(cluster, "rollback", "production/eu-west", "registry",
+                         "--to-revision", "1")
     assert code == 1 and "is protected and there is no terminal" in err
     monkeypatch.setattr(cli_support, "can_prompt", lambda: True)
-    code, _, err = meshc(cluster, "rollback", "prod", "registry", "--to-revision", "1",
+    code, _, err = meshc(cluster, "rollback", "prod/eu-west", "registry", "--to-revision", "1",
                          input="staging\n")
     assert code == 1 and "cancelled" in err
     assert cluster.of(cluster.helm, "rollback") == []
-    code, _, err = meshc(cluster, "rollback", "prod", "registry", "--to-revision", "1",
-                         input="production\n")
+    code, _, err = meshc(cluster, "rollback", "prod/eu-west", "registry", "--to-revision", "1",
+                         input="production/eu-west\n")
     assert code == 0, err
     assert cluster.of(cluster.helm, "rollback") == [[
         cluster.helm, "rollback", "registry", "1", "--namespace", "mcp-mesh-production",
-        "--kube-context", "prod-main", "--wait", "--timeout", "15m", "--dry-run=client"]]
+        "--kube-context", "prod-eu", "--wait", "--timeout", "15m", "--dry-run=client"]]
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ def test_verify_rollouts_then_health_checks(cluster: Cluster) -> None:
     assert "  ok      registry http registry:http/proxy/health" in out
     assert ("error: staging: weather-agent: http weather-agent:http/proxy/health failed: "
             "Error from server (ServiceUnavailable)") in err
-    assert "summary: staging: 10 ok, 1 failed, 0 skipped" in out
+    assert "summary: staging: 11 ok, 1 failed, 0 skipped" in out  # a rollout per slot
 
 
 def test_verify_errors(cluster: Cluster, tmp_path: Path) -> None:
@@ -345,7 +361,7 @@ def test_verify_errors(cluster: Cluster, tmp_path: Path) -> None:
     assert {c["target"]: c["status"] for c in data["checks"]}["registry:http/proxy/health"] == \
         "skipped"
     # the real kubectl, no cluster: said once, nothing else asked
-    code, out, err = meshc(cluster, "verify", "production",
+    code, out, err = meshc(cluster, "verify", "production/eu-west",
                            env={"MESHC_KUBECTL": cluster.kubectl,
                                 "KUBECONFIG": str(tmp_path / "none")})
     assert code == 1 and err.count("cannot be reached") == 1
@@ -381,7 +397,7 @@ def test_apply_verify_stops_before_the_next_wave(cluster: Cluster) -> None:
     assert result.exit_code == 1, result.stderr
     upgraded = [c[3] for c in cluster.calls if c[1:2] == ["upgrade"]]
     assert upgraded == ["registry"]  # wave 0 only: its verify failed
-    assert "apply of development stopped after wave 0: verify failed, 3 not started" in \
+    assert "apply of development stopped after wave 0: verify failed, 5 not started" in \
         result.stdout
     assert "registry:http/proxy/health failed: Error from server: 503" in result.stderr
 
@@ -389,20 +405,20 @@ def test_apply_verify_stops_before_the_next_wave(cluster: Cluster) -> None:
 # --- versions --live ----------------------------------------------------------------------
 
 def test_versions_live_and_a_broken_promotion_order(cluster: Cluster, tmp_path: Path) -> None:
-    helm_records.write_records(ROOT, tmp_path / "r", {
-        ("production", "weather-agent"): [("deployed", helm_records.older("1.2.0"))]},
-        envs=("production",))
-    cluster.files["mcp-mesh-production"] = str(tmp_path / "r" / "production.json")
-    code, out, err = meshc(cluster, "versions", "--live", "staging", "production")
+    files = helm_records.record_files(ROOT, tmp_path / "r", {  # the live slot, ahead
+        ("production/eu-west", "weather-agent-blue"): [("deployed", helm_records.older("1.2.0"))]},
+        envs=("production/eu-west",))
+    cluster.files[("prod-eu", "mcp-mesh-production")] = str(files["production/eu-west"])
+    code, out, err = meshc(cluster, "versions", "--live", "staging", "production/eu-west")
     assert code == 1
     lines = {" ".join(x.split()) for x in out.splitlines()}
-    assert "weather-agent image agent 1.0.1-rc.1 * 1.2.0 >" in lines
+    assert "weather-agent-blue image agent 1.0.1-rc.1 * 1.2.0 >" in lines
     assert "registry image registry 1.0.0 * 1.0.0 =" in lines
     assert "grafana chart 7.3.0 * 7.3.0 =" in lines
     assert "analytics-agent image agent disabled 1.0.0 *" in lines  # failed in staging
-    assert ("error: live promotion order broken: production runs weather-agent image agent "
-            "1.2.0, newer than staging's 1.0.1-rc.1") in err
-    assert "help: promote through staging first, or roll production back" in err
+    assert ("error: live promotion order broken: production/eu-west runs weather-agent-blue "
+            "image agent 1.2.0, newer than staging's 1.0.1-rc.1") in err
+    assert "help: promote through staging first, or roll production/eu-west back" in err
 
 
 # --- the meshfile's verify: -------------------------------------------------------------------

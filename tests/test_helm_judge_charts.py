@@ -1,7 +1,8 @@
-"""Wrapper charts judged by the real Helm 4: every local release of every environment of the
-example and of every golden project that renders.
+"""Wrapper charts judged by the real Helm 4: every local release of every deployable target
+(environment or region) of the example and of every golden project that renders.
 
-For each wrapper chart (``rendered/<env>/<release>/``, compiler/render/wrapper_chart.py):
+For each wrapper chart (``rendered/<env>/<release>/``, ``rendered/<env>/<region>/<release>/``
+in a region; compiler/render/wrapper_chart.py):
 
 * ``helm lint --strict <chart>`` passes;
 * ``helm template`` with the plan step's own arguments (``helm upgrade --install REL CHART …``
@@ -78,10 +79,12 @@ class Verdict:
 
 
 def local_steps(name: str, root: Path) -> Iterator[Chart]:
-    for plan in sorted((root / meshfile_output(root)).glob("*/plan.json")):
+    """The wrapper charts of every target's plan (a region's: ``ENV/REGION/plan.json``)."""
+    output = root / meshfile_output(root)
+    for plan in sorted(output.glob("**/plan.json")):
         for step in read_plan(plan.read_text(encoding="utf-8"), str(plan)).steps:
             if not step.remote and step.helm_chart is None:  # a Helm chart has no wrapper
-                yield Chart(name, root, plan.parent.name, step)
+                yield Chart(name, root, plan.parent.relative_to(output).as_posix(), step)
 
 
 def judge(helm: Path, home: Path, chart: Chart) -> Verdict:
@@ -150,12 +153,11 @@ def test_helm_template_yields_exactly_the_reviewed_manifests(judged: dict[str, A
 
 
 def _promised(roots: dict[str, Path]) -> dict[tuple[str, str], Any]:
-    """(environment, release) → what meshc compiled for the example: its releases' Secrets."""
+    """(target, release) → what meshc compiled for the example: its releases' Secrets. A target
+    is a deployable environment or a region (``production/eu-west``)."""
     compiler = load_project(ProjectFiles(roots["example"]))
     found = {}
-    for env in compiler.project.environments:
-        if env.abstract:
-            continue
+    for env in compiler.project.deployable:
         result = compile_environment(compiler, find_environment(compiler.project, env.name))
         for output in result.releases:
             found[env.name, output.release.name] = output
@@ -243,12 +245,15 @@ def test_secrets_come_out_exactly_as_promised(judged: dict[str, Any]) -> None:
 
 
 def test_development_secrets_are_the_real_ones(judged: dict[str, Any]) -> None:
-    """Development's secrets are the example's own file, decrypted with the test key."""
-    (weather,) = [v for v in judged["verdicts"] if v.chart.project == "example"
-                  and v.chart.environment == "development"
-                  and v.chart.step.release == "weather-agent"]
-    assert _merged(weather.secrets_values)["credentials"]["WEATHER_API_KEY"] == \
-        "dev-weather-api-key-0001"
+    """Development's secrets are the example's own file, decrypted with the test key (both
+    slots of the blue-green weather-agent receive them)."""
+    slots = {v.chart.step.release: v for v in judged["verdicts"] if v.chart.project == "example"
+             and v.chart.environment == "development"
+             and v.chart.step.release.startswith("weather-agent-")}
+    assert sorted(slots) == ["weather-agent-blue", "weather-agent-green"]
+    for weather in slots.values():
+        assert _merged(weather.secrets_values)["credentials"]["WEATHER_API_KEY"] == \
+            "dev-weather-api-key-0001"
 
 
 def test_the_keyed_example_renders_as_the_example(judged: dict[str, Any],
@@ -262,9 +267,13 @@ def test_the_keyed_example_renders_as_the_example(judged: dict[str, Any],
     example = tree_files(rendered_example)
     assert {p: _digests_out(t) for p, t in keyed.items() if not p.endswith("plan.json")} == \
         {p: _digests_out(t) for p, t in example.items() if not p.endswith("plan.json")}
-    differ = {p.split("/", 1)[1] for p in keyed
-              if not p.endswith("plan.json") and keyed[p] != example[p]}
-    assert differ == {"grafana/manifests/secret-grafana.yaml"}  # the admin password's digest
+    targets = {p.removesuffix("/plan.json") for p in keyed if p.endswith("/plan.json")}
+    assert {"production/eu-west", "production/us-east"} <= targets
+    differ = {p for p in keyed if not p.endswith("plan.json") and keyed[p] != example[p]}
+    # the admin password's digest, in every target deploying grafana
+    assert differ == {f"{t}/grafana/manifests/secret-grafana.yaml" for t in targets
+                      if f"{t}/grafana/manifests/secret-grafana.yaml" in keyed}
+    assert len(differ) == 4  # staging, both production regions, production-dr
 
 
 def _digests_out(text: str) -> str:

@@ -63,6 +63,10 @@ from realtools import helm3, helm4, helm_env, run_helm
 from compiler.ops.apply import read_plan
 from compiler.plan.plan import Step, pinned_argv
 
+# the example's deployable targets: production deploys in two regions
+EXAMPLE_ENVIRONMENTS = ("development", "staging", "production/eu-west", "production/us-east",
+                        "production-dr")
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
@@ -88,10 +92,13 @@ def _flag(argv: tuple[str, ...], name: str) -> str:
 
 
 def plans(roots: dict[str, Path]) -> list[tuple[str, Path, str, Step]]:
-    """Every step of every deployable environment's plan, as ``meshc plan ENV -o json`` says."""
+    """Every step of every deployable target's plan (an environment, or a region:
+    ``rendered/production/eu-west/plan.json``), as ``meshc plan TARGET -o json`` says."""
     found = []
     for name, root in roots.items():
-        for env in sorted(p.parent.name for p in (root / meshfile_output(root)).glob("*/plan.json")):
+        output = root / meshfile_output(root)
+        for env in sorted(p.parent.relative_to(output).as_posix()
+                          for p in output.glob("**/plan.json")):
             plan = read_plan(json.dumps(plan_json(root, env)), f"{name}/{env}")
             found += [(name, root, env, step) for step in plan.steps]
     return found
@@ -155,8 +162,7 @@ def test_every_step_of_every_plan_runs_under_helm(judged: dict[str, Any]) -> Non
     runs = judged["runs"]
     assert {r.project for r in runs} == set(judged["roots"])
     example = {(r.environment, r.step.release) for r in runs if r.project == "example"}
-    assert {env for env, _ in example} == {"development", "staging", "production",
-                                           "production-dr"}
+    assert {env for env, _ in example} == set(EXAMPLE_ENVIRONMENTS)
     assert any(r.step.remote for r in runs) and any(r.secrets for r in runs)
 
 
@@ -328,8 +334,7 @@ def write_wrapper(helm: Path, folder: Path, template: bool = False) -> tuple[Pat
     return wrapper, log
 
 
-@pytest.mark.parametrize("environment", ["development", "staging", "production",
-                                         "production-dr"])
+@pytest.mark.parametrize("environment", EXAMPLE_ENVIRONMENTS)
 def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
         environment: str, judged: dict[str, Any], tmp_path: Path) -> None:
     root = judged["roots"]["example"]
@@ -368,9 +373,6 @@ def test_meshc_apply_runs_the_whole_plan_with_the_real_helm(
 
 # --- Helm 3: the example's plans for Helm 3 (helmVersion: 3), judged by the real Helm 3.15.3 ------
 
-EXAMPLE_ENVIRONMENTS = ("development", "staging", "production", "production-dr")
-
-
 KUBECONFIG3 = """\
 apiVersion: v1
 kind: Config
@@ -381,7 +383,9 @@ clusters:
 contexts:
 - name: none
   context: {cluster: none, user: none}
-- name: prod-main
+- name: prod-eu
+  context: {cluster: none, user: none}
+- name: prod-us
   context: {cluster: none, user: none}
 - name: prod-dr
   context: {cluster: none, user: none}
@@ -534,7 +538,7 @@ def test_meshc_apply_runs_a_helm3_plan_with_helm3(judged: dict[str, Any],
     assert done.returncode == 0, done.stderr
     assert calls[0]["argv"] == ["version", "--short"]
     steps = [c for c in calls if c["argv"][:1] == ["upgrade"]]  # run as helm template
-    assert len(steps) == 7 and all(c["code"] == 0 for c in steps), [c["stderr"] for c in steps]
+    assert len(steps) == 9 and all(c["code"] == 0 for c in steps), [c["stderr"] for c in steps]
     assert all("--atomic" in c["argv"] and "--rollback-on-failure" not in c["argv"]
                for c in steps)
 
@@ -575,6 +579,6 @@ def test_the_shell_plan_for_helm3_runs_under_helm3(judged: dict[str, Any],
     assert done.returncode == 0, done.stderr
     assert calls[0]["argv"] == ["version", "--short"]
     upgrades = [c for c in calls if c["argv"][:1] == ["upgrade"]]
-    assert len(upgrades) == 4 and all(c["code"] == 0 for c in upgrades), \
+    assert len(upgrades) == 6 and all(c["code"] == 0 for c in upgrades), \
         [c["stderr"] for c in upgrades]
     assert "plan for development complete" in done.stdout
