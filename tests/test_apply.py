@@ -397,6 +397,16 @@ def test_read_plan_round_trips_the_json(shop: Env) -> None:
     assert read_plan(format_json(plan), "plan.json") == plan
 
 
+def test_read_plan_round_trips_regions_and_blue_green_slots() -> None:
+    """The committed plan of a region with a blue-green release reads back as it was built."""
+    compiler = load_project(ProjectFiles(ROOT))
+    plan = compile_environment(compiler, compiler.project.environment("production/eu-west")).plan
+    assert plan.region == "eu-west"
+    assert {s.blue_green.role for s in plan.steps if s.blue_green} == {"blue", "green", "router"}
+    assert any(s.blue_green and s.blue_green.scaled for s in plan.steps)
+    assert read_plan(format_json(plan), "plan.json") == plan
+
+
 def test_inputs_digest_ignores_the_machine(shop: Env, tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere" / "shop"
     shutil.copytree(shop.root, moved)

@@ -360,6 +360,13 @@ def test_verify_errors(cluster: Cluster, tmp_path: Path) -> None:
     assert code == 1 and not data["ok"]
     assert {c["target"]: c["status"] for c in data["checks"]}["registry:http/proxy/health"] == \
         "skipped"
+    # a blue-green release: its health check (on the router's Service) waits for the live slot
+    cluster.fail = {"deployment/weather-agent-blue": "error: deployment \"weather-agent-blue\" "
+                                                     "exceeded its progress deadline"}
+    code, out, err = meshc(cluster, "verify", "development", "-o", "json")
+    statuses = {c["target"]: c["status"] for c in json.loads(out)["checks"]}
+    assert code == 1 and statuses["weather-agent:http/proxy/health"] == "skipped", statuses
+    assert statuses["registry:http/proxy/health"] == "ok"
     # the real kubectl, no cluster: said once, nothing else asked
     code, out, err = meshc(cluster, "verify", "production/eu-west",
                            env={"MESHC_KUBECTL": cluster.kubectl,

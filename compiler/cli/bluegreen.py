@@ -33,9 +33,9 @@ def switch(ctx: click.Context, /, environment: str, release: str, back: bool, fo
     environment: its plan changes the router only. Apply it to move the traffic.
 
     \b
-    Example: meshc switch production weather-agent
-             meshc switch production weather-agent --back
-             meshc switch production weather-agent --record
+    Example: meshc switch production/eu-west weather-agent
+             meshc switch production/eu-west weather-agent --back
+             meshc switch production/eu-west weather-agent --record
     """
     from ..ops.switch import plan_record, plan_switch, switch_summary
     from ..syntax.roundtrip import write_files

@@ -11,7 +11,7 @@ from ..cost.report import change_text, format_change_json, format_json, format_m
 from ..cost.report import format_text as cost_text
 from ..cost.svg import format_svg
 from ..ops.cost import estimate_costs
-from ..pipeline import find_environment
+from ..pipeline import find_targets
 from .support import Options, _cache, _echo, _flags, _Session, _set_options
 
 
@@ -42,7 +42,7 @@ def cost(options: Options, /, environments: tuple[str, ...], fmt: str, by: str, 
 
     def work() -> int:
         project = compiler.project
-        envs = ([find_environment(project, name) for name in dict.fromkeys(environments)]
+        envs = ([env for name in dict.fromkeys(environments) for env in find_targets(project, name)]
                 if environments else list(project.deployable))
         envs = list({env.name: env for env in envs}.values())  # an alias and its name: once
         cache = _cache(compiler, no_cache)

@@ -174,7 +174,7 @@ def drift(options: Options, /, environment: str, releases: tuple[str, ...], fmt:
     but not rendered, rendered but not live, and each field that differs.
 
     \b
-    Example: meshc drift production
+    Example: meshc drift production/eu-west
              meshc drift staging --release registry -o json --exit-code
     """
     import json
@@ -230,7 +230,7 @@ def history(options: Options, /, environment: str, release: str, fmt: str,
     """RELEASE's revisions in ENVIRONMENT, as helm history shows them.
 
     \b
-    Example: meshc history production registry
+    Example: meshc history production/eu-west registry
     """
     from ..ops.live import LiveOptions, committed_plan
     from ..ops.rollback import format_history, history_json, history_of
@@ -273,7 +273,7 @@ def rollback(options: Options, /, environment: str, releases: tuple[str, ...],
 
     \b
     Example: meshc rollback staging weather-agent
-             meshc rollback production registry --to-revision 3 --dry-run
+             meshc rollback production/eu-west registry --to-revision 3 --dry-run
     """
     from ..ops.apply import ApplyOptions, execute, failure_diagnostics
     from ..ops.live import LiveOptions, committed_plan
@@ -338,7 +338,7 @@ def verify(options: Options, /, environment: str, timeout: str | None, fmt: str,
 
     \b
     Example: meshc verify staging
-             meshc verify production --timeout 2m -o json
+             meshc verify production/eu-west --timeout 2m -o json
     """
     from ..ops.live import committed_plan
     from ..pipeline import find_environment

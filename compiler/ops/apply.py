@@ -48,7 +48,7 @@ from ..pipeline import (
     output_files,
     overridden_plan_stands,
 )
-from ..plan.plan import API_VERSION, Plan, Step, pinned_argv
+from ..plan.plan import API_VERSION, Plan, SlotRole, Step, pinned_argv
 from ..secrets.secrets import SecretInput
 from ..secrets.sops import AgeKey, Sops, SopsError, decrypt
 from ..values.values import lookup
@@ -158,7 +158,8 @@ def read_plan(text: str, source: str) -> Plan:
                     steps, int(data["waves"]),
                     tuple((d["release"], d["reason"]) for d in data.get("disabled", [])),
                     tuple(str(n) for n in data.get("notes", [])),
-                    str(data.get("inputsDigest") or ""), _read_helm_version(data))
+                    str(data.get("inputsDigest") or ""), _read_helm_version(data),
+                    str(data["region"]) if data.get("region") else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
     return plan
@@ -185,7 +186,8 @@ def _read_step(item: dict[str, Any]) -> Step:
                 str(item.get("action", "upgrade")), secrets,
                 str(item["helmChart"]) if item.get("helmChart") else None,
                 tuple(map(str, item.get("hooks", ()))),
-                str(item["chartDigest"]) if item.get("chartDigest") else None)
+                str(item["chartDigest"]) if item.get("chartDigest") else None,
+                SlotRole.from_json(item["blueGreen"]) if item.get("blueGreen") else None)
 
 
 _EXTRACT_PART = re.compile(r'\["([^"]*)"\]')

@@ -113,22 +113,21 @@ def committed_plans(compiler: Compiler, envs: Sequence[Environment]) -> list[Pla
 
 
 def deployable(compiler: Compiler, names: Sequence[str] = ()) -> list[Environment]:
-    """The environments named (aliases allowed, each once, in the order given), or every
-    deployable one, in the meshfile's order. Raises :class:`CompileError` naming each unknown
-    name."""
-    from ..pipeline import find_environment
+    """The environments named (aliases allowed, each once, in the order given; one deployed in
+    regions: its regions), or every deployable one, in the meshfile's order. Raises
+    :class:`CompileError` naming each unknown name."""
+    from ..pipeline import find_targets
 
     if not names:
         return list(compiler.project.deployable)
     found, problems = [], []
     for name in names:
         try:
-            env = find_environment(compiler.project, name)
+            targets = find_targets(compiler.project, name)
         except CompileError as exc:
             problems += exc.diagnostics
             continue
-        if env not in found:
-            found.append(env)
+        found += [env for env in targets if env not in found]
     if problems:
         raise CompileError(problems)
     return found

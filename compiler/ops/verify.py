@@ -104,7 +104,8 @@ def health_checks(plan: Plan, declared: Mapping[str, Sequence[HealthCheck]],
 
 def verify(plan: Plan, folder: Path, declared: Mapping[str, Sequence[HealthCheck]],
            options: VerifyOptions, runner: Runner) -> VerifyResult:
-    """Roll-outs first, then health checks of the releases whose workloads all rolled out."""
+    """Roll-outs first, then health checks of the releases whose workloads all rolled out (a
+    blue-green router's: its live slot's)."""
     rollouts = rollout_checks(plan, folder, options)
     checks = health_checks(plan, declared, options)
     if not rollouts and not checks:
@@ -117,6 +118,9 @@ def verify(plan: Plan, folder: Path, declared: Mapping[str, Sequence[HealthCheck
                                 options.concurrency)]
     if rollouts:
         failed = {r.check.release for r in done if r.status != "ok"}
+        failed |= {step.release for step in plan.steps if step.blue_green is not None
+                   and step.blue_green.role == "router"
+                   and f"{step.blue_green.group}-{step.blue_green.live_slot}" in failed}
         todo = [c for c in checks if c.release not in failed]
         done += run_bounded(todo, lambda c: _run(c, options, runner), options.concurrency)
         done += [CheckResult(c, "skipped", "its workloads did not roll out")

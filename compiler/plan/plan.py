@@ -38,7 +38,16 @@ class SlotRole:
         if self.role == "router":
             return {"release": self.group, "role": "router", "liveSlot": self.live_slot}
         return {"release": self.group, "role": "slot", "slot": self.role, "live": self.live,
-                "newVersion": self.pending}
+                "newVersion": self.pending, "scaledDown": self.scaled}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> SlotRole:
+        """The role :meth:`json` wrote."""
+        if data["role"] == "router":
+            return SlotRole(str(data["release"]), "router", live_slot=str(data["liveSlot"]))
+        return SlotRole(str(data["release"]), str(data["slot"]), live=data["live"] is True,
+                        pending=data.get("newVersion") is True,
+                        scaled=data.get("scaledDown") is True)
 
     def text(self) -> str:
         if self.role == "router":
