@@ -419,13 +419,17 @@ def test_versions_live_and_a_broken_promotion_order(cluster: Cluster, tmp_path: 
     code, out, err = meshc(cluster, "versions", "--live", "staging", "production/eu-west")
     assert code == 1
     lines = {" ".join(x.split()) for x in out.splitlines()}
-    assert "weather-agent-blue image agent 1.0.1-rc.1 * 1.2.0 >" in lines
+    assert "weather-agent-blue image agent 1.0.1-rc.1 live 1.2.0 live" in lines  # what runs
+    assert "weather-agent-green image agent 1.0.1-rc.1 idle 1.0.0 idle" in lines
+    assert "weather-agent image agent 1.0.1-rc.1 * 1.2.0 >" in lines  # the live slot's, compared
     assert "registry image registry 1.0.0 * 1.0.0 =" in lines
     assert "grafana chart 7.3.0 * 7.3.0 =" in lines
     assert "analytics-agent image agent disabled 1.0.0 *" in lines  # failed in staging
-    assert ("error: live promotion order broken: production/eu-west runs weather-agent-blue "
+    assert ("error: live promotion order broken: production/eu-west runs weather-agent "
             "image agent 1.2.0, newer than staging's 1.0.1-rc.1") in err
-    assert "help: promote through staging first, or roll production/eu-west back" in err
+    assert ("help: promote through staging first, or roll production/eu-west back (meshc "
+            "rollback production/eu-west weather-agent-blue)") in err
+    assert "weather-agent-blue image agent" not in err  # slots are shown, not compared
 
 
 # --- the meshfile's verify: -------------------------------------------------------------------

@@ -10,14 +10,24 @@ its source environment (by semver) breaks the live promotion order: an error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..core.diagnostics import CompileError, Diagnostic
-from ..model.model import Environment
+from ..model.model import SLOTS, Environment
 from ..pipeline import Compiler
 from ..plan.diff import resources_of
 from .live import LiveEnvironment
-from .versions import AHEAD, CHART, EnvVersions, Version, VersionTable, version_table
+from .versions import (
+    AHEAD,
+    CHART,
+    IDLE,
+    LIVE,
+    EnvVersions,
+    Version,
+    VersionTable,
+    version_table,
+)
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 
@@ -65,7 +75,19 @@ def live_env_versions(env: Environment, live: LiveEnvironment) -> EnvVersions:
             versions[(r.release, CHART)] = Version(r.release, CHART, None, version, where)
         for key, tag in image_tags(r.manifest).items():
             versions[(r.release, key)] = Version(r.release, key, None, tag, where)
-    return EnvVersions(env, frozenset(running), versions, {})
+    # a blue-green release runs what its live slot runs (as the plan it was applied from says):
+    # the release's row, compared along the promotion order; its slots show live or idle
+    slots: dict[str, str] = {}
+    for r in live.releases:
+        role = r.step.blue_green
+        if role is None or role.role == "router":
+            continue
+        slots[r.release] = LIVE if role.live else IDLE
+        if role.live and r.release in running and role.group in {x.release for x in live.releases}:
+            running.add(role.group)
+            versions.update({(role.group, key): replace(v, release=role.group)
+                             for (name, key), v in list(versions.items()) if name == r.release})
+    return EnvVersions(env, frozenset(running), versions, {}, slots)
 
 
 def live_version_table(compiler: Compiler, envs: Sequence[Environment],
@@ -86,8 +108,16 @@ def broken_order(table: VersionTable) -> list[Diagnostic]:
                          f"{cell.version.text}, newer than {cell.source}'s "
                          f"{cell.source_version.text}",
                 help=f"promote through {cell.source} first, or roll {env} back "
-                     f"(meshc rollback {env} {release})"))
+                     f"(meshc rollback {env} {_running(table, release, key, env)})"))
     return found
+
+
+def _running(table: VersionTable, release: str, key: str, env: str) -> str:
+    """The release that runs ``release``'s version in ``env``: a blue-green release's live
+    slot (rolling back its router would not change what runs), else itself."""
+    return next((slot for slot in (f"{release}-{s}" for s in SLOTS)
+                 if (cell := table.cells.get((slot, key, env))) is not None
+                 and cell.state == LIVE), release)
 
 
 def raise_broken(table: VersionTable) -> None:
