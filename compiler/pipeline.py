@@ -718,25 +718,12 @@ def plan_environment(compiler: Compiler, env: Environment, outputs: Sequence[Pla
             repo=r.chart.repo, version=env.chart_version(r), secrets=o.secrets.inputs,
             helm_chart=r.chart.ref if r.chart.is_helm else None, hooks=o.hooks,
             digest=compiler.charts.digest(r, env) if compiler.charts is not None
-            and not r.chart.local else None, blue_green=slot_role(r, slots)))
+            and not r.chart.local else None, blue_green=SlotRole.of(r, slots)))
     generations = waves(o.release for o in outputs)
     digest = plan_inputs_digest(compiler, env, [o.release for o in outputs])
     check_helm_options(env, outputs)
     return build_plan(env.name, env.protected, env.kube_context, tuple(targets), generations,
                       disabled, digest, env.helm_version.major, env.region)
-
-
-def slot_role(release: Release, slots: Sequence[SlotStatus]) -> SlotRole | None:
-    """What ``release`` is to its blue-green release, if anything, for the plan."""
-    slot = release.slot
-    status = next((s for s in slots if slot is not None and s.group == slot.group), None)
-    if slot is None or status is None:
-        return None
-    if slot.is_router:
-        return SlotRole(slot.group, "router", live_slot=status.live)
-    live = slot.role == status.live
-    return SlotRole(slot.group, slot.role, live=live, pending=not live and status.pending,
-                    scaled=not live and not status.pending and slot.idle_replicas is not None)
 
 
 def check_helm_options(env: Environment, outputs: Sequence[Placed]) -> None:

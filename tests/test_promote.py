@@ -40,6 +40,22 @@ def test_round_trip_edit_is_byte_exact(case: dict, update_goldens: bool) -> None
     check_text(CASES / f"{case['name']}.out.yaml", edit_text(text, changes), update_goldens)
 
 
+def test_round_trip_removes_a_key_with_its_lines_and_nothing_else() -> None:
+    from compiler.syntax.roundtrip import REMOVE
+
+    text = ("# state\nweb:\n  live: blue   # traffic\n  blue:\n    image:\n      tag: \"1.4\"\n"
+            "  # green's entry\n  green:\n    image: {tag: '1.5'}\n\napi: {live: green}\n")
+    assert edit_text(text, [Change(("web", "blue"), REMOVE)]) == (
+        "# state\nweb:\n  live: blue   # traffic\n  # green's entry\n  green:\n"
+        "    image: {tag: '1.5'}\n\napi: {live: green}\n")
+    assert edit_text(text, [Change(("web", "green"), REMOVE)]) == (
+        "# state\nweb:\n  live: blue   # traffic\n  blue:\n    image:\n      tag: \"1.4\"\n"
+        "  # green's entry\n\napi: {live: green}\n")
+    assert edit_text(text, [Change(("web", "nope"), REMOVE)]) == text  # nothing to remove
+    with pytest.raises(EditError, match="from a {…} map"):
+        edit_text(text, [Change(("api", "live"), REMOVE)])
+
+
 def test_round_trip_refuses_what_it_cannot_do_in_place() -> None:
     text = "hosts:\n  - a\n  - b\nimage: latest\n"
     with pytest.raises(EditError, match="hosts is not a map"):
@@ -183,9 +199,10 @@ def test_chart_versions_are_promoted_in_the_meshfile(example: Path,
 
 def test_new_environment_gets_a_namespace_of_its_own(example: Path) -> None:
     meshfile = example / "meshfile.yaml"
-    context = "    kubeContext: prod-main             # helm --kube-context\n"
+    context = "    kubeContext: prod-dr               # the DR cluster\n"
+    assert context in meshfile.read_text()
     meshfile.write_text(meshfile.read_text().replace(context, context + "    namespace: mcp\n"))
-    code, stdout, stderr = meshc(example, "env", "new", "canary", "--from", "prod")
+    code, stdout, stderr = meshc(example, "env", "new", "canary", "--from", "production-dr")
     assert code == 0, stderr
     assert '+    namespace: "mcp-mesh-{{ env.name }}"' in stdout
     assert "namespace mcp-mesh-canary" in stderr and "would be shared" in stderr
@@ -323,13 +340,14 @@ def test_protected_target_asks_for_its_name(example: Path,
     code, _, stderr = meshc(example, "promote", "staging", "production", input="production\n")
     assert code == 0, stderr
     assert changed(before, inputs(example)) == ["environments/production/values.yaml"]
-    assert "also changes: production-dr" in stderr
+    assert "also changes: production/eu-west, production/us-east, production-dr" in stderr
+    assert "note: production/eu-west, production/us-east, production-dr are protected" in stderr
 
 
 def test_render_after_promotion(example: Path) -> None:
     code, _, stderr = meshc(example, "promote", "development", "staging", "--yes", "--render")
     assert code == 0, stderr
-    assert "rendered 4 environments" in stderr
+    assert "rendered 5 environments" in stderr
     code, stdout, _ = meshc(example, "diff", "--rendered", "staging", "--exit-code")
     assert code == 0, stdout
 

@@ -150,7 +150,10 @@ def promote(ctx: click.Context, /, source: str, target: str, releases: tuple[str
     if promotion.moved:
         click.echo(f"also changes: {', '.join(promotion.moved)} (they read the edited files)",
                    err=True)
-    protected = [name for name in (dst, *promotion.moved)
+    # the targets whose output changes (an environment deployed in regions: its regions, moved)
+    dst_env = compiler.project.environment(dst)
+    touched = [*([] if dst_env is None or dst_env.has_regions else [dst]), *promotion.moved]
+    protected = [name for name in touched
                  if compiler.project.environment(name).protected]  # type: ignore[union-attr]
     if protected:
         click.echo(f"note: {', '.join(protected)} {'is' if len(protected) == 1 else 'are'} "
@@ -163,7 +166,8 @@ def promote(ctx: click.Context, /, source: str, target: str, releases: tuple[str
             click.echo("error: not asking without a terminal: pass --yes to write (or "
                        "--dry-run to only show); nothing written", err=True)
             raise Failed("")
-        if not _confirm("Write these changes?", dst if dst in protected else None):
+        if not _confirm("Write these changes?",
+                        dst if dst_env is not None and dst_env.protected else None):
             click.echo("nothing written", err=True)
             raise Failed("")
     session.run(lambda: write_files(compiler.files.root,
@@ -174,7 +178,7 @@ def promote(ctx: click.Context, /, source: str, target: str, releases: tuple[str
         render = ctx.find_root().command.get_command(ctx, "render")  # defined in cli.py
         ctx.invoke(render, environments=())
     else:
-        changed = ", ".join([dst, *promotion.moved])
+        changed = ", ".join(touched)
         click.echo(f"{compiler.project.output.rstrip('/')}/ is stale ({changed} changed) until "
                    "`meshc render` (or promote with --render)", err=True)
 

@@ -231,7 +231,7 @@ def _graph_json(project: Project, graph: nx.DiGraph, generations: tuple[tuple[st
     }
     if env is None:
         data["environments"] = [
-            {"name": e.name, "inherits": e.chain[-2] if len(e.chain) > 1 else None,
+            {"name": e.name, "inherits": e.group or (e.chain[-2] if len(e.chain) > 1 else None),
              "abstract": e.abstract, "protected": e.protected, "aliases": list(e.aliases),
              "promotesFrom": e.promotes_from}
             for e in sorted(project.environments, key=lambda e: e.name)]

@@ -283,7 +283,7 @@ def environment_rows(compiler: Compiler) -> list[dict[str, object]]:
     for env in compiler.project.environments:
         namespace = None if env.abstract else env_context(compiler, env).get("namespace")
         rows.append({"name": env.name, "abstract": env.abstract,
-                     "inherits": env.chain[-2] if len(env.chain) > 1 else None,
+                     "inherits": env.group or (env.chain[-2] if len(env.chain) > 1 else None),
                      "aliases": list(env.aliases), "protected": env.protected,
                      "promotesFrom": env.promotes_from, "namespace": namespace,
                      "kubeContext": env.kube_context,

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..cost.estimate import CostChange
 from ..cost.report import change_json, change_text
-from ..model.model import HelmOptions
+from ..model.model import HelmOptions, Release
 from ..secrets.secrets import SecretInput
+from ..values.bluegreen import SlotStatus
 from .diff import Paint, ReleaseReview, Review, _plain, review_lines
 
 API_VERSION = "meshc/v1"
@@ -39,6 +40,20 @@ class SlotRole:
             return {"release": self.group, "role": "router", "liveSlot": self.live_slot}
         return {"release": self.group, "role": "slot", "slot": self.role, "live": self.live,
                 "newVersion": self.pending, "scaledDown": self.scaled}
+
+    @staticmethod
+    def of(release: Release, slots: Sequence[SlotStatus]) -> SlotRole | None:
+        """What ``release`` is to its blue-green release, if anything, given where the
+        environment's blue-green releases stand (``slots``)."""
+        slot = release.slot
+        status = next((s for s in slots if slot is not None and s.group == slot.group), None)
+        if slot is None or status is None:
+            return None
+        if slot.is_router:
+            return SlotRole(slot.group, "router", live_slot=status.live)
+        live = slot.role == status.live
+        return SlotRole(slot.group, slot.role, live=live, pending=not live and status.pending,
+                        scaled=not live and not status.pending and slot.idle_replicas is not None)
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> SlotRole:
