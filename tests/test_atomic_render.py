@@ -36,7 +36,8 @@ EDITS = {
                                             "registry:\n  replicaCount: 6\n"),
 }
 KILL_ITERATIONS = 21
-KILL_BUDGET_SECONDS = 15.0
+KILL_BUDGET_SECONDS = 15.0  # then stop, once MIN_KILLS kills were checked
+MIN_KILLS = 5
 
 
 def set_variant(project: Path, variant: str) -> None:
@@ -127,8 +128,8 @@ def test_sigkill_at_random_moments_leaves_each_environment_old_new_or_marked(
     log: list[str] = []
     deadline = time.monotonic() + KILL_BUDGET_SECONDS
     for iteration in range(KILL_ITERATIONS):
-        if time.monotonic() > deadline:
-            break
+        if time.monotonic() > deadline and len(log) >= MIN_KILLS:  # a loaded machine: slower,
+            break                                                   # never fewer kills
         set_variant(project, "AB"[iteration % 2])
         proc = start_render(project)
         if iteration % 3 == 0:  # anywhere in the run
@@ -164,7 +165,7 @@ def test_sigkill_at_random_moments_leaves_each_environment_old_new_or_marked(
         log.append(f"{where}: {', '.join(states)}")
         for name in leftovers:  # acceptable; removed so they cannot confuse the next check
             shutil.rmtree(out.parent / name)
-    assert len(log) >= 5, "too few iterations ran within the time budget"
+    assert len(log) >= MIN_KILLS
 
     # a complete render afterwards still works and cleans up
     set_variant(project, "B")

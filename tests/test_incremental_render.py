@@ -101,13 +101,13 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
 
     # a file meshc no longer renders, and folders it never made, go; the rest stays
     (out / "staging" / "stray.yaml").write_text("x: 1\n")
-    (out / "production" / "old-release" / "manifests").mkdir(parents=True)
-    (out / "production" / "old-release" / "manifests" / "a.yaml").write_text("a: 1\n")
+    (out / "production" / "eu-west" / "old-release" / "manifests").mkdir(parents=True)
+    (out / "production" / "eu-west" / "old-release" / "manifests" / "a.yaml").write_text("a: 1\n")
     back = _render(project)
-    assert sorted(back["removed"]) == ["production/old-release/manifests/a.yaml",
+    assert sorted(back["removed"]) == ["production/eu-west/old-release/manifests/a.yaml",
                                        "staging/stray.yaml"]
     assert sorted(back["written"]) == sorted(one["written"])  # the edit undone
-    assert not (out / "production" / "old-release").exists()
+    assert not (out / "production" / "eu-west" / "old-release").exists()
     assert read_tree(out) == read_tree(ROOT / "rendered")
 
     # a named render, then a full one: the snapshot the next render trusts is the tree's
@@ -126,18 +126,20 @@ def test_every_reader_refuses_an_interrupted_render_until_the_next_render(projec
     out = project / "rendered"
     meshfile = str(project / "meshfile.yaml")
     (out / "staging" / INCOMPLETE).write_text("")
-    (out / "production" / INCOMPLETE).write_text("")
+    (out / "production" / "eu-west" / INCOMPLETE).write_text("")  # a region's folder
     message = "rendered/{} is incomplete (an interrupted render): run meshc render"
     try:
-        for args in (["plan", "staging"], ["diff", "--rendered", "production"],
-                     ["apply", "staging", "--dry-run"], ["check", "staging"], ["status"],
+        for args in (["plan", "staging"], ["diff", "--rendered", "production/eu-west"],
+                     ["plan", "production"], ["apply", "staging", "--dry-run"],
+                     ["check", "staging"], ["status"],
                      ["export", "flux", "staging", "--repo-url", "https://example.com/x.git"]):
             code, _, err = run_meshc("-f", meshfile, *args)
-            env = "production" if "production" in args else "staging"
+            env = "production/eu-west" if any("production" in a for a in args) else "staging"
             assert code == 1 and message.format(env) in err, (args, err)
             assert "Traceback" not in err
             if args == ["status"]:
-                assert message.format("production") in err, "every interrupted folder is named"
+                assert message.format("production/eu-west") in err, \
+                    "every interrupted folder is named"
         code, _, err = run_meshc("-f", meshfile, "plan", "development")  # a complete folder
         assert code == 0 and "incomplete" not in err, err
     finally:

@@ -41,7 +41,7 @@ def _line_of(file: str, needle: str, after: int = 0) -> int:
 
 
 def test_environment_file_sets_value_with_position() -> None:
-    values = _values("production", "weather-agent")
+    values = _values("production/eu-west", "weather-agent-blue")
     origin = values.origin(("replicaCount",))
     assert values.values["replicaCount"] == 10
     assert origin is not None and origin.layer.kind == "environment"
@@ -52,26 +52,28 @@ def test_environment_file_sets_value_with_position() -> None:
 
 
 def test_chart_default_is_the_weakest_layer() -> None:
-    values = _values("development", "weather-agent")
+    values = _values("development", "weather-agent-blue")
     origins = values.origins(("updateStrategy", "type"))
     assert [o.layer.kind for o in origins] == ["chart"]
     assert origins[0].span.file == "templates/agent/values.yaml"
 
 
 def test_override_chain_strongest_first() -> None:
-    values = _values("production", "registry")
+    values = _values("production/eu-west", "registry")
     chain = values.origins(("image", "tag"))
     assert chain[0].span.file == "environments/base/values.yaml"
-    values = _values("production", "weather-agent")
+    values = _values("production/eu-west", "weather-agent-blue")
     chain = values.origins(("image", "tag"))
-    assert [o.span.file for o in chain] == ["environments/production/values.yaml",
+    # the live slot: the state file pins what it runs, over the values files
+    assert [o.span.file for o in chain] == ["bluegreen/production/eu-west.yaml",
+                                            "environments/production/values.yaml",
                                             "templates/agent/values.yaml"]
-    assert [o.value for o in chain] == ["1.0.0", "1.0.0"]
+    assert [o.value for o in chain] == ["1.0.0", "1.0.0", "1.0.0"]
 
 
 def test_set_flag_wins_and_is_attributed_to_the_command_line() -> None:
     flags = (SetFlag("set", "agents.weather.replicaCount=42"),)
-    values = _values("production", "weather-agent", flags)
+    values = _values("production/eu-west", "weather-agent-blue", flags)
     assert values.values["replicaCount"] == 42
     origin = values.origin(("replicaCount",))
     assert origin is not None and origin.layer.kind == "set"
@@ -87,9 +89,10 @@ def test_global_and_features_reach_every_chart() -> None:
     assert values.origin(("features", "canaryDeployment")).layer.kind == "features"
 
 
-@pytest.mark.parametrize("env", ["development", "staging", "production", "production-dr"])
+@pytest.mark.parametrize("env", ["development", "staging", "production/eu-west",
+                                 "production/us-east", "production-dr"])
 def test_values_match_rendered_tree(env: str) -> None:
-    compiler = load_project(ProjectFiles(ROOT))
+    compiler = with_tools(load_project(ProjectFiles(ROOT)))  # the Helm charts render too
     result = compile_environment(compiler, compiler.project.environment(env))
     from compiler.pipeline import values_yaml
 
