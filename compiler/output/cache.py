@@ -85,6 +85,13 @@ class Cache:
             self.fresh.setdefault(env, {})[key] = entry
         return entry
 
+    def forget_misses(self) -> None:
+        """Drop the loaded packs once every release was looked up: what hit is held in this
+        run's entries, and the rest is stale (it is not saved again). A global edit misses
+        everywhere, so this frees a copy of every file's text before the releases compile.
+        Looking up again afterwards reads the packs again."""
+        self.packs.clear()
+
     def put(self, env: str, key: str, entry: Any) -> None:
         self.fresh.setdefault(env, {})[key] = entry
 
@@ -180,6 +187,7 @@ class Cache:
             kept = {name: digest for name, digest in before.items() if name.rstrip("/") in keep}
             stats = {**kept, **written_stats(written)} if len(kept) == len(keep) \
                 else tree_stats(target)
+        self.output = None  # the last snapshot's file digests go before the new ones are made
         snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
                     "files": {name: _file_digest(text) for name, text in files.items()},
                     "stat": None if stats is None else _stats_digest(stats),

@@ -87,6 +87,7 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
             idle = set(names) - changed
     counts = sync_output(target, files, names, whole=not request.selected, known=known,
                          idle=idle, durable=request.durable)
+    known = None  # (the last snapshot's digests of every file: freed before the new snapshot)
     if cache is not None:
         cache.save()
         if not request.selected:
