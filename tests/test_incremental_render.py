@@ -111,6 +111,8 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
     assert sorted(back["written"]) == sorted(one["written"])  # the edit undone
     assert not (out / "production" / "old-release").exists()
     assert read_tree(out) == read_tree(ROOT / "rendered")
+    # the snapshot is taken from the render's one walk and its writes, not a second walk
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
 
     # a named render, then a full one: the snapshot the next render trusts is the tree's
     values.write_text(original.replace(*EDIT), encoding="utf-8")
@@ -119,9 +121,13 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
         assert _render(project)["upToDate"]
     finally:
         values.write_text(original, encoding="utf-8")
-    snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
-    assert snapshot["stats"] == tree_stats(out), "the snapshot is not the tree"
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
     assert _render(project)["written"]
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
+
+
+def _snapshot_stats(project: Path) -> dict[str, str]:
+    return sealed.read_map(project / ".meshc-cache" / "output.pickle")["stats"]
 
 
 def test_every_reader_refuses_an_interrupted_render_until_the_next_render(project: Path) -> None:
@@ -146,6 +152,7 @@ def test_every_reader_refuses_an_interrupted_render_until_the_next_render(projec
         result = _render(project)  # the next render repairs it
     assert sorted(result["written"]) == [] and not result["upToDate"]
     assert read_tree(out) == read_tree(ROOT / "rendered")
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
     assert run_meshc("-f", meshfile, "plan", "staging")[0] == 0
 
 
