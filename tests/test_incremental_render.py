@@ -9,12 +9,14 @@ tree), and the promise under SIGKILL at random moments.
 The kill test forks children from this process, which has meshc imported, instead of starting
 a new interpreter per kill (the suite's time budget): each child runs the real emit stage
 (:func:`compiler.output.emit.sync_output`, the only code that writes the tree) towards
-another version of the tree and is killed at a random (seeded) moment. After each kill the
+another version of the tree and is killed at a seeded random moment of its progress (before
+one of its changes to the tree, or after a delay re-measured as the machine's pace changes).
+After each kill the
 readers the commands use (``committed_files`` for plan, apply and diff --rendered,
 ``committed_plans`` for status and the other day-2 commands, ``require_complete`` for export)
-must either refuse the environment or see exactly its old or its new files. The count is
-``MESHC_KILLS`` (default 200); ``MESHC_KILLS=5000 pytest tests/test_incremental_render.py``
-runs a longer campaign.
+must either refuse the environment or see exactly its old or its new files. The count of
+kills landed before a render completed is ``MESHC_KILLS`` (default 200);
+``MESHC_KILLS=5000 pytest tests/test_incremental_render.py`` runs a longer campaign.
 """
 
 from __future__ import annotations
