@@ -9,12 +9,14 @@ tree), and the promise under SIGKILL at random moments.
 The kill test forks children from this process, which has meshc imported, instead of starting
 a new interpreter per kill (the suite's time budget): each child runs the real emit stage
 (:func:`compiler.output.emit.sync_output`, the only code that writes the tree) towards
-another version of the tree and is killed at a random (seeded) moment. After each kill the
+another version of the tree and is killed at a seeded random moment of its progress (before
+one of its changes to the tree, or after a delay re-measured as the machine's pace changes).
+After each kill the
 readers the commands use (``committed_files`` for plan, apply and diff --rendered,
 ``committed_plans`` for status and the other day-2 commands, ``require_complete`` for export)
-must either refuse the environment or see exactly its old or its new files. The count is
-``MESHC_KILLS`` (default 200); ``MESHC_KILLS=5000 pytest tests/test_incremental_render.py``
-runs a longer campaign.
+must either refuse the environment or see exactly its old or its new files. The count of
+kills landed before a render completed is ``MESHC_KILLS`` (default 200);
+``MESHC_KILLS=5000 pytest tests/test_incremental_render.py`` runs a longer campaign.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +40,7 @@ from compiler.core.diagnostics import CompileError
 from compiler.core.files import ProjectFiles
 from compiler.core.incomplete import INCOMPLETE, require_complete
 from compiler.ops.live import committed_plans
+from compiler.output import emit
 from compiler.output.emit import sync_output
 from compiler.output.journal import tree_stats
 from compiler.pipeline import committed_files, load_project
@@ -109,6 +113,8 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
     assert sorted(back["written"]) == sorted(one["written"])  # the edit undone
     assert not (out / "production" / "eu-west" / "old-release").exists()
     assert read_tree(out) == read_tree(ROOT / "rendered")
+    # the snapshot is taken from the render's one walk and its writes, not a second walk
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
 
     # a named render, then a full one: the snapshot the next render trusts is the tree's
     values.write_text(original.replace(*EDIT), encoding="utf-8")
@@ -117,9 +123,13 @@ def test_writes_only_what_changed_and_removes_only_what_went(project: Path) -> N
         assert _render(project)["upToDate"]
     finally:
         values.write_text(original, encoding="utf-8")
-    snapshot = sealed.read_map(project / ".meshc-cache" / "output.pickle")
-    assert snapshot["stats"] == tree_stats(out), "the snapshot is not the tree"
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
     assert _render(project)["written"]
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
+
+
+def _snapshot_stats(project: Path) -> dict[str, str]:
+    return sealed.read_map(project / ".meshc-cache" / "output.pickle")["stats"]
 
 
 def test_every_reader_refuses_an_interrupted_render_until_the_next_render(project: Path) -> None:
@@ -146,6 +156,7 @@ def test_every_reader_refuses_an_interrupted_render_until_the_next_render(projec
         result = _render(project)  # the next render repairs it
     assert sorted(result["written"]) == [] and not result["upToDate"]
     assert read_tree(out) == read_tree(ROOT / "rendered")
+    assert _snapshot_stats(project) == tree_stats(out), "the snapshot is not the tree"
     assert run_meshc("-f", meshfile, "plan", "staging")[0] == 0
 
 
@@ -179,8 +190,75 @@ def _state(files: dict[str, str], env: str) -> dict[str, str]:
     return {p: t for p, t in files.items() if p.startswith(f"{env}/")}
 
 
+class _Steps:
+    """What :mod:`compiler.output.emit` sees as ``os`` in a killed child: every call that
+    changes the tree (``open`` for writing, ``write``, ``replace``, ``unlink``, ``rmdir``) is
+    counted, and the process SIGKILLs itself just before the ``stop``-th. The rest is ``os``."""
+
+    CHANGES = frozenset({"open", "write", "replace", "rename", "unlink", "rmdir"})
+
+    def __init__(self, stop: int) -> None:
+        self.count = 0
+        self.stop = stop
+
+    def __getattr__(self, name: str) -> object:
+        real = getattr(os, name)
+        if name not in self.CHANGES:
+            return real
+
+        def counted(*args: object, **kwargs: object) -> object:
+            self.count += 1
+            if self.count == self.stop:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return counted
+
+
+def _render_and_kill(out: Path, target: dict[str, str], names: list[str], stop: int,
+                     delay: float | None) -> tuple[bool, tuple[float, int] | None]:
+    """Fork a child that renders ``target`` into ``out`` (the real :func:`sync_output`) and
+    kill it: itself, before its ``stop``-th change to the tree, or from here ``delay`` seconds
+    after it started. Returns whether it died before its render completed and, if it completed,
+    what it reported: how long the render took and how many changes it made."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: announce, render towards ``target``, report
+        try:
+            os.close(read)
+            steps = _Steps(stop)
+            emit.os = steps  # type: ignore[assignment]  # this process's copy only
+            start = time.monotonic()
+            os.write(write, b"g")
+            sync_output(out, target, names, whole=True)
+            os.write(write, struct.pack("=dI", time.monotonic() - start, steps.count))
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"g"
+        if delay is not None:
+            time.sleep(delay)
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        report = b""
+        while chunk := os.read(read, 64):
+            report += chunk
+    finally:
+        os.close(read)
+    done = struct.unpack("=dI", report) if len(report) == struct.calcsize("=dI") else None
+    return done is None, done
+
+
 def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
         tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``KILLS`` children die before their render completes (more are forked when some finish
+    first), at seeded random moments tied to the writer's progress, so that a loaded machine
+    moves the moments with the work instead of missing it: every other child kills itself
+    before a random one of its changes to the tree (any of them, the marker's creation and
+    removal included, up to 1.1 times as many as the last render of that version made); the
+    others are killed from here after a random delay up to 1.2 times a render's duration,
+    re-measured from every self-killing child whose stop came after its last change (it
+    rendered to the end at the machine's present pace)."""
     assert hasattr(os, "fork"), "the kill test forks"
     scratch = tmp_path
     memory = Path("/dev/shm")
@@ -199,34 +277,38 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     compiler = load_project(ProjectFiles(kill_project))
     deployable = {e.name: e for e in compiler.project.deployable}
 
-    # how long one emit takes, to spread the kills over it
-    start = time.monotonic()
-    for files in (versions[1], versions[0]):
-        sync_output(out, files, sorted({p.partition("/")[0] for p in files}), whole=True)
-    window = (time.monotonic() - start) / 2
+    # a first measure of a render (its duration; its changes, by version rendered), corrected
+    # by every child that completes
+    window, most = 0.0, {}
+    for index in (1, 2, 3, 0):
+        files = versions[index]
+        died, done = _render_and_kill(out, files, sorted({p.partition("/")[0] for p in files}),
+                                      0, None)
+        assert not died and done is not None
+        window, most[index] = max(window, done[0]), done[1]
 
     rng = random.Random(20261203)
     current = versions[0]
     complete: dict[str, dict[str, str] | None] = {e: _state(current, e) for e in envs}
     outcomes = {"refused": 0, "old": 0, "new": 0}
-    for kill in range(KILLS):
-        target = rng.choice([v for v in versions if v is not current])
+    kills = {"step": 0, "timed": 0}
+    forks = 0
+    while sum(kills.values()) < KILLS and forks < 4 * KILLS:
+        index = rng.choice([i for i, v in enumerate(versions) if v is not current])
+        target = versions[index]
         names = sorted({p.partition("/")[0] for p in target})
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: announce, then render towards ``target``
-            try:
-                os.close(read)
-                os.write(write, b"go")
-                sync_output(out, target, names, whole=True)
-            finally:
-                os._exit(0)
-        os.close(write)
-        os.read(read, 2)
-        os.close(read)
-        time.sleep(rng.uniform(0, 1.2 * window))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        how = "step" if forks % 2 else "timed"
+        forks += 1
+        if how == "step":
+            stop = rng.randint(1, most[index] + most[index] // 10 + 1)
+            died, done = _render_and_kill(out, target, names, stop, None)
+        else:
+            died, done = _render_and_kill(out, target, names, 0, rng.uniform(0, 1.2 * window))
+        if done is not None:  # it completed: the measures follow the machine's pace
+            most[index] = done[1]
+            if how == "step":  # (a timed child completes only when it was quicker than usual)
+                window = 0.75 * window + 0.25 * done[0]
+        kills[how] += died
         for env in envs:  # what the readers of the committed tree see of each environment
             new = _state(target, env)
             try:
@@ -234,7 +316,7 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
             except CompileError as exc:
                 assert f"rendered/{env} is incomplete" in str(exc), exc
                 assert (out / env / INCOMPLETE).exists()
-                if kill % 4 == 0:  # status and the day-2 commands; export
+                if forks % 4 == 0:  # status and the day-2 commands; export
                     with pytest.raises(CompileError, match=f"rendered/{env} is incomplete"):
                         committed_plans(compiler, [deployable[env]])
                     with pytest.raises(CompileError, match=f"rendered/{env} is incomplete"):
@@ -245,14 +327,19 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
             # complete: the old files (when they were complete) or the new ones, nothing else
             assert not (out / env / INCOMPLETE).exists()
             assert seen == new or (complete[env] is not None and seen == complete[env]), \
-                f"kill {kill}, {env}: complete but neither the old nor the new tree"
+                f"fork {forks}, {env}: complete but neither the old nor the new tree"
+            assert died or seen == new, f"fork {forks}, {env}: a completed render's old files"
             outcomes["new" if seen == new else "old"] += 1
-            if seen and kill % 4 == 0:
+            if seen and forks % 4 == 0:
                 committed_plans(compiler, [deployable[env]])  # read, not refused
             complete[env] = seen
         current = target
-    assert outcomes["refused"] > 0 and outcomes["old"] + outcomes["new"] > 0, outcomes
+    summary = (f"{sum(kills.values())} kills ({kills}) in {forks} renders: {outcomes}, "
+               f"window {window * 1000:.1f} ms, changes {most}")
+    assert sum(kills.values()) >= KILLS, summary
+    assert kills["step"] and kills["timed"], summary
+    assert outcomes["refused"] > 0 and outcomes["old"] + outcomes["new"] > 0, summary
     sync_output(out, versions[0], envs, whole=True)
     assert read_tree(out) == read_tree(ROOT / "rendered")
     assert not [p for p in out.rglob("*") if "meshc" in p.name], "marker or temp file left"
-    print(f"{KILLS} kills: {outcomes}, window {window * 1000:.1f} ms")
+    print(summary)

@@ -51,12 +51,33 @@ def _key() -> bytes | None:
 
 
 def dump(obj: Any, handle: IO[bytes]) -> None:
-    """Pickle ``obj`` to ``handle``, sealed (nothing is written without a key)."""
+    """Pickle ``obj`` to ``handle`` (a file open for writing, seekable), sealed (nothing is
+    written without a key). The pickle streams into the file as it is made, signed on the way,
+    and the seal is written into its place before it last: no copy of the whole pickle is held
+    in memory (the render cache of a large project is tens of megabytes)."""
     key = _key()
     if key is None:
         raise OSError("no cache key")  # callers treat OSError as "cannot cache"
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    handle.write(MAGIC + hmac.new(key, data, hashlib.sha256).digest() + data)
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    start = handle.tell()
+    handle.write(MAGIC + bytes(_DIGEST))
+    pickle.dump(obj, _Signed(handle, mac), protocol=pickle.HIGHEST_PROTOCOL)
+    end = handle.tell()
+    handle.seek(start + len(MAGIC))
+    handle.write(mac.digest())
+    handle.seek(end)
+
+
+class _Signed:
+    """A file that signs what is written to it."""
+
+    def __init__(self, handle: IO[bytes], mac: hmac.HMAC) -> None:
+        self.handle = handle
+        self.mac = mac
+
+    def write(self, data: bytes) -> int:
+        self.mac.update(data)
+        return self.handle.write(data)
 
 
 def load(handle: IO[bytes]) -> Any:
@@ -67,7 +88,7 @@ def load(handle: IO[bytes]) -> Any:
     if key is None or not blob.startswith(MAGIC):
         raise pickle.UnpicklingError("not sealed by this user's meshc")
     seal = blob[len(MAGIC):len(MAGIC) + _DIGEST]
-    data = blob[len(MAGIC) + _DIGEST:]
+    data = memoryview(blob)[len(MAGIC) + _DIGEST:]  # not a copy
     if not hmac.compare_digest(seal, hmac.new(key, data, hashlib.sha256).digest()):
         raise pickle.UnpicklingError("cache file seal does not match: ignored")
     return pickle.loads(data)

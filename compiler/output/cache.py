@@ -26,7 +26,7 @@ from ..model.model import Release
 from ..render.inputs import template_closure
 from ..render.templating import Templates
 from ..syntax.yamlsrc import LazySpans, ValuesDoc, load_values_doc
-from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats, written_stats
+from .journal import SNAPSHOT, code_fingerprint, folder_digest, tree_stats
 from .journal import stats_digest as _stats_digest
 
 
@@ -85,6 +85,13 @@ class Cache:
             self.fresh.setdefault(env, {})[key] = entry
         return entry
 
+    def forget_misses(self) -> None:
+        """Drop the loaded packs once every release was looked up: what hit is held in this
+        run's entries, and the rest is stale (it is not saved again). A global edit misses
+        everywhere, so this frees a copy of every file's text before the releases compile.
+        Looking up again afterwards reads the packs again."""
+        self.packs.clear()
+
     def put(self, env: str, key: str, entry: Any) -> None:
         self.fresh.setdefault(env, {})[key] = entry
 
@@ -112,16 +119,20 @@ class Cache:
             self.output = _read_sealed(self.root / SNAPSHOT)
         return self.output
 
-    def changed_environments(self, target: Path, files: dict[str, str]) -> set[str] | None:
+    def changed_environments(self, target: Path, files: dict[str, str],
+                             stats: dict[str, str] | None = None) -> set[str] | None:
         """The environments whose files differ from what ``target`` holds, as meshc last wrote
         it; None when that is not known (another folder, files touched since, environments
-        added or removed): then the whole output must be rewritten."""
+        added or removed): then the whole output must be rewritten. ``stats``: the tree's
+        :func:`~compiler.output.journal.tree_stats`, when a walk found them already."""
         snapshot = self._last_output()
         before = snapshot.get("envs")
         if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
             return None
         now = _env_digests(files)
-        if now.keys() != before.keys() or snapshot.get("stats") != tree_stats(target):
+        if stats is None:
+            stats = tree_stats(target)
+        if now.keys() != before.keys() or snapshot.get("stats") != stats:
             return None
         return {env for env, digest in now.items() if digest != before[env]}
 
@@ -160,26 +171,15 @@ class Cache:
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None,
-                      written: dict[str, tuple[int, int]] | None = None,
-                      unchanged: Iterable[str] = ()) -> None:
+                      stats: dict[str, str] | None = None) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
-        :func:`compiler.output.journal.answer`). ``written`` (the files written, with their size
-        and modification time as written) saves walking the tree: with it, the environments
-        ``unchanged`` keep what the last snapshot recorded of them (they were found as meshc
-        left them, under the render lock, and were not touched since)."""
-        keep = set(unchanged)
-        if written is None and keep:  # walk only the environments that changed
-            before = self._last_output().get("stats") or {}
-            stats = tree_stats(target, {n: d for n, d in before.items() if n.rstrip("/") in keep}) \
-                if all(f"{env}/" in before for env in keep) else tree_stats(target)
-        elif written is None:
+        :func:`compiler.output.journal.answer`). ``stats``: the tree's
+        :func:`~compiler.output.journal.tree_stats` as the render left it, when it knows them
+        without walking the tree (:func:`~compiler.output.journal.synced_stats`)."""
+        if stats is None:
             stats = tree_stats(target)
-        else:
-            before = (self._last_output().get("stats") or {}) if keep else {}
-            kept = {name: digest for name, digest in before.items() if name.rstrip("/") in keep}
-            stats = {**kept, **written_stats(written)} if len(kept) == len(keep) \
-                else tree_stats(target)
+        self.output = None  # the last snapshot's file digests go before the new ones are made
         snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
                     "files": {name: _file_digest(text) for name, text in files.items()},
                     "stat": None if stats is None else _stats_digest(stats),

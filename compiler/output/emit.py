@@ -271,11 +271,13 @@ class SyncCounts:
     removed: tuple[str, ...] = ()
     unchanged: int = 0
     touched: tuple[str, ...] = ()  # environments whose folders changed
+    stats: dict[str, Stat] | None = None  # each file written: its size and time as written
 
 
 def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[str],
                 whole: bool, known: Mapping[str, bytes] | None = None,
-                idle: Iterable[str] = (), durable: bool = False) -> SyncCounts:
+                idle: Iterable[str] = (), durable: bool = False,
+                scan: Scan | None = None) -> SyncCounts:
     """Bring ``out_dir`` to hold ``files`` (paths ``env/...`` → text) for ``environments``,
     writing only the files whose bytes change and removing only those no longer rendered.
 
@@ -288,26 +290,31 @@ def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[
     atomically (a temporary file in its folder, then a rename). Everything is planned, and
     every folder checked, before anything is written. An environment deployed in regions
     has a folder per region (``production/eu-west``): each is an environment here, with its own
-    marker. Raises :class:`EmitError`."""
+    marker. ``scan``: the output as :func:`scan_tree` found it just before (under the render
+    lock), instead of walking it again. Raises :class:`EmitError`."""
     names = list(environments)
     skip = set(idle)
+    stats: dict[str, Stat] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        plans = [_plan_environment(out_dir, env, files, known) for env in names if env not in skip]
+        if scan is None:
+            scan = scan_tree(out_dir, None if whole else names)
+        plans = [_plan_environment(out_dir, env, files, known, scan)
+                 for env in names if env not in skip]
         if whole:
-            plans += _plan_leftovers(out_dir, names)
+            plans += _plan_leftovers(names, scan)
         active = [plan for plan in plans if not plan.idle]
         staged: list[tuple[EnvironmentSync, list[tuple[str, str]], set[str]]] = []
         try:  # every new file's bytes, beside the old ones: a full disk fails here, harmlessly
             for plan in active:
                 staged.append((plan, [], set()))
-                _begin(out_dir, plan, files, durable, *staged[-1][1:])
+                _begin(out_dir, plan, files, durable, *staged[-1][1:], stats)
         except BaseException:
             for plan, temps, made in staged:
                 _abandon(out_dir, plan, temps, made)
             raise
         for plan, temps, _ in staged:  # renames and removals: no data to write any more
-            _finish(out_dir, plan, files, temps, durable)
+            _finish(out_dir, plan, files, temps, durable, stats)
         written = [rel for plan in active for rel in plan.write]
         removed = [rel for plan in active for rel in plan.remove]
         touched = [plan.env for plan in active]
@@ -316,7 +323,7 @@ def sync_output(out_dir: Path, files: Mapping[str, str], environments: Iterable[
                         + (f" ({exc.filename})" if exc.filename else "")) from None
     unchanged = len(files) - len(written) if not skip else \
         sum(1 for rel in files if _owner(rel, names) is not None) - len(written)
-    return SyncCounts(tuple(written), tuple(removed), unchanged, tuple(touched))
+    return SyncCounts(tuple(written), tuple(removed), unchanged, tuple(touched), stats)
 
 
 def _owner(rel: str, names: Iterable[str]) -> str | None:
@@ -329,32 +336,36 @@ def _owner(rel: str, names: Iterable[str]) -> str | None:
     return None
 
 
-def _plan_leftovers(out_dir: Path, names: list[str]) -> list[EnvironmentSync]:
+def _plan_leftovers(names: list[str], scan: Scan) -> list[EnvironmentSync]:
     """What a whole render removes: the folders of environments no longer rendered and, in the
     folder of an environment deployed in regions (``production/`` of ``production/eu-west``),
     the folders of its regions no longer rendered and anything else it holds (the files of
     the environment before it had regions)."""
     groups = {name.partition("/")[0] for name in names if "/" in name}
     found = []
-    for entry in sorted(os.scandir(out_dir), key=lambda e: e.name):
-        if not entry.is_dir(follow_symlinks=False) or entry.name in names:
+    for top in sorted(scan.files):
+        if top in names:
             continue
-        if entry.name not in groups:
-            found.append(_plan_gone(out_dir, entry.name))
+        if top not in groups:
+            found.append(_plan_gone(top, scan))
             continue
-        loose = []
-        for child in sorted(os.scandir(entry.path), key=lambda e: e.name):
-            rel = f"{entry.name}/{child.name}"
-            if rel in names:
-                continue
-            if child.is_dir(follow_symlinks=False):
-                found.append(_plan_gone(out_dir, rel))
-            else:
-                loose.append(rel)
-        marker = f"{entry.name}/{INCOMPLETE}"
-        found.append(EnvironmentSync(entry.name, (), tuple(r for r in loose if r != marker), (),
+        found += [_plan_gone(rel, scan) for rel in sorted(scan.dirs[top])
+                  if rel.count("/") == 1 and rel not in names]
+        loose = sorted(rel for rel in scan.files[top] if rel.count("/") == 1)
+        marker = f"{top}/{INCOMPLETE}"
+        found.append(EnvironmentSync(top, (), tuple(r for r in loose if r != marker), (),
                                      0, marker in loose))
     return found
+
+
+def _scanned(scan: Scan, env: str) -> tuple[dict[str, Stat], set[str]]:
+    """The files and folders under ``env``'s folder in ``scan`` (a region's, from the walk of
+    its environment's folder when that was walked whole)."""
+    if env in scan.files:
+        return scan.files[env], scan.dirs[env]
+    top, prefix = env.partition("/")[0], f"{env}/"
+    return ({rel: st for rel, st in scan.files.get(top, {}).items() if rel.startswith(prefix)},
+            {rel for rel in scan.dirs.get(top, ()) if rel.startswith(prefix)})
 
 
 def file_digest(data: bytes) -> bytes:
@@ -363,14 +374,15 @@ def file_digest(data: bytes) -> bytes:
 
 
 def _plan_environment(out_dir: Path, env: str, files: Mapping[str, str],
-                      known: Mapping[str, bytes] | None) -> EnvironmentSync:
+                      known: Mapping[str, bytes] | None, scan: Scan) -> EnvironmentSync:
     folder = out_dir / env
     mine = {rel: files[rel] for rel in files if rel.startswith(f"{env}/")}
     for path in (folder, *list(Path(env).parents)[:-1]):  # a region's: production/ too
         path = out_dir / path
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise EmitError(f"{path} is in the way: it is not a folder meshc wrote")
-    existing, dirs = _walk(out_dir, env) if folder.is_dir() else (set(), set())
+    found, found_dirs = _scanned(scan, env)
+    existing, dirs = set(found), set(found_dirs)
     interrupted = f"{env}/{INCOMPLETE}" in existing
     existing.discard(f"{env}/{INCOMPLETE}")
     write = []
@@ -393,8 +405,9 @@ def _plan_environment(out_dir: Path, env: str, files: Mapping[str, str],
     return EnvironmentSync(env, tuple(write), tuple(remove), tuple(folders), same, interrupted)
 
 
-def _plan_gone(out_dir: Path, env: str) -> EnvironmentSync:
-    existing, dirs = _walk(out_dir, env)
+def _plan_gone(env: str, scan: Scan) -> EnvironmentSync:
+    found, dirs = _scanned(scan, env)
+    existing = set(found)
     existing.discard(f"{env}/{INCOMPLETE}")
     return EnvironmentSync(env, (), tuple(sorted(existing)),
                            tuple(sorted(dirs, key=lambda d: (-d.count("/"), d))), 0, False,
@@ -413,10 +426,47 @@ def _parents(files: Iterable[str], env: str) -> set[str]:
     return found
 
 
-def _walk(out_dir: Path, env: str) -> tuple[set[str], set[str]]:
-    """The files (anything not a folder) and the folders under ``out_dir/env``, relative to
-    ``out_dir``; symbolic links count as files (removed or replaced, never followed)."""
-    files: set[str] = set()
+Stat = tuple[int, int]  # a file's size and modification time (ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One walk of an output tree: per environment folder (by name), its files — anything not
+    a folder, symbolic links included (removed or replaced, never followed) — with their
+    :data:`Stat`, and its folders (paths relative to the output); ``other``: the output's own
+    entries that are not folders. A render walks its output once and plans, compares and
+    records from this."""
+
+    files: dict[str, dict[str, Stat]]
+    dirs: dict[str, set[str]]
+    other: dict[str, Stat]
+
+
+def scan_tree(out_dir: Path, only: Iterable[str] | None = None) -> Scan:
+    """Walk ``out_dir`` (nothing when it does not exist), or only its entries named ``only``.
+    Raises OSError."""
+    scan = Scan({}, {}, {})
+    if not out_dir.is_dir():
+        return scan
+    if only is None:
+        with os.scandir(out_dir) as it:
+            top = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in it]
+    else:
+        top = [(name, os.path.isdir(out_dir / name) and not os.path.islink(out_dir / name))
+               for name in only if os.path.lexists(out_dir / name)]
+    for name, is_dir in sorted(top):
+        if is_dir:
+            scan.files[name], scan.dirs[name] = _walk(out_dir, name)
+        else:
+            st = os.lstat(out_dir / name)
+            scan.other[name] = (st.st_size, st.st_mtime_ns)
+    return scan
+
+
+def _walk(out_dir: Path, env: str) -> tuple[dict[str, Stat], set[str]]:
+    """The files (with their :data:`Stat`) and the folders under ``out_dir/env``, relative to
+    ``out_dir``."""
+    files: dict[str, Stat] = {}
     dirs: set[str] = set()
     stack = [env]
     while stack:
@@ -428,7 +478,8 @@ def _walk(out_dir: Path, env: str) -> tuple[set[str], set[str]]:
                     dirs.add(path)
                     stack.append(path)
                 else:
-                    files.add(path)
+                    st = entry.stat(follow_symlinks=False)
+                    files[path] = (st.st_size, st.st_mtime_ns)
     return files, dirs
 
 
@@ -464,9 +515,10 @@ def _deferred(plan: EnvironmentSync) -> set[str]:
 
 
 def _begin(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durable: bool,
-           temps: list[tuple[str, str]], made: set[str]) -> None:
+           temps: list[tuple[str, str]], made: set[str], stats: dict[str, Stat]) -> None:
     """The first half of ``plan``: the marker, then every new file written to its temporary
-    name beside the old one (``temps``: temporary and final paths; ``made``: folders made)."""
+    name beside the old one (``temps``: temporary and final paths; ``made``: folders made;
+    ``stats``: each file's size and time as written, which its rename keeps)."""
     folder = out_dir / plan.env
     if not folder.exists():
         head = plan.env
@@ -496,7 +548,8 @@ def _begin(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str], durab
                 head = head.rpartition("/")[0]
         temp = _temp(out_dir, rel)
         temps.append((temp, f"{out_dir}/{rel}"))
-        _write(temp, files[rel].encode("utf-8"))
+        st = _write(temp, files[rel].encode("utf-8"))
+        stats[rel] = (st.st_size, st.st_mtime_ns)
 
 
 def _abandon(out_dir: Path, plan: EnvironmentSync, temps: list[tuple[str, str]],
@@ -514,7 +567,7 @@ def _abandon(out_dir: Path, plan: EnvironmentSync, temps: list[tuple[str, str]],
 
 
 def _finish(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str],
-            temps: list[tuple[str, str]], durable: bool) -> None:
+            temps: list[tuple[str, str]], durable: bool, stats: dict[str, Stat]) -> None:
     """The second half of ``plan``: removals, renames, and the marker last."""
     folder = out_dir / plan.env
     for rel in plan.remove:  # first: a file removed may be in the way of a folder written
@@ -526,7 +579,8 @@ def _finish(out_dir: Path, plan: EnvironmentSync, files: Mapping[str, str],
     made: set[str] = set()
     for rel in sorted(_deferred(plan)):
         _make_folder(out_dir, rel, made)
-        _write(_temp(out_dir, rel), files[rel].encode("utf-8"))
+        st = _write(_temp(out_dir, rel), files[rel].encode("utf-8"))
+        stats[rel] = (st.st_size, st.st_mtime_ns)
         os.replace(_temp(out_dir, rel), f"{out_dir}/{rel}")
     if durable:
         os.sync()  # every file written reaches the disk before the marker goes

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..core import sealed
 from ..core.files import ProjectFiles
-from .emit import EmitError
+from .emit import EmitError, Scan, Stat, SyncCounts
 from .lock import output_lock
 
 CACHE_DIR = ".meshc-cache"  # meshc's cache folder, beside the meshfile (compiler/output/cache.py)
@@ -102,32 +102,6 @@ def folder_digest(folder: Path | str) -> str:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
-def written_stats(written: dict[str, tuple[int, int]]) -> dict[str, str]:
-    """What :func:`tree_stats` will find in a tree holding exactly the files ``written`` (path
-    → size and modification time as written, every folder made for them): the same digests,
-    without walking the tree."""
-    by_top: dict[str, list[str]] = {}
-    for rel, (size, mtime) in written.items():
-        top, sep, sub = rel.partition("/")
-        if not sep:
-            by_top[top] = [f"{size}\0{mtime}"]
-            continue
-        entries = by_top.setdefault(top + "/", [])
-        entries.append(f"{sub}\0{size}\0{mtime}")
-        folder = sub.rpartition("/")[0]
-        while folder:
-            entries.append(folder + "/")
-            folder = folder.rpartition("/")[0]
-    stats = {}
-    for top, entries in by_top.items():
-        if top.endswith("/"):
-            unique = sorted(set(entries))
-            stats[top] = hashlib.sha256("\n".join(unique).encode()).hexdigest()
-        else:
-            stats[top] = entries[0]
-    return stats
-
-
 def tree_stats(target: Path, kept: dict[str, str] | None = None) -> dict[str, str] | None:
     """Per entry of ``target`` (an environment's folder: ``name/``), what it holds as
     :func:`folder_digest` sees it; None when the tree cannot be read. Entries of ``kept`` are
@@ -145,6 +119,51 @@ def tree_stats(target: Path, kept: dict[str, str] | None = None) -> dict[str, st
     except OSError:
         return None
     return stats
+
+
+def scan_stats(scan: Scan) -> dict[str, str]:
+    """What :func:`tree_stats` finds in the tree as ``scan`` saw it, without walking it again."""
+    stats = {name: f"{size}\0{mtime}" for name, (size, mtime) in scan.other.items()}
+    for env, files in scan.files.items():
+        stats[env + "/"] = _env_digest(env, files, scan.dirs[env])
+    return stats
+
+
+def synced_stats(scan: Scan, files: Mapping[str, str], counts: SyncCounts) -> dict[str, str]:
+    """What :func:`tree_stats` finds after a whole-output
+    :func:`~compiler.output.emit.sync_output` brought the tree ``scan`` saw to hold exactly
+    ``files``: the environments it did not touch as they were; those it touched hold ``files``,
+    as written (``counts.stats``) or as they were, in their folders and no others; those it
+    removed, nothing."""
+    touched = set(counts.touched)
+    written = counts.stats or {}
+    stats = {name: f"{size}\0{mtime}" for name, (size, mtime) in scan.other.items()}
+    for env in scan.files.keys() - touched:
+        stats[env + "/"] = _env_digest(env, scan.files[env], scan.dirs[env])
+    by_env: dict[str, dict[str, Stat]] = {}
+    for rel in files:
+        env = rel.partition("/")[0]
+        if env in touched:
+            by_env.setdefault(env, {})[rel] = written.get(rel) or scan.files[env][rel]
+    for env, mine in by_env.items():
+        dirs = set()
+        for rel in mine:
+            folder = rel.rpartition("/")[0]
+            while folder != env and folder not in dirs:
+                dirs.add(folder)
+                folder = folder.rpartition("/")[0]
+        stats[env + "/"] = _env_digest(env, mine, dirs)
+    return stats
+
+
+def _env_digest(env: str, files: Mapping[str, Stat], dirs: set[str]) -> str:
+    """:func:`folder_digest` of the folder ``env`` holding ``files`` and ``dirs`` (paths
+    relative to its parent)."""
+    cut = len(env) + 1
+    entries = [f"{rel[cut:]}\0{size}\0{mtime}" for rel, (size, mtime) in files.items()]
+    entries += [rel[cut:] + "/" for rel in dirs]
+    entries.sort()
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def stats_digest(stats: dict[str, str]) -> str:

@@ -185,6 +185,8 @@ def plan_work(compiler: Compiler, envs: list[Environment], cache: Cache | None) 
             work.todo.append((e, r))
             work.keys[(e, r)] = key
             work.values[(e, r)] = values
+    if cache is not None:
+        cache.forget_misses()
     return work
 
 

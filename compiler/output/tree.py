@@ -19,7 +19,8 @@ from typing import Any
 from ..model.model import Environment
 from ..pipeline import Compiler, input_paths
 from .cache import Cache
-from .emit import check_target, sync_output
+from .emit import Scan, check_target, scan_tree, sync_output
+from .journal import scan_stats, synced_stats
 from .lock import output_lock
 from .parallel import plan_work, render_files
 
@@ -80,25 +81,34 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
     files = render_files(compiler, envs, request.jobs, cache=cache, work=work)
     known = None  # what meshc last wrote, when the tree is as it left it
     idle: set[str] = set()  # environments known to need no change
+    scan = _scan(target) if not request.selected else None  # the one walk of the tree
     if cache is not None and not request.selected:
-        changed = cache.changed_environments(target, files)
+        changed = cache.changed_environments(target, files,
+                                             None if scan is None else scan_stats(scan))
         if changed is not None:
             known = cache.known_files(target)
             # the snapshot compares top folders: a region (production/eu-west) is idle only
             # when its environment's whole folder (production/) is
             idle = {name for name in names if name.partition("/")[0] not in changed}
     counts = sync_output(target, files, names, whole=not request.selected, known=known,
-                         idle=idle, durable=request.durable)
+                         idle=idle, durable=request.durable, scan=scan)
+    known = None  # (the last snapshot's digests of every file: freed before the new snapshot)
     if cache is not None:
         cache.save()
         if not request.selected:
-            # the environments found as the snapshot has them and not touched keep its stats
-            busy = {name.partition("/")[0] for name in set(names) - idle | set(counts.touched)}
             cache.record_output(target, files, journal(target),
-                                unchanged={name.partition("/")[0] for name in idle} - busy)
+                                None if scan is None else synced_stats(scan, files, counts))
     return RenderResult(target, names, len(files), up_to_date=not counts.touched,
                         written=counts.written, removed=counts.removed,
                         unchanged=counts.unchanged)
+
+
+def _scan(target: Path) -> Scan | None:
+    """The output as it is now (None when it cannot be read: sync_output reports why)."""
+    try:
+        return scan_tree(target)
+    except OSError:
+        return None
 
 
 def tree_digest(root: Path) -> str:
