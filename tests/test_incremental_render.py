@@ -177,13 +177,19 @@ def _variants(base: dict[str, str]) -> list[dict[str, str]]:
                 files[name] = base[name] + f"# version {index}\n"
             else:
                 files[name] = base[name]
-        for env in ("staging", "production"):
+        for env in ("staging", "production/eu-west"):
             for n in range(rng.randrange(1, 4)):
                 files[f"{env}/new-{index}-{n}/manifests/cm-{n}.yaml"] = f"n: {n}\n"
         if index == 2:  # an environment no longer rendered
             files = {p: t for p, t in files.items() if not p.startswith("development/")}
         versions.append(files)
     return versions
+
+
+def _targets(files: dict[str, str]) -> list[str]:
+    """The environments (a region: ``production/eu-west``) whose folders ``files`` fill: the
+    folders holding a plan.json."""
+    return sorted(p.rpartition("/")[0] for p in files if p.endswith("/plan.json"))
 
 
 def _state(files: dict[str, str], env: str) -> dict[str, str]:
@@ -272,7 +278,7 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     out = kill_project / "rendered"
     base = {p: t.decode() for p, t in read_tree(ROOT / "rendered").items()}
     versions = _variants(base)
-    envs = sorted({p.partition("/")[0] for p in base})
+    envs = _targets(base)
     sync_output(out, versions[0], envs, whole=True)
     compiler = load_project(ProjectFiles(kill_project))
     deployable = {e.name: e for e in compiler.project.deployable}
@@ -282,7 +288,7 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     window, most = 0.0, {}
     for index in (1, 2, 3, 0):
         files = versions[index]
-        died, done = _render_and_kill(out, files, sorted({p.partition("/")[0] for p in files}),
+        died, done = _render_and_kill(out, files, _targets(files),
                                       0, None)
         assert not died and done is not None
         window, most[index] = max(window, done[0]), done[1]
@@ -296,7 +302,7 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     while sum(kills.values()) < KILLS and forks < 4 * KILLS:
         index = rng.choice([i for i, v in enumerate(versions) if v is not current])
         target = versions[index]
-        names = sorted({p.partition("/")[0] for p in target})
+        names = _targets(target)
         how = "step" if forks % 2 else "timed"
         forks += 1
         if how == "step":

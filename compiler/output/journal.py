@@ -135,7 +135,7 @@ def synced_stats(scan: Scan, files: Mapping[str, str], counts: SyncCounts) -> di
     ``files``: the environments it did not touch as they were; those it touched hold ``files``,
     as written (``counts.stats``) or as they were, in their folders and no others; those it
     removed, nothing."""
-    touched = set(counts.touched)
+    touched = {env.partition("/")[0] for env in counts.touched}  # a region's: its folder's
     written = counts.stats or {}
     stats = {name: f"{size}\0{mtime}" for name, (size, mtime) in scan.other.items()}
     for env in scan.files.keys() - touched:
