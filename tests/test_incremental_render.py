@@ -261,7 +261,8 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
     first), at seeded random moments tied to the writer's progress, so that a loaded machine
     moves the moments with the work instead of missing it: every other child kills itself
     before a random one of its changes to the tree (any of them, the marker's creation and
-    removal included, up to 1.1 times as many as the last render of that version made); the
+    removal included, up to 1.1 times as many as the last render of that version made, a
+    count raised by a tenth whenever such a child dies before completing); the
     others are killed from here after a random delay up to 1.2 times a render's duration,
     re-measured from every self-killing child whose stop came after its last change (it
     rendered to the end at the machine's present pace)."""
@@ -311,9 +312,12 @@ def test_sigkill_at_random_moments_never_leaves_an_incomplete_tree_current(
         else:
             died, done = _render_and_kill(out, target, names, 0, rng.uniform(0, 1.2 * window))
         if done is not None:  # it completed: the measures follow the machine's pace
-            most[index] = done[1]
+            if done[1]:  # (a render that found nothing to change says nothing of the count)
+                most[index] = done[1]
             if how == "step":  # (a timed child completes only when it was quicker than usual)
                 window = 0.75 * window + 0.25 * done[0]
+        elif how == "step":  # its stop came before its last change: renders may be longer
+            most[index] += most[index] // 10 + 1
         kills[how] += died
         for env in envs:  # what the readers of the committed tree see of each environment
             new = _state(target, env)
