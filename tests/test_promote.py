@@ -52,6 +52,7 @@ def test_round_trip_removes_a_key_with_its_lines_and_nothing_else() -> None:
         "# state\nweb:\n  live: blue   # traffic\n  blue:\n    image:\n      tag: \"1.4\"\n"
         "  # green's entry\n\napi: {live: green}\n")
     assert edit_text(text, [Change(("web", "nope"), REMOVE)]) == text  # nothing to remove
+    assert edit_text(text, [Change(("nope", "green"), REMOVE)]) == text
     with pytest.raises(EditError, match="from a {…} map"):
         edit_text(text, [Change(("api", "live"), REMOVE)])
 

@@ -334,8 +334,10 @@ def _set(data: Any, path: ValuePath, value: Scalar | Removal) -> Any:
     if not path:
         return value
     head, rest = path[0], path[1:]
+    if isinstance(value, Removal) and (not isinstance(data, dict) or head not in data):
+        return data  # nothing there to remove
     if isinstance(value, Removal) and not rest:
-        return {k: v for k, v in data.items() if k != head} if isinstance(data, dict) else data
+        return {k: v for k, v in data.items() if k != head}
     if isinstance(data, list) and isinstance(head, int):
         items = list(data)
         items[head] = _set(items[head], rest, value)
