@@ -48,6 +48,9 @@ class Cache:
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)
     output: dict[str, Any] | None = None  # the last output snapshot, once read
+    # per environment name: (prepared environment, compiler, limits, digest of what all its
+    # releases' keys share), reused only for those same objects (see output.parallel)
+    environments: dict[str, tuple[Any, Any, str, str]] = field(default_factory=dict)
 
     def chart_hash(self, release: Release) -> str:
         """A hash of every template the release's Jinja chart can load (see
