@@ -123,16 +123,18 @@ class Cache:
         return self.output
 
     def changed_environments(self, target: Path, files: dict[str, str],
-                             stats: dict[str, str] | None = None) -> set[str] | None:
+                             stats: dict[str, str] | None = None,
+                             digests: dict[str, str] | None = None) -> set[str] | None:
         """The environments whose files differ from what ``target`` holds, as meshc last wrote
         it; None when that is not known (another folder, files touched since, environments
         added or removed): then the whole output must be rewritten. ``stats``: the tree's
-        :func:`~compiler.output.journal.tree_stats`, when a walk found them already."""
+        :func:`~compiler.output.journal.tree_stats`, when a walk found them already;
+        ``digests``: :func:`env_digests` of ``files``, when computed already."""
         snapshot = self._last_output()
         before = snapshot.get("envs")
         if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
             return None
-        now = _env_digests(files)
+        now = env_digests(files) if digests is None else digests
         if stats is None:
             stats = tree_stats(target)
         if now.keys() != before.keys() or snapshot.get("stats") != stats:
@@ -174,16 +176,19 @@ class Cache:
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None,
-                      stats: dict[str, str] | None = None) -> None:
+                      stats: dict[str, str] | None = None,
+                      digests: dict[str, str] | None = None) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
         :func:`compiler.output.journal.answer`). ``stats``: the tree's
         :func:`~compiler.output.journal.tree_stats` as the render left it, when it knows them
-        without walking the tree (:func:`~compiler.output.journal.synced_stats`)."""
+        without walking the tree (:func:`~compiler.output.journal.synced_stats`); ``digests``:
+        :func:`env_digests` of ``files``, when computed already."""
         if stats is None:
             stats = tree_stats(target)
         self.output = None  # the last snapshot's file digests go before the new ones are made
-        snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
+        snapshot = {"target": str(target.resolve()), "envs": env_digests(files) if digests is None else digests,
+                    "stats": stats,
                     "files": {name: _file_digest(text) for name, text in files.items()},
                     "stat": None if stats is None else _stats_digest(stats),
                     "count": len(files), "code": code_fingerprint(), **(journal or {})}
@@ -214,8 +219,9 @@ def _file_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _env_digests(files: dict[str, str]) -> dict[str, str]:
-    """A content digest per environment (the first folder of each path)."""
+def env_digests(files: dict[str, str]) -> dict[str, str]:
+    """A content digest per environment (the first folder of each path): of every file's
+    text, so a render computes them once, for the check and for the new snapshot."""
     by_env: dict[str, dict[str, str]] = {}
     for name, text in files.items():
         by_env.setdefault(name.partition("/")[0], {})[name] = text
