@@ -47,6 +47,9 @@ class Cache:
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)
+    # environments whose pack on disk holds exactly this run's entries (every entry hit,
+    # nothing added): save() leaves those files as they are
+    kept: set[str] = field(default_factory=set)
     output: dict[str, Any] | None = None  # the last output snapshot, once read
     # per environment name: (prepared environment, compiler, limits, digest of what all its
     # releases' keys share), reused only for those same objects (see output.parallel)
@@ -93,9 +96,12 @@ class Cache:
         run's entries, and the rest is stale (it is not saved again). A global edit misses
         everywhere, so this frees a copy of every file's text before the releases compile.
         Looking up again afterwards reads the packs again."""
+        self.kept = {env for env, pack in self.packs.items()
+                     if env in self.fresh and self.fresh[env].keys() == pack.keys()}
         self.packs.clear()
 
     def put(self, env: str, key: str, entry: Any) -> None:
+        self.kept.discard(env)
         self.fresh.setdefault(env, {})[key] = entry
 
     def _load(self, env: str) -> dict[str, Any]:
@@ -103,10 +109,14 @@ class Cache:
 
     def save(self) -> None:
         """Write this run's entries (only those used: stale ones are dropped). Best effort: a
-        cache that cannot be written costs speed, never correctness."""
+        cache that cannot be written costs speed, never correctness. A pack that would be
+        written as it was read is left alone (the entries are keyed by content: even one
+        another render wrote meanwhile is never stale)."""
         try:
             _prepare_dir(self.root)
             for env, entries in self.fresh.items():
+                if env in self.kept:
+                    continue
                 temp = self.root / f".{env}.pickle.tmp"
                 with open(temp, "wb") as handle:
                     sealed.dump(entries, handle)
