@@ -47,7 +47,13 @@ class Cache:
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)
+    # environments whose pack on disk holds exactly this run's entries (every entry hit,
+    # nothing added): save() leaves those files as they are
+    kept: set[str] = field(default_factory=set)
     output: dict[str, Any] | None = None  # the last output snapshot, once read
+    # per environment name: (prepared environment, compiler, limits, digest of what all its
+    # releases' keys share), reused only for those same objects (see output.parallel)
+    environments: dict[str, tuple[Any, Any, str, str]] = field(default_factory=dict)
 
     def chart_hash(self, release: Release) -> str:
         """A hash of every template the release's Jinja chart can load (see
@@ -90,9 +96,12 @@ class Cache:
         run's entries, and the rest is stale (it is not saved again). A global edit misses
         everywhere, so this frees a copy of every file's text before the releases compile.
         Looking up again afterwards reads the packs again."""
+        self.kept = {env for env, pack in self.packs.items()
+                     if env in self.fresh and self.fresh[env].keys() == pack.keys()}
         self.packs.clear()
 
     def put(self, env: str, key: str, entry: Any) -> None:
+        self.kept.discard(env)
         self.fresh.setdefault(env, {})[key] = entry
 
     def _load(self, env: str) -> dict[str, Any]:
@@ -100,10 +109,14 @@ class Cache:
 
     def save(self) -> None:
         """Write this run's entries (only those used: stale ones are dropped). Best effort: a
-        cache that cannot be written costs speed, never correctness."""
+        cache that cannot be written costs speed, never correctness. A pack that would be
+        written as it was read is left alone (the entries are keyed by content: even one
+        another render wrote meanwhile is never stale)."""
         try:
             _prepare_dir(self.root)
             for env, entries in self.fresh.items():
+                if env in self.kept:
+                    continue
                 temp = self.root / f".{env}.pickle.tmp"
                 with open(temp, "wb") as handle:
                     sealed.dump(entries, handle)
@@ -120,16 +133,18 @@ class Cache:
         return self.output
 
     def changed_environments(self, target: Path, files: dict[str, str],
-                             stats: dict[str, str] | None = None) -> set[str] | None:
+                             stats: dict[str, str] | None = None,
+                             digests: dict[str, str] | None = None) -> set[str] | None:
         """The environments whose files differ from what ``target`` holds, as meshc last wrote
         it; None when that is not known (another folder, files touched since, environments
         added or removed): then the whole output must be rewritten. ``stats``: the tree's
-        :func:`~compiler.output.journal.tree_stats`, when a walk found them already."""
+        :func:`~compiler.output.journal.tree_stats`, when a walk found them already;
+        ``digests``: :func:`env_digests` of ``files``, when computed already."""
         snapshot = self._last_output()
         before = snapshot.get("envs")
         if snapshot.get("target") != str(target.resolve()) or not isinstance(before, dict):
             return None
-        now = _env_digests(files)
+        now = env_digests(files) if digests is None else digests
         if stats is None:
             stats = tree_stats(target)
         if now.keys() != before.keys() or snapshot.get("stats") != stats:
@@ -171,16 +186,19 @@ class Cache:
 
     def record_output(self, target: Path, files: dict[str, str],
                       journal: dict[str, Any] | None = None,
-                      stats: dict[str, str] | None = None) -> None:
+                      stats: dict[str, str] | None = None,
+                      digests: dict[str, str] | None = None) -> None:
         """Remember what was just written to ``target`` (see :meth:`changed_environments`) and,
         with ``journal`` (its ``command`` and observations), what the render read (see
         :func:`compiler.output.journal.answer`). ``stats``: the tree's
         :func:`~compiler.output.journal.tree_stats` as the render left it, when it knows them
-        without walking the tree (:func:`~compiler.output.journal.synced_stats`)."""
+        without walking the tree (:func:`~compiler.output.journal.synced_stats`); ``digests``:
+        :func:`env_digests` of ``files``, when computed already."""
         if stats is None:
             stats = tree_stats(target)
         self.output = None  # the last snapshot's file digests go before the new ones are made
-        snapshot = {"target": str(target.resolve()), "envs": _env_digests(files), "stats": stats,
+        snapshot = {"target": str(target.resolve()), "envs": env_digests(files) if digests is None else digests,
+                    "stats": stats,
                     "files": {name: _file_digest(text) for name, text in files.items()},
                     "stat": None if stats is None else _stats_digest(stats),
                     "count": len(files), "code": code_fingerprint(), **(journal or {})}
@@ -211,8 +229,9 @@ def _file_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _env_digests(files: dict[str, str]) -> dict[str, str]:
-    """A content digest per environment (the first folder of each path)."""
+def env_digests(files: dict[str, str]) -> dict[str, str]:
+    """A content digest per environment (the first folder of each path): of every file's
+    text, so a render computes them once, for the check and for the new snapshot."""
     by_env: dict[str, dict[str, str]] = {}
     for name, text in files.items():
         by_env.setdefault(name.partition("/")[0], {})[name] = text

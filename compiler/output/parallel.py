@@ -284,10 +284,7 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
         return None
     env = prep.env
     return cache.key({
-        "env": env.name, "context": prep.env_ctx, "secrets": repr(prep.env_secrets),
-        "envHelm": repr(env.helm), "envNamespace": repr(env.namespace),
-        "environ": compiler.templates.environ,  # allowEnv variables templates may read
-        "limits": repr(current_limits()),  # a lowered limit must be enforced, not served around
+        "environment": _environment_digest(compiler, cache, prep),
         "release": [release.name, release.chart.ref, release.chart.local, release.labels,
                     release.values_key_text, repr(release.namespace), repr(release.helm),
                     repr(release.patches)],
@@ -299,6 +296,26 @@ def release_key(compiler: Compiler, cache: Cache, prep: Prepared,
             if compiler.charts is not None and not release.chart.local else None}
            if release.chart.is_helm else {}),
     }), values
+
+
+def _environment_digest(compiler: Compiler, cache: Cache, prep: Prepared) -> str:
+    """The digest of what every release of ``prep``'s environment has in its key: the
+    environment's name, template context, secret key names, helm options and namespace, the
+    ``allowEnv`` variables templates may read and meshc's limits. Hashed once per environment
+    (per release it was a third of the key's cost), and again if any of them may differ."""
+    limits = repr(current_limits())  # a lowered limit must be enforced, not served around
+    memo = cache.environments.get(prep.env.name)
+    if memo is not None and memo[0] is prep and memo[1] is compiler and memo[2] == limits:
+        return memo[3]
+    env = prep.env
+    digest = cache.key({
+        "env": env.name, "context": prep.env_ctx, "secrets": repr(prep.env_secrets),
+        "envHelm": repr(env.helm), "envNamespace": repr(env.namespace),
+        "environ": compiler.templates.environ,  # allowEnv variables templates may read
+        "limits": limits,
+    })
+    cache.environments[prep.env.name] = (prep, compiler, limits, digest)
+    return digest
 
 
 def _remember(cache: Cache, work: Work, raw: list[Chunk]) -> None:

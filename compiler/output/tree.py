@@ -18,7 +18,7 @@ from typing import Any
 
 from ..model.model import Environment
 from ..pipeline import Compiler, input_paths
-from .cache import Cache
+from .cache import Cache, env_digests
 from .emit import Scan, check_target, scan_tree, sync_output
 from .journal import scan_stats, synced_stats
 from .lock import output_lock
@@ -82,9 +82,11 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
     known = None  # what meshc last wrote, when the tree is as it left it
     idle: set[str] = set()  # environments known to need no change
     scan = _scan(target) if not request.selected else None  # the one walk of the tree
+    # each environment's digest of its files' texts: for the check and the new snapshot
+    digests = env_digests(files) if cache is not None and not request.selected else None
     if cache is not None and not request.selected:
         changed = cache.changed_environments(target, files,
-                                             None if scan is None else scan_stats(scan))
+                                             None if scan is None else scan_stats(scan), digests)
         if changed is not None:
             known = cache.known_files(target)
             # the snapshot compares top folders: a region (production/eu-west) is idle only
@@ -97,7 +99,8 @@ def _write(compiler: Compiler, request: RenderRequest, cache: Cache | None,
         cache.save()
         if not request.selected:
             cache.record_output(target, files, journal(target),
-                                None if scan is None else synced_stats(scan, files, counts))
+                                None if scan is None else synced_stats(scan, files, counts),
+                                digests)
     return RenderResult(target, names, len(files), up_to_date=not counts.touched,
                         written=counts.written, removed=counts.removed,
                         unchanged=counts.unchanged)

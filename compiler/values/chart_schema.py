@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
-
-from jsonschema import (
-    Draft4Validator,
-    Draft6Validator,
-    Draft7Validator,
-    Draft202012Validator,
-    validators,
-)
-from jsonschema.exceptions import ValidationError, best_match
-from referencing.exceptions import Unresolvable
+from typing import TYPE_CHECKING, Any
 
 from ..core.diagnostics import Diagnostic, Diagnostics
 from ..core.source import Span, file_span
 from ..model.model import Release
 from ..syntax.yamlsrc import Path, ValuesDoc
 from .values import ValueSet
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+# jsonschema is imported where a schema is checked, not at import: it costs a tenth of a
+# second, and most charts (and every render served by the cache) never need it.
 
 
 def pointer(path: Path) -> str:
@@ -39,6 +35,9 @@ def pointer(path: Path) -> str:
 def schema_problems(schema: ValuesDoc) -> list[Diagnostic]:
     """What is wrong with the schema itself: not valid against its dialect's metaschema, as
     Helm checks it (Helm then refuses every value)."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import best_match
+
     cls = validators.validator_for(schema.data, default=Draft202012Validator)
     error = best_match(cls(_metaschema(cls)).iter_errors(schema.data))
     if error is None:
@@ -50,6 +49,8 @@ def schema_problems(schema: ValuesDoc) -> list[Diagnostic]:
 def _metaschema(cls: Any) -> dict[str, Any]:
     """``cls``'s metaschema; for drafts 6 and 7 with unique ``enum`` items, as the copies Helm
     validates with ask (seen with Helm 4.3.1: "items at 0 and 1 are equal")."""
+    from jsonschema import Draft6Validator, Draft7Validator
+
     meta: dict[str, Any] = cls.META_SCHEMA
     if cls in (Draft6Validator, Draft7Validator):
         enum = {**meta["properties"]["enum"], "uniqueItems": True}
@@ -68,6 +69,8 @@ def check_chart_schema(schema: ValuesDoc, values: ValueSet, release: Release,
     ``secrets`` are the (path, keys) where the plan adds decrypted secrets at install: they are
     present for the check (a schema may require them) but their values are unknown until then,
     so Helm alone judges them, when the plan runs."""
+    from referencing.exceptions import Unresolvable
+
     problems = schema_problems(schema)
     if problems:
         diags.extend(problems)
@@ -109,6 +112,14 @@ def _put(node: Any, path: Path, text: str) -> Any:
 def schema_errors(schema: dict[str, Any], instance: Any) -> list[ValidationError]:
     """Every way ``instance`` fails ``schema`` (of its ``$schema`` dialect, else draft
     2020-12, as Helm 4 reads it), in a stable order: by location, then rule."""
+    from jsonschema import (
+        Draft4Validator,
+        Draft6Validator,
+        Draft7Validator,
+        Draft202012Validator,
+        validators,
+    )
+
     cls = validators.validator_for(schema, default=Draft202012Validator)
     # Helm 4 asserts `format` for drafts up to 7; from 2019-09 on it is an annotation only
     checker = cls.FORMAT_CHECKER if cls in (Draft4Validator, Draft6Validator,
