@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,8 @@ def render_files(compiler: Compiler, envs: list[Environment], jobs: int | None =
         else:
             chunks = [work.todo[i::jobs * 4] for i in range(jobs * 4)]
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 raw = list(pool.map(_work, chunks))
     finally:
         _SHARED = None
@@ -251,6 +253,24 @@ def _weight(compiler: Compiler, work: Work) -> int:
 
 
 _SAVED_GC: list[tuple[int, ...]] = []
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked worker: end when the render that forked it ends, however it ends. A worker
+    outliving a SIGKILLed parent would block for ever on a full result pipe nobody reads,
+    holding the terminal's output pipes open (Linux: the kernel sends SIGKILL on the parent's
+    death; elsewhere the pool's own shutdown applies)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _quiet_gc() -> None:
