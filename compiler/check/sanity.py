@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from posixpath import dirname
 
 from ..core.source import Span
-from ..model.bluegreen import state_path
-from ..pipeline import prepare
+from ..model.bluegreen import groups_of, load_state, state_path
+from ..model.model import SLOTS
 from .context import CheckContext, Finding
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -94,21 +94,26 @@ def _region_cluster_shared(ctx: CheckContext) -> Iterator[Finding]:
 def _bluegreen_unrecorded(ctx: CheckContext) -> Iterator[Finding]:
     """A blue-green release whose live slot the state file does not record: it runs the values
     files' versions, so a version change there would reach both slots, the live one too."""
-    for env in ctx.environments:
-        if not ctx.enabled("bluegreen-unrecorded", env) or not any(
-                r.slot is not None for r in ctx.project.releases):
+    groups = groups_of(ctx.project.releases)
+    for env in ctx.environments if groups else ():
+        if not ctx.enabled("bluegreen-unrecorded", env):
             continue
-        for status in prepare(ctx.compiler, env).slots:
-            if status.live in status.recorded:
+        routers = [o.release for o in ctx.output(env).releases  # compiled once, for every check
+                   if o.release.slot is not None and o.release.slot.is_router]
+        state = load_state(ctx.compiler.files, env.name, groups) if routers else None
+        for router in routers:
+            group = router.slot.group  # type: ignore[union-attr]
+            record = state.record(group) if state is not None else None
+            if record is not None and record.values_of(record.live) is not None:
                 continue
-            router = ctx.project.release(status.group)
-            span = router.slot.span if router is not None and router.slot is not None else None
+            live = record.live if record is not None else SLOTS[0]
             finding = ctx.finding(
                 "bluegreen-unrecorded", env,
-                f"blue-green release '{status.group}': {state_path(env.name)} does not record "
-                f"its live slot ({status.live}) and what it runs, so a version change in the "
-                "values files would reach both slots, the live one too", span,
-                help=f"record it once deployed: meshc switch {env.name} {status.group} --record")
+                f"blue-green release '{group}': {state_path(env.name)} does not record "
+                f"its live slot ({live}) and what it runs, so a version change in the "
+                "values files would reach both slots, the live one too",
+                router.slot.span,  # type: ignore[union-attr]
+                help=f"record it once deployed: meshc switch {env.name} {group} --record")
             if finding is not None:
                 yield finding
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..core.diagnostics import CompileError
-from ..pipeline import find_targets
+from ..ops.live import deployable
 from .support import (
     EXIT_INVALID,
     Options,
@@ -48,9 +48,7 @@ def check(options: Options, /, environments: tuple[str, ...], fmt: str, no_stale
     compiler = session.compiler()
 
     def work() -> int:
-        project = compiler.project
-        named = {t.name: t for name in environments for t in find_targets(project, name)}
-        envs = list(named.values()) if environments else list(project.deployable)
+        envs = deployable(compiler, environments)  # a name deployed in regions: its regions
         helm, why = _check_helm()
         report = run_checks(compiler, envs, CheckOptions(
             stale=not no_stale, decrypt=_canary_decrypt(compiler), helm=helm,

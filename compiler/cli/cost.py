@@ -11,7 +11,7 @@ from ..cost.report import change_text, format_change_json, format_json, format_m
 from ..cost.report import format_text as cost_text
 from ..cost.svg import format_svg
 from ..ops.cost import estimate_costs
-from ..pipeline import find_targets
+from ..ops.live import deployable
 from .support import Options, _cache, _echo, _flags, _Session, _set_options
 
 
@@ -41,10 +41,7 @@ def cost(options: Options, /, environments: tuple[str, ...], fmt: str, by: str, 
     compiler = session.compiler(_flags(kwargs), cache=not no_cache)
 
     def work() -> int:
-        project = compiler.project
-        envs = ([env for name in dict.fromkeys(environments) for env in find_targets(project, name)]
-                if environments else list(project.deployable))
-        envs = list({env.name: env for env in envs}.values())  # an alias and its name: once
+        envs = deployable(compiler, environments)  # each once; a name deployed in regions: its regions
         cache = _cache(compiler, no_cache)
         report = estimate_costs(compiler, envs, diff=diff, cache=cache)
         if cache is not None:

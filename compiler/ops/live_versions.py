@@ -78,12 +78,13 @@ def live_env_versions(env: Environment, live: LiveEnvironment) -> EnvVersions:
     # a blue-green release runs what its live slot runs (as the plan it was applied from says):
     # the release's row, compared along the promotion order; its slots show live or idle
     slots: dict[str, str] = {}
+    planned = {x.release for x in live.releases}
     for r in live.releases:
         role = r.step.blue_green
         if role is None or role.role == "router":
             continue
         slots[r.release] = LIVE if role.live else IDLE
-        if role.live and r.release in running and role.group in {x.release for x in live.releases}:
+        if role.live and r.release in running and role.group in planned:
             running.add(role.group)
             versions.update({(role.group, key): replace(v, release=role.group)
                              for (name, key), v in list(versions.items()) if name == r.release})
